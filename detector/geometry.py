@@ -11,8 +11,8 @@ def box_iou(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> np.ndarray:
     """(N, M) intersection-over-union of two sets of xyxy boxes.
 
     Example:
-        >>> box_iou(np.array([[0, 0, 10, 10]]), np.array([[5, 0, 15, 10]])).round(3).tolist()
-        [[0.333]]
+        >>> round(float(box_iou(np.array([[0, 0, 10, 10]]), np.array([[5, 0, 15, 10]]))[0, 0]), 3)
+        0.333
     """
     a = np.asarray(a_xyxy, np.float32).reshape(-1, 4)
     b = np.asarray(b_xyxy, np.float32).reshape(-1, 4)
