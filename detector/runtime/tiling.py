@@ -2,8 +2,9 @@
 to the network at native resolution instead of being shrunk with the whole frame.
 
 Boxes from overlapping tiles are merged so an object on a tile border is reported once: first ordinary
-class-aware NMS, then boxes cut by an interior tile border are absorbed into an overlapping box of the same
-class (intersection over the smaller box), which IoU alone misses because a cut box is much smaller.
+NMS among whole boxes, then boxes cut by an interior tile border are absorbed into an overlapping box of the same
+class (intersection over the smaller box, which IoU misses because a cut box is much smaller) or joined
+with the other fragments of the same object, and a last NMS removes what duplicates remain.
 """
 
 from __future__ import annotations
@@ -103,35 +104,37 @@ def merge_tiled(per_tile: list[Detections], tiles: list[Tile | None], width_px: 
     if not parts:
         return Detections.empty()
     merged = Detections.merge(parts)
-    # Prefer whole boxes over cut ones at equal score: a cut box must never suppress the whole one.
-    rank = merged.confidence - 0.5 * merged.data["tile_cut"]
-    merged = merged[nms(merged.xyxy, rank, nms_iou, merged.class_id)]
-
-    order = np.argsort(merged.data["tile_cut"].astype(np.int8), kind="stable")  # whole boxes first
-    merged = merged[order]
+    cut = merged.data["tile_cut"]
+    # NMS only among whole boxes: run over fragments it would keep one fragment and drop the other,
+    # losing the part of the object that only the dropped one covered.
+    whole = merged[~cut]
+    whole = whole[nms(whole.xyxy, whole.confidence, nms_iou, whole.class_id)]
+    fragments = merged[cut]
+    fragments = fragments[np.argsort(-fragments.confidence, kind="stable")]
+    merged = Detections.merge([whole, fragments])  # whole boxes first: they absorb fragments
+    cut = merged.data["tile_cut"]
     ios = box_ios(merged.xyxy, merged.xyxy)
     same_class = merged.class_id[:, None] == merged.class_id[None, :]
-    cut = merged.data["tile_cut"]
     absorbed = np.zeros(len(merged), bool)
     xyxy = merged.xyxy.copy()
     conf = merged.confidence.copy()
     for i in range(len(merged)):
         if absorbed[i]:
             continue
-        partners = (ios[i] >= merge_ios) & same_class[i] & ~absorbed & (cut | cut[i])
+        partners = (ios[i] >= merge_ios) & same_class[i] & ~absorbed & cut
         partners[: i + 1] = False
         for j in np.flatnonzero(partners):
-            if not cut[i] and cut[j]:
-                absorbed[j] = True  # the whole box already covers the cut fragment
-            else:
+            if cut[i]:
                 # Two fragments of one object cut by different borders: their union is the object.
                 xyxy[i, :2] = np.minimum(xyxy[i, :2], xyxy[j, :2])
                 xyxy[i, 2:] = np.maximum(xyxy[i, 2:], xyxy[j, 2:])
-                absorbed[j] = True
+            absorbed[j] = True  # a whole box already covers the fragment
             conf[i] = max(conf[i], conf[j])
     keep = ~absorbed
     data = {k: v[keep] for k, v in merged.data.items() if k != "tile_cut"}
-    return Detections(xyxy[keep], conf[keep], merged.class_id[keep], None, data)
+    result = Detections(xyxy[keep], conf[keep], merged.class_id[keep], None, data)
+    # Unions of fragments can now overlap whole boxes or each other like any duplicate.
+    return result[nms(result.xyxy, result.confidence, nms_iou, result.class_id)]
 
 
 def detect_tiled(detector: "OnnxDetector", image: np.ndarray, config: TilingConfig = TilingConfig(),
