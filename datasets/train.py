@@ -84,6 +84,24 @@ def forbid_downloads() -> None:
     data_utils.check_font = no_font
 
 
+def resolved_data_yaml(data_yaml: Path, out_dir: Path) -> Path:
+    """A copy of a dataset YAML whose `path` is absolute.
+
+    ultralytics resolves a relative `path` (such as bicycles-2000's `path: .`) against the working
+    directory, not against the YAML's folder as the file's authors mean it.
+    """
+    import yaml
+
+    data_yaml = Path(data_yaml).resolve()
+    spec = yaml.safe_load(data_yaml.read_text())
+    root = Path(spec.get("path") or ".")
+    spec["path"] = str(root if root.is_absolute() else (data_yaml.parent / root).resolve())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / "data.resolved.yaml"
+    out.write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True))
+    return out
+
+
 def train(req: TrainRequest, progress: bool = True) -> TrainResult:
     """Train (or resume) one model with ultralytics; returns where the weights are."""
     forbid_downloads()
@@ -100,7 +118,7 @@ def train(req: TrainRequest, progress: bool = True) -> TrainResult:
     else:
         model = YOLO(req.model)
         args = dict(
-            data=str(Path(req.data_yaml).resolve()),
+            data=str(resolved_data_yaml(req.data_yaml, run_dir.parent / f"{run_dir.name}-data")),
             imgsz=req.imgsz_px,
             epochs=req.epochs,
             batch=req.batch,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -131,8 +132,27 @@ class OnnxDetector:
                 f"{path}: output shape {out_shape} does not match format '{card.format}' with "
                 f"{len(card.classes)} classes at {card.input.width_px}x{card.input.height_px} (expected {want})"
             )
+        self._check_embedded_names()
         batch = in_shape[0]
         return inputs[0].name, not (isinstance(batch, int) and batch > 0)
+
+    def _check_embedded_names(self) -> None:
+        """ultralytics exports carry their class names; a card that lists others describes another model."""
+        raw = self.session.get_modelmeta().custom_metadata_map.get("names")
+        if not raw:
+            return
+        try:
+            names = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            return
+        names = [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)
+        if names != self.class_names:
+            diff = next((i for i, (a, b) in enumerate(zip(names, self.class_names)) if a != b), min(len(names),
+                                                                                                 len(self.class_names)))
+            raise ModelCardError(
+                f"{self.path}: class names embedded in the file differ from the card's "
+                f"(file has {len(names)}, card {len(self.class_names)}; first difference at index {diff})"
+            )
 
     # --- inference ----------------------------------------------------------------------------
 

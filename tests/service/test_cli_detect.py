@@ -87,6 +87,13 @@ CASES = {
          str(_write_card(tmp, "mismatch2", file=str(shared / "models" / "FastestDet.onnx"), sha256=None,
                          input={"width_px": 352, "height_px": 352, "channel_order": "rgb", "scale": 1.0}))],
         "FastestDet.onnx: output shape [1, 85, 22, 22] does not match format 'yolox'"),
+    "card names differ from the file's": lambda tmp, imgs, shared: (
+        ["detect", str(imgs[0]), "--model", str(shared / "models" / "yolov8n_int8.onnx"), "--card",
+         str(_write_card(tmp, "v8names", format="ultralytics", sha256=None,
+                         classes=["bicycle", "person"] + [f"c{i}" for i in range(78)],
+                         input={"width_px": 640, "height_px": 640, "channel_order": "rgb", "scale": 0.00392156862745098}))],
+        "yolov8n_int8.onnx: class names embedded in the file differ from the card's (file has 80, card 80; "
+        "first difference at index 0)"),
     "wrong sha256": lambda tmp, imgs, shared: (
         ["detect", str(imgs[0]), "--model", str(_write_card(tmp, "badsha", sha256="0" * 64))],
         "yolox_nano.onnx: sha256 e8af074932d4… does not match the card's 000000000000…"),
