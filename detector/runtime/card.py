@@ -150,7 +150,9 @@ def load_card(path: Path | str) -> ModelCard:
     try:
         return ModelCard.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'card'}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'card'}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()
+        )
         raise ModelCardError(f"{path}: invalid model card: {problems}") from None
 
 

@@ -90,7 +90,7 @@ CASES = {
     "card names differ from the file's": lambda tmp, imgs, shared: (
         ["detect", str(imgs[0]), "--model", str(shared / "models" / "yolov8n_int8.onnx"), "--card",
          str(_write_card(tmp, "v8names", format="ultralytics", sha256=None,
-                         classes=["bicycle", "person"] + [f"c{i}" for i in range(78)],
+                         classes=["bicycle", "person"] + [f"c{i}" for i in range(78)], violation_classes={},
                          input={"width_px": 640, "height_px": 640, "channel_order": "rgb", "scale": 0.00392156862745098}))],
         "yolov8n_int8.onnx: class names embedded in the file differ from the card's (file has 80, card 80; "
         "first difference at index 0)"),
