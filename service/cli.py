@@ -22,7 +22,7 @@ def _error(message: str) -> None:
     print(f"streetwatch: error: {message}", file=sys.stderr, flush=True)
 
 
-def _progress(iterable, total: int, desc: str, enabled: bool):
+def _progress(iterable, total: int | None, desc: str, enabled: bool):
     if not enabled:
         return iterable
     from tqdm import tqdm
@@ -108,6 +108,139 @@ def cmd_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- eval / train / release ----------------------------------------------------------------------------
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from datasets.evaluate import evaluate_model, write_eval_results
+    from detector.runtime import RuntimeOptions, TilingConfig, load_model
+
+    if args.split == "test":
+        print("streetwatch: note: 'test' is the holdout: report it, never choose thresholds or checkpoints on it",
+              file=sys.stderr)
+    model = load_model(args.model, args.card, RuntimeOptions(intra_op_threads=args.threads))
+    show = sys.stderr.isatty()
+    run = evaluate_model(model, Path(args.data), args.split, args.conf, args.unseen_sources,
+                         TilingConfig() if args.tile else None,
+                         progress=lambda it: _progress(it, None, "eval", show))
+    json_path, md_path = write_eval_results(run, Path(args.results_dir), args.tag)
+    if args.json:
+        print(json_path.read_text())
+    else:
+        print(md_path.read_text())
+    print(f"wrote {json_path} and {md_path}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _models_root(args: argparse.Namespace) -> Path:
+    from detector.runtime import models_dir
+
+    return Path(args.models_dir) if args.models_dir else models_dir()
+
+
+def _parse_hyp(pairs: Sequence[str]) -> dict:
+    import yaml
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--hyp {pair!r}: expected KEY=VALUE")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    os.environ["YOLO_OFFLINE"] = "1"
+    try:
+        from datasets.train import TrainRequest, describe, train
+    except ImportError as exc:
+        _error(f"training needs the [train] extra (pip install -e '.[train]'): {exc}")
+        return EXIT_USER_ERROR
+    req = TrainRequest(data_yaml=Path(args.data), model=args.model, run_dir=Path(args.runs_dir) / args.name,
+                       imgsz_px=args.imgsz, epochs=args.epochs, batch=args.batch, workers=args.workers,
+                       device=args.device, resume=args.resume, seed=args.seed, hyp=_parse_hyp(args.hyp))
+    result = train(req, progress=True)
+    print(json.dumps({"run_dir": str(result.run_dir), "best_pt": str(result.best_pt), "epochs": result.epochs,
+                      "elapsed_s": round(result.elapsed_s, 1), "metrics": result.metrics}))
+    if args.release:
+        from datasets.release import release_model
+
+        card = release_model(result.best_pt, Path(args.data), args.release, _models_root(args), args.imgsz,
+                             training={**describe(req), "elapsed_s": round(result.elapsed_s, 1)},
+                             training_data=args.training_data or str(args.data))
+        print(f"released {card.name} to {_models_root(args) / card.name}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    from datasets.release import release_model
+
+    card = release_model(Path(args.weights), Path(args.data), args.name, _models_root(args), args.imgsz,
+                         training={"weights": str(args.weights)}, training_data=args.training_data or str(args.data))
+    print(f"released {card.name} to {_models_root(args) / card.name}", file=sys.stderr)
+    return EXIT_OK
+
+
+# --- dataset ------------------------------------------------------------------------------------------
+
+def cmd_dataset_stats(args: argparse.Namespace) -> int:
+    from datasets.yolo import dataset_stats, stats_to_markdown
+
+    stats = dataset_stats(Path(args.data))
+    print(json.dumps(stats, indent=2) if args.json else stats_to_markdown(stats))
+    return EXIT_OK
+
+
+def cmd_dataset_contact_sheet(args: argparse.Namespace) -> int:
+    from datasets.yolo import contact_sheet
+
+    out = contact_sheet(Path(args.data), args.split, Path(args.out), args.n, args.seed, args.cell_px)
+    print(out)
+    return EXIT_OK
+
+
+def _class_map(pairs: Sequence[str] | None) -> dict | None:
+    if not pairs:
+        return None
+    mapping = {}
+    for pair in pairs:
+        src, sep, dst = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--map {pair!r}: expected SOURCE=TARGET (TARGET empty drops the class)")
+        mapping[src] = dst or None
+    return mapping
+
+
+def cmd_dataset_merge(args: argparse.Namespace) -> int:
+    from datasets.yolo import merge_datasets
+
+    sources = [(Path(p), _class_map(args.map)) for p in args.sources]
+    out = merge_datasets(sources, Path(args.out), args.classes, link=not args.copy)
+    print(out)
+    return EXIT_OK
+
+
+def cmd_dataset_split(args: argparse.Namespace) -> int:
+    from datasets.yolo import split_dataset
+
+    out = split_dataset(Path(args.images), Path(args.out), {"train": 1 - args.val, "val": args.val}, args.seed,
+                        args.classes, link=not args.copy)
+    print(out)
+    return EXIT_OK
+
+
+def cmd_dataset_convert(args: argparse.Namespace) -> int:
+    from datasets.convert import coco_to_yolo, voc_to_yolo
+
+    if args.format == "coco":
+        out = coco_to_yolo(Path(args.annotations), Path(args.images), Path(args.out), args.split,
+                           _class_map(args.map))
+    else:
+        out = voc_to_yolo(Path(args.annotations), Path(args.images), Path(args.out), args.split, args.classes)
+    print(out)
+    return EXIT_OK
+
+
 # --- parser ------------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,6 +267,88 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list the models that have a card under models/")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("eval", help="accuracy of a model on a labelled split (P, R, AP50, AP50-95 per class)")
+    p.add_argument("--model", required=True, metavar="NAME_OR_PATH")
+    p.add_argument("--card", metavar="CARD")
+    p.add_argument("--data", required=True, metavar="DATA.yaml", help="a YOLO dataset (ultralytics data.yaml)")
+    p.add_argument("--split", required=True, choices=["train", "val", "test"])
+    p.add_argument("--conf", type=float, default=0.25, help="score at which precision and recall are reported")
+    p.add_argument("--unseen-sources", action="store_true",
+                   help="only images whose source photo does not occur in train (Roboflow augmented copies)")
+    p.add_argument("--tile", action="store_true", help="tiled inference")
+    p.add_argument("--results-dir", default="benchmarks/results", metavar="DIR")
+    p.add_argument("--tag", default=None, help="suffix for the result file names")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("train", help="train a detector with ultralytics (needs the [train] extra)")
+    p.add_argument("--data", required=True, metavar="DATA.yaml")
+    p.add_argument("--name", required=True, help="run name (folder under --runs-dir)")
+    p.add_argument("--model", default="yolov8n.yaml",
+                   help="architecture YAML (from scratch) or a .pt checkpoint made by this project (fine-tune)")
+    p.add_argument("--imgsz", type=int, default=416)
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last.pt")
+    p.add_argument("--runs-dir", default="runs/train")
+    p.add_argument("--hyp", nargs="*", default=[], metavar="KEY=VALUE", help="further ultralytics arguments")
+    p.add_argument("--release", metavar="NAME", help="after training, export and write models/NAME with its card")
+    p.add_argument("--models-dir", default=None, help="where --release writes (default: models/)")
+    p.add_argument("--training-data", default=None, help="training-data description for the card (with credits)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("release", help="export a checkpoint to ONNX, choose thresholds on val, write its card")
+    p.add_argument("--weights", required=True, metavar="BEST.pt")
+    p.add_argument("--data", required=True, metavar="DATA.yaml")
+    p.add_argument("--name", required=True)
+    p.add_argument("--imgsz", type=int, required=True)
+    p.add_argument("--models-dir", default=None)
+    p.add_argument("--training-data", default=None)
+    p.set_defaults(func=cmd_release)
+
+    ds = sub.add_parser("dataset", help="dataset tools: stats, contact-sheet, merge, split, convert")
+    dsub = ds.add_subparsers(dest="dataset_command", required=True, metavar="ACTION")
+    p = dsub.add_parser("stats", help="images, boxes per class, box sizes per split")
+    p.add_argument("data", metavar="DATA.yaml")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_dataset_stats)
+    p = dsub.add_parser("contact-sheet", help="a PNG grid of images with their boxes")
+    p.add_argument("data", metavar="DATA.yaml")
+    p.add_argument("--split", default="train")
+    p.add_argument("--out", required=True, metavar="PNG")
+    p.add_argument("--n", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cell-px", type=int, default=320)
+    p.set_defaults(func=cmd_dataset_contact_sheet)
+    p = dsub.add_parser("merge", help="merge YOLO datasets into one class list")
+    p.add_argument("sources", nargs="+", metavar="DATA.yaml")
+    p.add_argument("--out", required=True)
+    p.add_argument("--classes", nargs="+", required=True, help="the merged class list, in order")
+    p.add_argument("--map", nargs="*", metavar="SOURCE=TARGET", help="rename classes (TARGET empty drops)")
+    p.add_argument("--copy", action="store_true", help="copy images instead of linking")
+    p.set_defaults(func=cmd_dataset_merge)
+    p = dsub.add_parser("split", help="split a folder of labelled images into train/val by source photo")
+    p.add_argument("images", metavar="IMAGES_DIR")
+    p.add_argument("--out", required=True)
+    p.add_argument("--val", type=float, default=0.2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--classes", nargs="*", default=None)
+    p.add_argument("--copy", action="store_true")
+    p.set_defaults(func=cmd_dataset_split)
+    p = dsub.add_parser("convert", help="COCO json or Pascal VOC xml to YOLO")
+    p.add_argument("format", choices=["coco", "voc"])
+    p.add_argument("annotations", help="COCO json file, or folder of VOC xml files")
+    p.add_argument("--images", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--split", default="train")
+    p.add_argument("--map", nargs="*", metavar="SOURCE=TARGET")
+    p.add_argument("--classes", nargs="*", default=None)
+    p.set_defaults(func=cmd_dataset_convert)
     return parser
 
 
@@ -149,8 +364,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
     try:
         return func(args)
-    except StreetwatchError as exc:
-        _error(str(exc))
+    except (StreetwatchError, ValueError, FileNotFoundError, FileExistsError) as exc:
+        # ValueError/FileNotFoundError here come from argument values the user gave (paths, KEY=VALUE).
+        _error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         return 130

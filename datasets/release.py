@@ -1,0 +1,89 @@
+"""Turning a trained checkpoint into a shipped model: ONNX export, thresholds chosen on val, the card.
+
+Thresholds come from the validation split only (best F1 per class, measured by our own runtime on the
+exported file); the holdout is evaluated afterwards and only reported, never used to choose anything.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from datasets.evaluate import evaluate_model
+from datasets.yolo import load_dataset
+from detector.runtime import OnnxDetector
+from detector.runtime.card import InputSpec, ModelCard, Thresholds, sha256_of
+
+__all__ = ["release_model", "write_card"]
+
+# A class whose best-F1 threshold cannot be measured (no val instances) keeps this default.
+DEFAULT_CONF = 0.25
+# Thresholds are clamped: below 0.05 a camera floods reviewers, above 0.8 small objects vanish.
+MIN_CONF, MAX_CONF = 0.05, 0.8
+
+
+def write_card(card: ModelCard, folder: Path) -> Path:
+    data = card.model_dump(mode="json", exclude={"card_path"})
+    path = folder / "card.yaml"
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(f"# Model card for {card.name}: written by `streetwatch release`; edit notes by hand if needed.\n")
+        yaml.safe_dump(data, fh, sort_keys=False, allow_unicode=True, width=110)
+    return path
+
+
+def release_model(weights_pt: Path, data_yaml: Path, name: str, out_root: Path, imgsz_px: int,
+                  training: dict[str, Any], training_data: str, licence: str = "Apache-2.0",
+                  violation_classes: dict[str, str] | None = None, notes: str = "",
+                  keep_weights: bool = True) -> ModelCard:
+    """Export `weights_pt` to `out_root/<name>/<name>.onnx`, choose thresholds on val, write the card."""
+    from datasets.train import export_onnx
+
+    folder = out_root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    onnx_path = export_onnx(weights_pt, folder / f"{name}.onnx", imgsz_px)
+    if keep_weights:
+        # The checkpoint is what `streetwatch train` fine-tunes on reviewer feedback.
+        shutil.copyfile(weights_pt, folder / f"{name}.pt")
+    ds = load_dataset(Path(data_yaml))
+    card = ModelCard(
+        name=name,
+        version=datetime.now(timezone.utc).strftime("%Y.%m.%d"),
+        file=onnx_path.name,
+        sha256=sha256_of(onnx_path),
+        format="ultralytics",
+        input=InputSpec(width_px=imgsz_px, height_px=imgsz_px, channel_order="rgb", scale=1 / 255),
+        classes=ds.class_names,
+        licence=licence,
+        source="trained by the streetwatch project",
+        training_data=training_data,
+        training=training,
+        violation_classes=violation_classes or {},
+        notes=notes,
+        card_path=str((folder / "card.yaml").resolve()),
+    )
+    run = evaluate_model(OnnxDetector(card), Path(data_yaml), "val")
+    per_class = {}
+    for row in run.report.classes:
+        conf = DEFAULT_CONF if row.best_f1_conf is None else min(MAX_CONF, max(MIN_CONF, row.best_f1_conf))
+        per_class[row.name] = round(conf, 3)
+    card = card.model_copy(update={
+        "thresholds": Thresholds(default=DEFAULT_CONF, per_class=per_class),
+        "metrics": {"val": {"data": str(data_yaml), **_summary(run.report)}},
+    })
+    write_card(card, folder)
+    return card
+
+
+def _summary(report) -> dict[str, Any]:
+    return {
+        "images": report.n_images,
+        "ap50": round(report.overall.ap50, 4),
+        "ap50_95": round(report.overall.ap50_95, 4),
+        "per_class": {r.name: {"instances": r.instances, "ap50": round(r.ap50, 4), "ap50_95": round(r.ap50_95, 4),
+                               "best_f1_conf": None if r.best_f1_conf is None else round(r.best_f1_conf, 3)}
+                      for r in report.classes},
+    }
