@@ -1,0 +1,677 @@
+"""streetwatch configuration: one YAML or JSON file describing cameras, their zones and rules.
+
+The file is validated in full before anything runs. Every model forbids unknown keys (a misspelt key is an
+error, not a silently ignored setting), every field is described and bounded, and cross-field checks have
+names. Problems are reported all together, each as ``field.path: reason``::
+
+    cameras[0].zones[1].polygon: self-intersecting at segment 2–3 (crosses segment 0–1)
+    cameras[1].timezone: unknown time zone 'Asia/Shangai': use an IANA name such as 'Asia/Shanghai'
+
+Top-level ``tracker``, ``rules`` and ``model`` are defaults for every camera. A camera's own ``tracker`` and
+``rules`` override only the keys they set; a camera's ``model`` replaces the default selection.
+
+The ``build_*`` functions turn a validated configuration into the detector's objects (zones, schedules,
+tracker, rule engine); zone and schedule validation is the detector's own, so a bad polygon gets the same
+message here as from `detector.zones.Zone`.
+
+Example:
+    >>> config = load_config("examples/config.yaml")  # doctest: +SKIP
+    >>> camera = config.cameras[0]                   # doctest: +SKIP
+    >>> tracker, engine = build_tracker(config, camera), build_rule_engine(config, camera)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import fields as dataclass_fields
+from pathlib import Path
+from typing import Any, Literal, Mapping, Sequence
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from detector.errors import StreetwatchError
+from detector.rules import RULES, Rule, RuleEngine, make_rule
+from detector.schedule import WEEKDAYS, TimeWindow, WeeklySchedule, load_timezone
+from detector.tracking import Tracker, TrackerConfig
+from detector.zones import Zone, ZoneKind, polygon_problems
+
+__all__ = [
+    "CONFIG_VERSION",
+    "DEFAULT_CATEGORY_CODES",
+    "AppConfig",
+    "BikeRuleConfig",
+    "CameraConfig",
+    "ConfigError",
+    "ModelSelection",
+    "PositionConfig",
+    "RULE_CONFIG_TYPES",
+    "RuleConfig",
+    "RulesConfig",
+    "StallRuleConfig",
+    "TrackerSettings",
+    "WindowConfig",
+    "ZoneConfig",
+    "build_rule_engine",
+    "build_rules",
+    "build_schedule",
+    "build_tracker",
+    "build_zones",
+    "format_validation_error",
+    "load_config",
+    "parse_config",
+    "validate_config_file",
+]
+
+CONFIG_VERSION = 1
+# The national digital-case convention (大类+小类); cities override these with their own ids.
+DEFAULT_CATEGORY_CODES: dict[str, str] = {
+    "stall_occupation": "0504",  # 店外经营
+    "bike_misparked": "0506",  # 非机动车乱停放
+    "illegal_structure": "0101",  # 私搭乱建
+    "mobile_vendor": "0501",  # 无照经营游商
+}
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_SOURCE = re.compile(r"^(rtsp|rtsps|rtmp|http|https|file)://\S+$")
+_CODE = re.compile(r"^[0-9A-Za-z_.-]{1,32}$")
+_WEEK_S = 7 * 86400.0
+
+
+class ConfigError(StreetwatchError):
+    """The configuration file is missing, unparsable or invalid.
+
+    Attributes:
+        source: The file (or a label for in-memory input).
+        problems: One entry per problem, ``field.path: reason`` (or a reason about the file itself).
+    """
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = list(problems)
+        super().__init__(f"{source}: invalid configuration: {'; '.join(self.problems)}")
+
+
+class _Problems(ValueError):
+    """Raised by validators to report several problems, each at a path relative to the validated model."""
+
+    def __init__(self, problems: Sequence[tuple[str, str]]):
+        self.problems = list(problems)
+        super().__init__("; ".join(f"{path}: {reason}" if path else reason for path, reason in self.problems))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- schedules and zones --------------------------------------------------------------------------------
+
+class WindowConfig(_Model):
+    """One weekly window, local time of the camera; ``end`` before ``start`` crosses midnight."""
+
+    days: list[str] = Field(
+        default_factory=lambda: list(WEEKDAYS), min_length=1, max_length=14,
+        description="Days the window starts on: mon..sun, or ranges such as mon-fri (default: every day).",
+    )
+    start: str = Field(description="Start time HH:MM, local time (quote it in YAML: \"18:00\").",
+                       min_length=4, max_length=5)
+    end: str = Field(description="End time HH:MM (24:00 allowed); at or before start it ends the next day.",
+                     min_length=4, max_length=5)
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _yaml_sexagesimal_time(cls, value: Any) -> Any:
+        # YAML 1.1 reads an unquoted 18:30 as the base-60 integer 1110, which is exactly minutes since
+        # midnight; turn it back into the text the user wrote instead of failing on a correct-looking file.
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 24 * 60:
+            return f"{value // 60:02d}:{value % 60:02d}"
+        return value
+
+    @model_validator(mode="after")
+    def _window_valid(self) -> "WindowConfig":
+        self.to_window()  # ScheduleError is a ValueError: its message becomes the problem
+        return self
+
+    def to_window(self) -> TimeWindow:
+        return TimeWindow.parse(self.days, self.start, self.end)
+
+
+class ZoneConfig(_Model):
+    """A zone drawn on the camera's view."""
+
+    id: str = Field(description="Zone id, unique within the camera.", pattern=ID_PATTERN)
+    kind: ZoneKind = Field(description="What the zone means: " + ", ".join(k.value for k in ZoneKind) + ".")
+    name: str = Field("", description="Human-readable name shown to reviewers.", max_length=200)
+    polygon: list[tuple[float, float]] = Field(
+        description="Points [x, y] normalised to 0..1 of frame width and height, in drawing order.", max_length=500
+    )
+    schedule: list[WindowConfig] | None = Field(
+        None, min_length=1,
+        description="When the zone applies (omit: always). For vending_allowed: when vending is allowed.",
+    )
+    inertia_samples: int = Field(3, ge=1, le=100,
+                                 description="Consecutive samples that must agree before membership changes.")
+    anchor: Literal["bottom_center", "center"] = Field(
+        "bottom_center",
+        description="Point of a box that decides membership: bottom_center (where it stands) or center.",
+    )
+    min_dwell_s: float | None = Field(None, ge=0, le=_WEEK_S,
+                                      description="Overrides the rule's min_dwell_s for objects in this zone.")
+
+    @field_validator("polygon")
+    @classmethod
+    def _polygon_valid(cls, value: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        problems = polygon_problems(value)
+        if problems:
+            raise _Problems([("", p) for p in problems])
+        return value
+
+
+# --- tracker, rules, model ------------------------------------------------------------------------------
+
+_TRACKER_DEFAULTS = TrackerConfig()
+
+
+def _tracker_field(name: str, description: str) -> Any:
+    # Bounds and defaults come from the detector's TrackerConfig, so the two cannot drift apart.
+    lo, hi = TrackerConfig.LIMITS[name]
+    return Field(getattr(_TRACKER_DEFAULTS, name), ge=lo, le=hi, description=description)
+
+
+class TrackerSettings(_Model):
+    """Tracker settings (see detector.tracking.TrackerConfig); cross-field checks run on the merged result."""
+
+    high_score: float = _tracker_field("high_score",
+                                       "Detections at or above this are matched first and may start tracks.")
+    low_score: float = _tracker_field("low_score", "Weaker detections down to this only extend existing tracks.")
+    new_track_score: float = _tracker_field("new_track_score", "Minimum score to start a track.")
+    match_iou: float = _tracker_field("match_iou", "Minimum IoU with a track's predicted box (first stage).")
+    low_match_iou: float = _tracker_field("low_match_iou", "Minimum IoU for weak detections (second stage).")
+    center_distance_max: float = _tracker_field(
+        "center_distance_max", "Match small fast objects by centre distance up to this many box sizes; 0 disables.")
+    min_hits: int = _tracker_field("min_hits", "Matches before a track is confirmed and reported.")
+    max_missing_s: float = _tracker_field("max_missing_s", "A moving track unseen this long (s) is removed.")
+    stationary_window_s: float = _tracker_field(
+        "stationary_window_s", "Seconds an object must stay put to count as stationary.")
+    stationary_tolerance: float = _tracker_field(
+        "stationary_tolerance", "Staying put means moving less than this fraction of the box size.")
+    moving_confirm_s: float = _tracker_field(
+        "moving_confirm_s", "Seconds a stationary object must be off its spot before it counts as moving.")
+    stationary_max_missing_s: float = _tracker_field(
+        "stationary_max_missing_s", "A stationary track unseen this long (s) is removed.")
+    reattach_iou: float = _tracker_field(
+        "reattach_iou", "IoU with the last box a reappearing object needs to resume its stationary track.")
+    score_history: int = _tracker_field("score_history", "Recent scores kept per track for the median score.")
+
+    def to_detector(self) -> TrackerConfig:
+        return TrackerConfig(**self.model_dump())
+
+
+class RuleConfig(_Model):
+    """Settings every rule kind has."""
+
+    enabled: bool = Field(True, description="Whether the rule runs.")
+    classes: list[str] = Field(min_length=1, max_length=50,
+                               description="Pipeline classes the rule looks at (after the model's class map).")
+    min_dwell_s: float = Field(300.0, ge=0, le=_WEEK_S,
+                               description="Seconds the condition must hold before a violation opens.")
+    min_score: float = Field(0.5, ge=0, le=1, description="Minimum median of a track's recent scores.")
+    cooldown_s: float = Field(600.0, ge=0, le=_WEEK_S,
+                              description="After a violation closes, the same tracks cannot open another "
+                                          "in that zone for this long.")
+    end_grace_s: float = Field(120.0, ge=0, le=86400,
+                               description="A violation closes once its condition has not been observed for this long.")
+    update_interval_s: float = Field(60.0, ge=1, le=86400,
+                                     description="Most frequent periodic update of an open violation.")
+    schedule: list[WindowConfig] | None = Field(None, min_length=1,
+                                                description="Enforcement hours, camera local time (omit: always).")
+    zone_ids: list[str] | None = Field(None, min_length=1,
+                                       description="Only these zones of the camera "
+                                                   "(omit: every zone of the kinds the rule reads).")
+
+
+class StallRuleConfig(RuleConfig):
+    """stall_occupation: a stall standing in a no-vending place (占道经营 / 店外经营)."""
+
+    classes: list[str] = Field(default_factory=lambda: ["stall"], min_length=1, max_length=50,
+                               description="Pipeline classes that are stalls.")
+    min_dwell_s: float = Field(300.0, ge=0, le=_WEEK_S, description="Seconds a stall must stand in a forbidden place.")
+
+
+class BikeRuleConfig(RuleConfig):
+    """bike_misparked: bikes parked outside the painted boxes, one violation per cluster (乱停放)."""
+
+    classes: list[str] = Field(default_factory=lambda: ["bicycle", "ebike"], min_length=1, max_length=50,
+                               description="Pipeline classes that are bikes.")
+    min_dwell_s: float = Field(600.0, ge=0, le=_WEEK_S, description="Seconds a bike must stand misparked.")
+    min_score: float = Field(0.4, ge=0, le=1, description="Minimum median of a track's recent scores.")
+    cluster_distance: float = Field(1.0, ge=0, le=20,
+                                    description="Bikes whose anchors are this many box sizes apart (or closer) "
+                                                "form one cluster.")
+
+
+class RulesConfig(_Model):
+    """One entry per rule kind (the keys of detector.rules.RULES)."""
+
+    stall_occupation: StallRuleConfig = Field(default_factory=StallRuleConfig, description="Street-stall occupation.")
+    bike_misparked: BikeRuleConfig = Field(default_factory=BikeRuleConfig, description="Misparked bikes.")
+
+    def items(self) -> list[tuple[str, RuleConfig]]:
+        return [(kind, getattr(self, kind)) for kind in type(self).model_fields]
+
+
+class ModelSelection(_Model):
+    """Which detector a camera runs, and its thresholds."""
+
+    name: str = Field("yolox-nano-coco", min_length=1, max_length=500,
+                      description="Model name under models/, a card file or an .onnx file.")
+    conf: float | None = Field(None, ge=0, le=1, description="One score threshold for all classes (omit: the card's).")
+    per_class_conf: dict[str, float] = Field(default_factory=dict, description="Score threshold per model class name.")
+    tile: bool = Field(False, description="Tiled inference (large frames).")
+    class_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="Model class name -> pipeline class, added to the card's violation_classes (e.g. tricycle: stall).",
+    )
+
+    @field_validator("per_class_conf")
+    @classmethod
+    def _per_class_conf_in_range(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = [(name, score) for name, score in value.items() if not 0.0 <= score <= 1.0]
+        if bad:
+            raise _Problems([(name, f"threshold must lie within [0, 1], got {score}") for name, score in bad])
+        return value
+
+
+# --- cameras and the whole file -------------------------------------------------------------------------
+
+class PositionConfig(_Model):
+    """Where a fixed camera stands (cases of a fixed camera are located here)."""
+
+    lat_deg: float = Field(ge=-90, le=90, description="WGS84 latitude, degrees.")
+    lon_deg: float = Field(ge=-180, le=180, description="WGS84 longitude, degrees.")
+
+
+class CameraConfig(_Model):
+    """One camera: where its frames come from, where it is, its zones and its rule overrides."""
+
+    id: str = Field(description="Camera id, unique; appears in violation and case ids.", pattern=ID_PATTERN)
+    name: str = Field("", max_length=200, description="Human-readable name.")
+    source: str = Field(min_length=1, max_length=2000,
+                        description="Stream URL (rtsp://, http(s)://, rtmp://, file://) or 'push' for HTTP push.")
+    timezone: str = Field(description="IANA time zone of the camera's location, for schedules (e.g. Asia/Shanghai).",
+                          min_length=1, max_length=64)
+    sample_fps: float = Field(1.0, gt=0, le=30, description="Frames analysed per second (time-based sampling).")
+    position: PositionConfig | None = Field(None, description="Camera position (omit when unknown).")
+    address: str = Field("", max_length=500, description="Street address shown on cases.")
+    grid_code: str = Field("", max_length=64, description="Grid cell code (网格编码) of the digital case system.")
+    zones: list[ZoneConfig] = Field(default_factory=list, max_length=200, description="Zones on the camera's view.")
+    rules: RulesConfig | None = Field(None, description="Overrides of the default rules (only the keys set).")
+    tracker: TrackerSettings | None = Field(
+        None, description="Overrides of the default tracker settings (only the keys set).")
+    model: ModelSelection | None = Field(None, description="Model for this camera (omit: the default model).")
+    enabled: bool = Field(True, description="Whether the camera is processed.")
+
+    @field_validator("source")
+    @classmethod
+    def _source_valid(cls, value: str) -> str:
+        if value != "push" and not _SOURCE.match(value):
+            raise ValueError(
+                f"must be 'push' or a URL (rtsp://, rtsps://, rtmp://, http(s)://, file://), got {value!r}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone_valid(cls, value: str) -> str:
+        load_timezone(value)
+        return value
+
+    @model_validator(mode="after")
+    def _unique_zone_ids(self) -> "CameraConfig":
+        first: dict[str, int] = {}
+        problems = []
+        for i, zone in enumerate(self.zones):
+            if zone.id in first:
+                problems.append((f"zones[{i}].id", f"duplicate zone id {zone.id!r} (also zones[{first[zone.id]}])"))
+            first.setdefault(zone.id, i)
+        if problems:
+            raise _Problems(problems)
+        return self
+
+
+class AppConfig(_Model):
+    """The whole configuration file."""
+
+    config_version: int = Field(ge=1, le=CONFIG_VERSION,
+                                description=f"Version of this file's format; this streetwatch reads {CONFIG_VERSION}.")
+    category_codes: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_CATEGORY_CODES),
+        description="Violation kind -> the city's case category code; unset kinds keep the national defaults.",
+    )
+    model: ModelSelection = Field(default_factory=ModelSelection, description="Default model for every camera.")
+    tracker: TrackerSettings = Field(default_factory=TrackerSettings, description="Default tracker settings.")
+    rules: RulesConfig = Field(default_factory=RulesConfig, description="Default rule settings.")
+    cameras: list[CameraConfig] = Field(default_factory=list, max_length=10000, description="The cameras.")
+
+    @field_validator("config_version", mode="before")
+    @classmethod
+    def _config_version_supported(cls, value: Any) -> Any:
+        # Before the bound check, so a newer file gets a message saying what to do about it.
+        if isinstance(value, int) and not isinstance(value, bool) and value > CONFIG_VERSION:
+            raise ValueError(
+                f"version {value} is newer than this streetwatch reads ({CONFIG_VERSION}); upgrade streetwatch")
+        return value
+
+    @field_validator("category_codes", mode="before")
+    @classmethod
+    def _category_codes_with_defaults(cls, value: Any) -> Any:
+        return {**DEFAULT_CATEGORY_CODES, **value} if isinstance(value, Mapping) else value
+
+    @field_validator("category_codes")
+    @classmethod
+    def _category_codes_known(cls, value: dict[str, str]) -> dict[str, str]:
+        known = set(DEFAULT_CATEGORY_CODES) | set(RULES)
+        problems = []
+        for kind, code in value.items():
+            if kind not in known:
+                problems.append((kind, f"unknown violation kind (known: {', '.join(sorted(known))})"))
+            elif not _CODE.match(code):
+                problems.append((kind, f"code {code!r} must be 1-32 letters, digits, '.', '_' or '-'"))
+        if problems:
+            raise _Problems(problems)
+        return value
+
+    @model_validator(mode="after")
+    def _cross_field_checks(self) -> "AppConfig":
+        problems = (self._check_unique_camera_ids() + self._check_tracker_settings()
+                    + self._check_rules_reference_existing_zones())
+        if problems:
+            raise _Problems(problems)
+        return self
+
+    # Named cross-field checks; each returns (path, reason) pairs.
+
+    def _check_unique_camera_ids(self) -> list[tuple[str, str]]:
+        first: dict[str, int] = {}
+        problems = []
+        for i, camera in enumerate(self.cameras):
+            if camera.id in first:
+                problems.append((f"cameras[{i}].id",
+                                 f"duplicate camera id {camera.id!r} (also cameras[{first[camera.id]}])"))
+            first.setdefault(camera.id, i)
+        return problems
+
+    def _check_tracker_settings(self) -> list[tuple[str, str]]:
+        problems = []
+        targets = [("tracker", self.tracker)] + [
+            (f"cameras[{i}].tracker", self.tracker_for(c)) for i, c in enumerate(self.cameras) if c.tracker is not None
+        ]
+        for path, settings in targets:
+            try:
+                settings.to_detector()
+            except ValueError as exc:
+                problems.append((path, str(exc).removeprefix("TrackerConfig: ")))
+        return problems
+
+    def _check_rules_reference_existing_zones(self) -> list[tuple[str, str]]:
+        problems = []
+        for i, camera in enumerate(self.cameras):
+            zones = {z.id: z for z in camera.zones}
+            overrides = camera.rules
+            for kind, rule in self.rules_for(camera).items():
+                if not rule.enabled:
+                    continue
+                reads = RULES[kind].zone_kinds
+                names = " or ".join(sorted(k.value for k in reads))
+                path = f"cameras[{i}].rules.{kind}"
+                for j, zone_id in enumerate(rule.zone_ids or []):
+                    if zone_id not in zones:
+                        problems.append((f"{path}.zone_ids[{j}]", f"no zone {zone_id!r} on this camera"))
+                    elif zones[zone_id].kind not in reads:
+                        problems.append((f"{path}.zone_ids[{j}]",
+                                         f"zone {zone_id!r} is of kind {zones[zone_id].kind.value}; "
+                                         f"{kind} reads {names} zones"))
+                explicitly_enabled = (overrides is not None and kind in overrides.model_fields_set
+                                      and "enabled" in getattr(overrides, kind).model_fields_set)
+                if explicitly_enabled and not any(z.kind in reads for z in camera.zones):
+                    problems.append((path, f"enabled, but the camera has no {names} zone"))
+        return problems
+
+    # Effective settings of a camera.
+
+    def camera(self, camera_id: str) -> CameraConfig:
+        for camera in self.cameras:
+            if camera.id == camera_id:
+                return camera
+        raise KeyError(f"no camera {camera_id!r} in the configuration")
+
+    def tracker_for(self, camera: CameraConfig) -> TrackerSettings:
+        return _overlay(self.tracker, camera.tracker)
+
+    def rules_for(self, camera: CameraConfig) -> RulesConfig:
+        return _overlay(self.rules, camera.rules)
+
+    def model_for(self, camera: CameraConfig) -> ModelSelection:
+        return camera.model or self.model
+
+    def category_code(self, kind: str) -> str:
+        try:
+            return self.category_codes[kind]
+        except KeyError:
+            raise KeyError(f"no category code for violation kind {kind!r}") from None
+
+
+def _overlay(base: BaseModel, override: BaseModel | None) -> Any:
+    """`base` with the fields explicitly set in `override` replaced (recursively for nested models)."""
+    if override is None:
+        return base
+    merged = base.model_dump()
+    for name in override.model_fields_set:
+        value, base_value = getattr(override, name), getattr(base, name)
+        if isinstance(value, BaseModel) and isinstance(base_value, BaseModel):
+            merged[name] = _overlay(base_value, value).model_dump()
+        else:
+            merged[name] = override.model_dump(include={name})[name]
+    # model_construct would skip validation; every value here was validated already, but revalidating
+    # keeps the result a normal, fully checked model.
+    return type(base).model_validate(merged)
+
+
+# --- loading --------------------------------------------------------------------------------------------
+
+def _format_loc(loc: Sequence[Any]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _join(base: str, rel: str) -> str:
+    if not rel:
+        return base
+    if not base:
+        return rel
+    return base + rel if rel.startswith("[") else f"{base}.{rel}"
+
+
+def format_validation_error(exc: ValidationError) -> list[str]:
+    """One ``field.path: reason`` line per problem of a pydantic ValidationError."""
+    lines: list[str] = []
+    for error in exc.errors():
+        path = _format_loc(error["loc"])
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, _Problems):
+            lines.extend(f"{_join(path, rel)}: {reason}" for rel, reason in cause.problems)
+            continue
+        message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (not allowed here; check the spelling)"
+        lines.append(f"{path or 'config'}: {message}")
+    return list(dict.fromkeys(lines))
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that rejects duplicate keys (PyYAML would silently keep the last one)."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, Any] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            mark = key_node.start_mark
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (line {mark.line + 1}, column {mark.column + 1})",
+                key_node.start_mark)
+        seen[key] = True
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict:
+    keys = [k for k, _ in pairs]
+    duplicates = sorted({k for k in keys if keys.count(k) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate key {duplicates[0]!r}")
+    return dict(pairs)
+
+
+def _read_raw(path: Path) -> Any:
+    if not path.is_file():
+        raise ConfigError(str(path), ["configuration file not found"])
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), [f"cannot read: {exc}"]) from None
+    if path.suffix.lower() == ".json":
+        try:
+            return json.loads(text, object_pairs_hook=_json_object)
+        except json.JSONDecodeError as exc:
+            where = f"line {exc.lineno}, column {exc.colno}"
+            raise ConfigError(str(path), [f"cannot parse JSON at {where}: {exc.msg}"]) from None
+        except ValueError as exc:
+            raise ConfigError(str(path), [f"cannot parse JSON: {exc}"]) from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(str(path), [f"cannot parse YAML{where}: {exc.problem or exc.context}"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), [f"cannot parse YAML: {str(exc).splitlines()[0]}"]) from None
+
+
+def parse_config(raw: Any, source: str = "<config>") -> AppConfig:
+    """Validate an already-parsed mapping; raises ConfigError listing every problem."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(source, [f"the file must hold a mapping at the top, got {type(raw).__name__}"])
+    try:
+        return AppConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(source, format_validation_error(exc)) from None
+
+
+def load_config(path: Path | str) -> AppConfig:
+    """Read and validate a YAML (``.yaml``/``.yml``) or JSON (``.json``) configuration file.
+
+    Raises:
+        ConfigError: The file is missing, unparsable or invalid; ``problems`` lists each problem as
+            ``field.path: reason`` and ``str(error)`` is one line naming the file.
+    """
+    path = Path(path)
+    return parse_config(_read_raw(path), str(path))
+
+
+def validate_config_file(path: Path | str) -> list[str]:
+    """Every problem of a configuration file (empty when it is valid), for ``streetwatch config validate``.
+
+    Beyond `load_config`, builds each camera's zones, tracker and rule engine, so a file that passes here
+    also starts. Entries are ``field.path: reason``, or a reason about the file itself; print each as
+    ``FILE: entry`` and exit 2 when there are any.
+    """
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        return exc.problems
+    problems = []
+    for i, camera in enumerate(config.cameras):
+        try:
+            build_tracker(config, camera)
+            build_rule_engine(config, camera)
+        except (StreetwatchError, ValueError, KeyError, TypeError) as exc:
+            problems.append(f"cameras[{i}]: cannot build its pipeline: {exc}")
+    return problems
+
+
+# --- configuration -> detector objects ------------------------------------------------------------------
+
+def build_schedule(windows: Sequence[WindowConfig] | None, timezone: str) -> WeeklySchedule | None:
+    """The detector schedule of configured windows in `timezone`; None (always) when there are none."""
+    if windows is None:
+        return None
+    return WeeklySchedule(tuple(w.to_window() for w in windows), timezone)
+
+
+def build_zones(camera: CameraConfig) -> list[Zone]:
+    """The detector zones of a camera, in configuration order."""
+    return [
+        Zone(
+            zone_id=z.id,
+            kind=z.kind,
+            polygon=tuple(z.polygon),
+            schedule=build_schedule(z.schedule, camera.timezone),
+            inertia_samples=z.inertia_samples,
+            anchor=z.anchor,
+            min_dwell_s=z.min_dwell_s,
+        )
+        for z in camera.zones
+    ]
+
+
+def build_tracker(config: AppConfig, camera: CameraConfig, first_track_id: int = 1) -> Tracker:
+    """A fresh tracker for one camera with its effective settings."""
+    return Tracker(config.tracker_for(camera).to_detector(), first_track_id=first_track_id)
+
+
+def build_rules(config: AppConfig, camera: CameraConfig) -> list[Rule]:
+    """Instances of the camera's enabled rules with their effective settings."""
+    rules = []
+    for kind, rule_config in config.rules_for(camera).items():
+        if not rule_config.enabled:
+            continue
+        params_type = RULES[kind].params_type
+        names = {f.name for f in dataclass_fields(params_type)} - {"classes", "schedule", "zone_ids"}
+        params = params_type(
+            classes=frozenset(rule_config.classes),
+            schedule=build_schedule(rule_config.schedule, camera.timezone),
+            zone_ids=None if rule_config.zone_ids is None else frozenset(rule_config.zone_ids),
+            **{name: getattr(rule_config, name) for name in names},
+        )
+        rules.append(make_rule(kind, params))
+    return rules
+
+
+def build_rule_engine(config: AppConfig, camera: CameraConfig, *,
+                      class_names: Sequence[str] | None = None,
+                      class_map: Mapping[str, str] | None = None) -> RuleEngine:
+    """A fresh rule engine for one camera.
+
+    Args:
+        config: The validated configuration.
+        camera: One of its cameras.
+        class_names: The model's class names by id (used when detections carry no ``class_name`` column).
+        class_map: The model card's ``violation_classes``; the camera's ``model.class_map`` is added on top.
+    """
+    merged_map = {**(class_map or {}), **config.model_for(camera).class_map}
+    return RuleEngine(camera.id, build_zones(camera), build_rules(config, camera),
+                      class_names=class_names, class_map=merged_map)
+
+
+# Exposed for tests and tools that list what a file may contain.
+RULE_CONFIG_TYPES: dict[str, type[RuleConfig]] = {
+    kind: info.annotation for kind, info in RulesConfig.model_fields.items()  # type: ignore[misc]
+}
