@@ -241,6 +241,22 @@ def cmd_dataset_convert(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- config -------------------------------------------------------------------------------------------
+
+def cmd_config_validate(args: argparse.Namespace) -> int:
+    from service.config import load_config, validate_config_file
+
+    problems = validate_config_file(Path(args.file))
+    for problem in problems:
+        print(f"{args.file}: {problem}", file=sys.stderr)
+    if problems:
+        return EXIT_USER_ERROR
+    cfg = load_config(Path(args.file))
+    zones = sum(len(c.zones) for c in cfg.cameras)
+    print(f"{args.file}: valid ({len(cfg.cameras)} cameras, {zones} zones)")
+    return EXIT_OK
+
+
 # --- parser ------------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -310,6 +326,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models-dir", default=None)
     p.add_argument("--training-data", default=None)
     p.set_defaults(func=cmd_release)
+
+    cfg = sub.add_parser("config", help="configuration tools")
+    csub = cfg.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    p = csub.add_parser("validate", help="check a configuration file; every problem names its field")
+    p.add_argument("file", metavar="FILE")
+    p.set_defaults(func=cmd_config_validate)
 
     ds = sub.add_parser("dataset", help="dataset tools: stats, contact-sheet, merge, split, convert")
     dsub = ds.add_subparsers(dest="dataset_command", required=True, metavar="ACTION")
