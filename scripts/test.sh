@@ -9,7 +9,8 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[dev]'
+# [train] pulls ultralytics and a CUDA build of torch (~6 GB; it runs on CPU): the training tests need it.
+.venv/bin/python -m pip install --quiet -e '.[dev,train]'
 
 export YOLO_OFFLINE=1
 # Tests that need ../shared (real models, photos, footage) skip with a reason when it is absent.

@@ -1,0 +1,84 @@
+"""A tiny real training run with ultralytics ([train] extra): from scratch, offline, exported to ONNX that
+our runtime loads and runs. Minutes of CPU would prove nothing more about the plumbing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT
+
+
+def _tiny_dataset(bicycles_dir: Path, out: Path, n_train: int = 8, n_val: int = 4) -> Path:
+    for split, src, n in (("train", "train", n_train), ("val", "val", n_val)):
+        (out / "images" / split).mkdir(parents=True)
+        (out / "labels" / split).mkdir(parents=True)
+        for img in sorted((bicycles_dir / src / "images").glob("*.jpg"))[:n]:
+            os.symlink(img, out / "images" / split / img.name)
+            label = bicycles_dir / src / "labels" / f"{img.stem}.txt"
+            (out / "labels" / split / f"{img.stem}.txt").write_text(label.read_text())
+    data = out / "data.yaml"
+    data.write_text(yaml.safe_dump({"path": str(out), "train": "images/train", "val": "images/val",
+                                    "names": ["bicycle"], "nc": 1}))
+    return data
+
+
+def test_tiny_training_run_exports_onnx_that_the_runtime_loads(bicycles_dir, tmp_path):
+    pytest.importorskip("ultralytics", reason="needs the [train] extra (scripts/test.sh installs it)")
+    from datasets.release import release_model
+    from datasets.train import TrainRequest, describe, train
+    from detector.runtime import load_model
+
+    data = _tiny_dataset(bicycles_dir, tmp_path / "tiny")
+    req = TrainRequest(data_yaml=data, model="yolov8n.yaml", run_dir=tmp_path / "runs" / "tiny", imgsz_px=64,
+                       epochs=1, batch=4, workers=0, hyp={"val": True})
+    result = train(req, progress=False)
+    assert result.last_pt.is_file() and result.best_pt.is_file()
+
+    card = release_model(result.best_pt, data, "tiny", tmp_path / "models", 64, training=describe(req),
+                         training_data="8 bicycles-2000 train photos (test fixture)")
+    folder = tmp_path / "models" / "tiny"
+    assert (folder / "tiny.onnx").is_file() and (folder / "card.yaml").is_file() and (folder / "tiny.pt").is_file()
+    assert card.classes == ["bicycle"] and set(card.thresholds.per_class) == {"bicycle"}
+    assert "ap50" in card.metrics["val"]
+
+    model = load_model(str(folder / "card.yaml"))  # sha256 and shapes checked against the card
+    assert model.batch_dynamic, "exports must keep a dynamic batch axis"
+    import cv2
+
+    image = cv2.imread(str(sorted((bicycles_dir / "val" / "images").glob("*.jpg"))[0]))
+    detections = model.detect_batch([image, image], min_score=0.0)
+    assert len(detections) == 2  # an untrained network finds nothing useful; it must still run end to end
+
+
+def test_downloads_are_refused(tmp_path):
+    pytest.importorskip("ultralytics", reason="needs the [train] extra (scripts/test.sh installs it)")
+    from datasets.train import forbid_downloads
+
+    forbid_downloads()
+    from ultralytics.utils import downloads
+
+    with pytest.raises(RuntimeError, match="download refused"):
+        downloads.attempt_download_asset(str(tmp_path / "yolov8n.pt"))
+
+
+def test_inference_path_never_imports_torch(bicycles_dir):
+    """`streetwatch detect` (the service's inference path) must run with onnxruntime, OpenCV and numpy only."""
+    image = sorted((bicycles_dir / "val" / "images").glob("*.jpg"))[0]
+    code = (
+        "import sys, runpy\n"
+        f"sys.argv = ['streetwatch', 'detect', {str(image)!r}, '--model', 'yolox-nano-coco', '--json']\n"
+        "from service.cli import main\n"
+        "rc = main(sys.argv[1:])\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'ultralytics'))\n"
+        "print('HEAVY', heavy)\n"
+        "sys.exit(rc)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "HEAVY []" in r.stdout, r.stdout
