@@ -241,6 +241,31 @@ def cmd_dataset_convert(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+
+def cmd_dataset_synth(args: argparse.Namespace) -> int:
+    from datasets.synth import generate_dataset
+
+    size = None
+    if args.size:
+        w, _, h = args.size.lower().partition("x")
+        size = (int(w), int(h))
+    data_yaml = generate_dataset(args.kind, Path(args.out), args.n, args.seed, args.val_fraction, size,
+                                 Path(args.shared) if args.shared else None, progress=not args.quiet)
+    print(data_yaml)
+    return EXIT_OK
+
+
+def cmd_dataset_scenario(args: argparse.Namespace) -> int:
+    from datasets.synth import SCENARIOS, render_scenario
+
+    if args.name not in SCENARIOS:
+        _error(f"unknown scenario {args.name!r} (known: {', '.join(SCENARIOS)})")
+        return EXIT_USER_ERROR
+    clip = render_scenario(args.name, Path(args.out), seed=args.seed, fps=args.fps)
+    print(json.dumps({"video": str(clip.video_path), "timeline": str(clip.timeline_path)}))
+    return EXIT_OK
+
+
 # --- run ----------------------------------------------------------------------------------------------
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -412,6 +437,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cell-px", type=int, default=320)
     p.set_defaults(func=cmd_dataset_contact_sheet)
+    p = dsub.add_parser("synth", help="generate a synthetic street or aerial dataset (seeded, deterministic)")
+    p.add_argument("--kind", choices=["street", "aerial"], required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--n", type=int, required=True, help="number of images")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-fraction", type=float, default=0.15)
+    p.add_argument("--size", default=None, metavar="WxH")
+    p.add_argument("--shared", default=None, help="../shared (real bike crops, footage backgrounds)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_dataset_synth)
+    p = dsub.add_parser("scenario", help="render a scenario clip (mp4 + ground-truth timeline JSON)")
+    p.add_argument("name", help="stall_7min, bikes_outside_box_12min, passerby_30s, mixed_demo")
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fps", type=float, default=2.0)
+    p.set_defaults(func=cmd_dataset_scenario)
     p = dsub.add_parser("merge", help="merge YOLO datasets into one class list")
     p.add_argument("sources", nargs="+", metavar="DATA.yaml")
     p.add_argument("--out", required=True)
