@@ -127,7 +127,8 @@ def train(req: TrainRequest, progress: bool = True) -> TrainResult:
             project=str(run_dir.parent),
             name=run_dir.name,
             exist_ok=True,
-            pretrained=False,
+            # From a YAML nothing is loaded; from a .pt checkpoint its weights must be (False drops them).
+            pretrained=str(req.model).lower().endswith(".pt"),
             amp=False,  # the AMP check downloads yolov8n.pt; CPU training gains nothing from AMP anyway
             plots=False,
             seed=req.seed,

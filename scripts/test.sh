@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
+# GStreamer RTSP server (real RTSP in tests) and ffmpeg: Debian packages, installed once.
+bash scripts/install_system_deps.sh
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Debian/Ubuntu packages the test suite needs beyond pip:
+#   - GStreamer's RTSP server and its Python bindings (tests/rtsp_server.py serves footage over real RTSP;
+#     the bindings belong to the system /usr/bin/python3, not to the virtualenv),
+#   - ffmpeg (making looped/transcoded test streams).
+# Idempotent: installs only what is missing, uses sudo only when not root. Without these packages the
+# RTSP tests skip with a reason naming them; everything else still runs.
+set -euo pipefail
+
+PACKAGES=(
+  python3-gi
+  python3-gst-1.0
+  gir1.2-gst-rtsp-server-1.0
+  gstreamer1.0-plugins-base
+  gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly
+  gstreamer1.0-libav
+  ffmpeg
+)
+
+if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
+  echo "install_system_deps: not a Debian/Ubuntu system; install the equivalents of: ${PACKAGES[*]}" >&2
+  exit 1
+fi
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install_system_deps: all present (${#PACKAGES[@]} packages)"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    SUDO="sudo"
+  else
+    echo "install_system_deps: not root and no sudo; as root run: apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+echo "install_system_deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq "${missing[@]}"
