@@ -91,13 +91,15 @@ def save_evidence(out_dir: Path, violation: Violation, frame: Frame, camera: Cam
     return {k: str(v) for k, v in paths.items()}
 
 
-def violation_record(v: Violation, config: AppConfig, evidence: dict[str, str] | None, events: int) -> dict:
+def violation_record(v: Violation, config: AppConfig, evidence: dict[str, str] | None, events: int,
+                     opened_at: datetime | None = None) -> dict:
     return {
         "violation_id": v.violation_id,
         "kind": v.kind,
         "category_code": config.category_codes.get(v.kind),
         "camera": v.camera_id,
         "zone": v.zone_id,
+        "opened_at": opened_at.isoformat() if opened_at else None,
         "first_seen": v.first_seen.isoformat(),
         "last_seen": v.last_seen.isoformat(),
         "dwell_s": round(v.dwell_s, 1),
@@ -120,6 +122,7 @@ def run_camera(config: AppConfig, camera: CameraConfig, frames: Iterable[Frame],
     summary = RunSummary()
     evidence: dict[str, dict[str, str]] = {}
     event_counts: dict[str, int] = {}
+    opened_at: dict[str, datetime] = {}
     writer = None
 
     def handle(events: list[Violation], frame: Frame | None, detections: Detections | None) -> None:
@@ -127,11 +130,13 @@ def run_camera(config: AppConfig, camera: CameraConfig, frames: Iterable[Frame],
             summary.events += 1
             event_counts[e.violation_id] = event_counts.get(e.violation_id, 0) + 1
             if e.event == "opened" and frame is not None and detections is not None:
+                opened_at[e.violation_id] = frame.ts
                 evidence[e.violation_id] = save_evidence(evidence_dir, e, frame, camera, detections)
             if e.event == "closed":
                 summary.violations += 1
                 out.write(json.dumps(violation_record(e, config, evidence.get(e.violation_id),
-                                                      event_counts[e.violation_id]), ensure_ascii=False) + "\n")
+                                                      event_counts[e.violation_id], opened_at.get(e.violation_id)),
+                                     ensure_ascii=False) + "\n")
                 out.flush()
 
     try:

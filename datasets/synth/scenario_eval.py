@@ -1,0 +1,87 @@
+"""Scoring a pipeline run against a scenario clip's ground-truth timeline.
+
+A scenario passes when every expected violation is reported, of the right kind and zone, no later than
+`tolerance_s` after it became due (appear + min_dwell_s), and nothing else is reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+__all__ = ["config_for_timeline", "score_run", "ScenarioScore"]
+
+
+def config_for_timeline(timeline: dict, model: str, conf: float | None = 0.1) -> dict:
+    """An AppConfig-shaped dict for the scenario's camera: its zones, their dwell times and schedules."""
+    zones, dwell = [], {}
+    for z in timeline["zones"]:
+        entry: dict[str, Any] = {"id": z["id"], "kind": z["kind"], "polygon": z["polygon_norm"]}
+        if z.get("schedule"):
+            s = z["schedule"]
+            entry["schedule"] = [{"days": s["days"], "start": s["start"], "end": s["end"]}]
+        zones.append(entry)
+        if z.get("min_dwell_s") is not None:
+            dwell.setdefault(z["kind"], z["min_dwell_s"])
+    rules = {
+        "stall_occupation": {"min_dwell_s": dwell.get("no_vending", 300.0)},
+        "bike_misparked": {"min_dwell_s": dwell.get("watch_area", 600.0)},
+    }
+    model_cfg: dict[str, Any] = {"name": model}
+    if conf is not None:
+        model_cfg["conf"] = conf
+    return {
+        "config_version": 1,
+        "model": model_cfg,
+        "rules": rules,
+        "cameras": [{
+            "id": timeline["camera"]["id"],
+            "name": f"scenario {timeline['name']}",
+            "source": "push",
+            "timezone": timeline.get("timezone", "UTC"),
+            "sample_fps": 1,
+            "zones": zones,
+        }],
+    }
+
+
+@dataclass
+class ScenarioScore:
+    expected: int
+    found: list[dict] = field(default_factory=list)  # expected violation + report delay
+    missed: list[dict] = field(default_factory=list)
+    late: list[dict] = field(default_factory=list)
+    unexpected: list[dict] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.missed and not self.late and not self.unexpected
+
+
+def _ts(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def score_run(timeline: dict, records: list[dict], tolerance_s: float = 10.0) -> ScenarioScore:
+    """Match reported violations (JSON lines of `streetwatch run`) to the expected ones.
+
+    A report matches an expected violation of the same kind and zone; it is in time when it was opened
+    (`opened_at`: the frame on which the engine declared it due) no later than due_s + tolerance_s.
+    """
+    start = _ts(timeline["start_utc"])
+    score = ScenarioScore(expected=len(timeline["expected_violations"]))
+    unused = list(records)
+    for exp in timeline["expected_violations"]:
+        due = start + timedelta(seconds=exp["due_s"])
+        match = next((r for r in unused if r["kind"] == exp["kind"] and r["zone"] == exp["zone_id"]), None)
+        if match is None:
+            score.missed.append(exp)
+            continue
+        unused.remove(match)
+        reported = _ts(match["opened_at"] or match["last_seen"])
+        delay_s = (reported - due).total_seconds()
+        row = {**exp, "delay_s": round(delay_s, 1), "violation_id": match["violation_id"]}
+        (score.found if delay_s <= tolerance_s else score.late).append(row)
+    score.unexpected = unused
+    return score
