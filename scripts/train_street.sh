@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Reproduce the shipped street-camera model: synthetic street scenes + real bicycles-2000 photos,
+# YOLOv8n trained by ultralytics (the [train] extra), exported to ONNX with a card. Hours on a CPU.
+#
+#   bash scripts/train_street.sh                      # from scratch (bicycle pretraining, then street)
+#   INIT=models/street/street.pt bash scripts/train_street.sh   # continue from the shipped checkpoint
+#
+# Everything is deterministic given the seeds; data goes to $WORK (default var/train), never into git.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export YOLO_OFFLINE=1
+SW=${SW:-.venv/bin/streetwatch}
+PY=${PY:-.venv/bin/python}
+WORK=${WORK:-var/train}
+SHARED=${STREETWATCH_SHARED:-$(cd .. && pwd)/shared}
+EPOCHS=${EPOCHS:-30}
+IMGSZ=${IMGSZ:-416}
+mkdir -p "$WORK"
+
+# 1. Synthetic street scenes (seed 1; seeds >= 100 are reserved for synthetic holdouts).
+[ -f "$WORK/synth-street-s1/data.yaml" ] || \
+  $SW dataset synth --kind street --out "$WORK/synth-street-s1" --n 2000 --seed 1 --shared "$SHARED"
+
+# 2. Merge with the real photos (bicycles-2000 train/val; its test split stays a holdout).
+[ -f "$WORK/street-v1/data.yaml" ] || \
+  $SW dataset merge "$SHARED/data/bicycles-2000/data.yaml" "$WORK/synth-street-s1/data.yaml" \
+    --out "$WORK/street-v1" --classes bicycle stall ebike
+
+# 3. Initial weights: the shipped checkpoint, or a bicycle pretraining from scratch (320 px).
+INIT=${INIT:-}
+if [ -z "$INIT" ]; then
+  $SW train --data "$SHARED/data/bicycles-2000/data.yaml" --name bike320 --model yolov8n.yaml \
+    --imgsz 320 --epochs 60 --runs-dir "$WORK/runs"
+  INIT="$WORK/runs/bike320/weights/best.pt"
+fi
+
+# 4. Street model, exported and carded into models/street.
+$SW train --data "$WORK/street-v1/data.yaml" --name street-v1 --model "$INIT" --imgsz "$IMGSZ" \
+  --epochs "$EPOCHS" --runs-dir "$WORK/runs" --release street \
+  --training-data "bicycles-2000 train split (1,406 real photos, CC BY 4.0, Roboflow Universe user thesis-2-eoeid, project bicycle-3ln52) + 2,000 synthetic street scenes (streetwatch datasets/synth, seed 1)"
+
+# 5. Holdout: bicycles-2000 test (all, and photos whose source never appears in train).
+$SW eval --model street --data "$SHARED/data/bicycles-2000/data.yaml" --split test
+$SW eval --model street --data "$SHARED/data/bicycles-2000/data.yaml" --split test --unseen-sources --tag unseen
