@@ -1,0 +1,71 @@
+"""The adapter protocol and the classification of delivery outcomes (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Mapping, Protocol, runtime_checkable
+
+from detector.errors import StreetwatchError
+
+__all__ = ["Adapter", "OutboundMessage", "PermanentSendError", "SendError", "SendResult", "TransientSendError",
+           "classify_http_status", "HttpOutcome"]
+
+HttpOutcome = Literal["ok", "permanent", "transient"]
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One delivery attempt of an outbox row, as the adapter sees it.
+
+    Attributes:
+        outbox_id: The outbox row.
+        case_id: The case.
+        idempotency_key: Same on every attempt of this row; receivers dedupe by it.
+        payload: The adapter-neutral case description (`service.cases.build_case_payload`).
+        attempt: 1 for the first attempt.
+    """
+
+    outbox_id: int
+    case_id: int
+    idempotency_key: str
+    payload: Mapping[str, Any]
+    attempt: int
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """A delivery the receiver accepted; `remote_id` is its id for the case (request id or token)."""
+
+    remote_id: str | None
+
+
+class SendError(StreetwatchError):
+    """A delivery that failed; the message is kept in the outbox row's ``last_error``."""
+
+
+class PermanentSendError(SendError):
+    """Resending the same request cannot succeed (bad credentials, invalid fields): give up at once."""
+
+
+class TransientSendError(SendError):
+    """The receiver may accept it later (5xx, 408, 429, timeout, connection refused): retry with back-off."""
+
+
+def classify_http_status(status_code: int) -> HttpOutcome:
+    """2xx → ok; 408 and 429 and 5xx → transient; other 4xx (and anything else) → permanent."""
+    if 200 <= status_code < 300:
+        return "ok"
+    if status_code in (408, 429) or 500 <= status_code < 600:
+        return "transient"
+    return "permanent"
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    """Delivers outbox rows to one external system; `name` matches the outbox row's ``adapter``."""
+
+    name: str
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        """Deliver one message; raise PermanentSendError or TransientSendError on failure."""
+        ...

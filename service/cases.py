@@ -1,0 +1,576 @@
+"""Candidate cases: violation events in, deduplicated cases out; reviewer actions; the case status machine.
+
+`CaseStore.ingest` takes the detector's violation events (see the contract in `detector.rules`):
+
+* ``opened`` creates a pending case, unless an open (pending or confirmed) case with the same dedupe key
+  (camera, zone, kind) was last seen within ``cooldown_s`` of the event and its boxes overlap the event's
+  (IoU ≥ ``dedupe_iou_min``): then the violation is attached to that case, which is updated (last seen,
+  dwell, boxes, more evidence) and gets an audit entry. This catches a stall packed up and set up again, or
+  a track lost and re-detected, which the detector reports as a new violation.
+* ``updated`` and ``closed`` update the case their violation is attached to (each event is a full snapshot).
+  An ``updated``/``closed`` for an unknown violation (its ``opened`` was lost) is treated as ``opened``.
+
+Status machine (anything else raises `InvalidTransitionError`, which the HTTP layer maps to 409)::
+
+    pending ──confirm──▶ confirmed ──outbox sent──▶ posted
+       │                     └──outbox dead──▶ post_failed ──retry sent──▶ posted
+       ├──reject──▶ rejected
+       └──merge───▶ merged (into another case)
+
+Confirming enqueues one outbox row per configured adapter in the same transaction (transactional outbox):
+the case is confirmed if and only if its delivery is queued. Every reviewer action writes an audit row.
+
+The decisions (dedupe, transitions, payloads) are pure functions below the store, tested without a database.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from detector.errors import StreetwatchError
+from detector.rules import Violation
+from service.config import DEFAULT_CATEGORY_CODES, AppConfig, CameraConfig
+from service.db.models import AuditEntry, Camera, Case, CaseViolation, Evidence, OutboxMessage
+from service.evidence import evidence_url, file_sha256
+
+__all__ = [
+    "CaseError", "CaseFilter", "CaseNotFoundError", "CasePublic", "CaseSettings", "CaseStore", "CasesPage",
+    "AuditPublic", "DedupeCandidate", "EvidencePublic", "InvalidTransitionError", "OPEN_STATUSES", "TRANSITIONS",
+    "box_iou", "build_case_payload", "check_transition", "choose_dedupe_target", "dedupe_key", "idempotency_key",
+    "utc_now",
+]
+
+Clock = Callable[[], datetime]
+OPEN_STATUSES = ("pending", "confirmed")
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "pending": frozenset({"confirmed", "rejected", "merged"}),
+    "confirmed": frozenset({"posted", "post_failed"}),
+    "post_failed": frozenset({"posted"}),
+    "rejected": frozenset(),
+    "posted": frozenset(),
+    "merged": frozenset(),
+}
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# --- errors ---------------------------------------------------------------------------------------------
+
+class CaseError(StreetwatchError):
+    """A case operation that cannot be done; `str(error)` says which case and why."""
+
+
+class CaseNotFoundError(CaseError, KeyError):
+    """No case with that id (HTTP 404)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class InvalidTransitionError(CaseError):
+    """A status change the status machine does not allow (HTTP 409).
+
+    Attributes:
+        case_id: The case.
+        current: Its status.
+        target: The status asked for.
+    """
+
+    def __init__(self, case_id: int | None, current: str, target: str):
+        self.case_id, self.current, self.target = case_id, current, target
+        allowed = ", ".join(sorted(TRANSITIONS.get(current, ()))) or "none (final status)"
+        super().__init__(f"case {case_id}: cannot go from {current!r} to {target!r} (allowed from {current!r}: "
+                         f"{allowed})")
+
+
+# --- pure logic -----------------------------------------------------------------------------------------
+
+def check_transition(current: str, target: str, case_id: int | None = None) -> None:
+    """Raise InvalidTransitionError unless the status machine allows `current` → `target`."""
+    if target not in TRANSITIONS.get(current, frozenset()):
+        raise InvalidTransitionError(case_id, current, target)
+
+
+def dedupe_key(camera_id: str, zone_id: str, kind: str) -> str:
+    """The key under which cases of the same thing at the same place are deduplicated."""
+    return f"{camera_id}|{zone_id}|{kind}"
+
+
+def idempotency_key(case_id: int, adapter: str) -> str:
+    """The stable key a receiver dedupes deliveries by: the same for every attempt of one case and adapter."""
+    return f"streetwatch-{case_id}-{adapter}"
+
+
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two ``[x1, y1, x2, y2]`` boxes (0 when either is empty)."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def max_iou(boxes_a: Iterable[Sequence[float]], boxes_b: Iterable[Sequence[float]]) -> float:
+    """The best overlap between any box of one set and any of the other (0 when either set is empty)."""
+    boxes_b = list(boxes_b)
+    return max((box_iou(a, b) for a in boxes_a for b in boxes_b), default=0.0)
+
+
+@dataclass(frozen=True)
+class DedupeCandidate:
+    """What the dedupe decision needs of an open case with the same dedupe key."""
+
+    case_id: int
+    last_seen: datetime
+    boxes: Sequence[Sequence[float]]
+
+
+def choose_dedupe_target(candidates: Iterable[DedupeCandidate], first_seen: datetime,
+                         boxes: Sequence[Sequence[float]], cooldown_s: float, iou_min: float) -> int | None:
+    """The case a newly opened violation belongs to, or None when it is a new case.
+
+    A candidate qualifies when the violation started at most `cooldown_s` after the case was last seen and
+    their boxes overlap with IoU ≥ `iou_min`; among several, the best overlap wins, then the latest seen.
+    """
+    best: tuple[float, datetime, int] | None = None
+    for c in candidates:
+        gap_s = (first_seen - c.last_seen).total_seconds()
+        if gap_s > cooldown_s:
+            continue
+        iou = max_iou(c.boxes, boxes)
+        if iou < iou_min:
+            continue
+        key = (iou, c.last_seen, c.case_id)
+        if best is None or key > best:
+            best = key
+    return None if best is None else best[2]
+
+
+# --- schemas at the boundary ----------------------------------------------------------------------------
+
+class EvidencePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    kind: str
+    path: str
+    ts: datetime
+    sha256: str | None
+
+
+class CasePublic(BaseModel):
+    """A case as callers (API, outbox, tests) see it; detached from the database."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    violation_id: str
+    dedupe_key: str
+    kind: str
+    category_code: str | None
+    camera_id: str
+    zone_id: str
+    status: str
+    first_seen: datetime
+    last_seen: datetime
+    ended_at: datetime | None
+    dwell_s: float
+    score: float
+    boxes: list[list[float]]
+    track_ids: list[int]
+    lat_deg: float | None
+    lon_deg: float | None
+    address: str
+    grid_code: str
+    class_name: str | None
+    corrected_kind: str | None
+    reject_reason: str | None
+    merged_into: int | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    evidence: list[EvidencePublic] = []
+
+
+class AuditPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    case_id: int
+    actor: str
+    action: str
+    at: datetime
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class CaseFilter:
+    """Filters of `CaseStore.list_cases`; None means any. The time range selects cases observed in it."""
+
+    status: str | None = None
+    camera_id: str | None = None
+    kind: str | None = None
+    seen_from: datetime | None = None
+    seen_to: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CasesPage:
+    """One page of cases, newest first; pass `next_cursor` back as `cursor` for the next page (None: last)."""
+
+    items: list[CasePublic]
+    next_cursor: int | None
+
+
+@dataclass(frozen=True)
+class CaseSettings:
+    """Case handling settings.
+
+    Attributes:
+        cooldown_s: A violation opened at most this long after an open case with the same key was last seen
+            (and overlapping it) joins that case.
+        dedupe_iou_min: Minimum box overlap for that.
+        category_codes: Violation kind → the city's category code.
+        adapters: Outbox adapters a confirmed case is delivered to (one outbox row each).
+        evidence_base_url: Public base URL of the API, for evidence links sent to case systems.
+    """
+
+    cooldown_s: float = 1800.0
+    dedupe_iou_min: float = 0.3
+    category_codes: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_CATEGORY_CODES))
+    adapters: tuple[str, ...] = ()
+    evidence_base_url: str = ""
+
+    @classmethod
+    def from_config(cls, config: AppConfig, **overrides: Any) -> "CaseSettings":
+        return cls(category_codes=dict(config.category_codes), **overrides)
+
+
+def kind_label(kind: str) -> str:
+    return {"stall_occupation": "Stall occupying the street", "bike_misparked": "Misparked bicycles",
+            "illegal_structure": "Illegal structure", "mobile_vendor": "Mobile vendor"}.get(
+        kind, kind.replace("_", " ").capitalize())
+
+
+def build_case_payload(case: CasePublic, evidence_base_url: str = "") -> dict[str, Any]:
+    """The adapter-neutral description of a case that the outbox delivers (stored in the outbox row).
+
+    Evidence links point at the API when `evidence_base_url` is set, else they are the file paths.
+    """
+    kind = case.corrected_kind or case.kind
+    where = case.address or f"camera {case.camera_id}"
+    description = (f"{kind_label(kind)} at {where} (zone {case.zone_id}), observed "
+                   f"{case.first_seen:%Y-%m-%d %H:%M}Z–{case.last_seen:%H:%M}Z, {case.dwell_s / 60:.0f} min. "
+                   f"streetwatch case {case.id}.")
+    return {
+        "case_id": case.id,
+        "violation_id": case.violation_id,
+        "kind": kind,
+        "category_code": case.category_code,
+        "camera_id": case.camera_id,
+        "zone_id": case.zone_id,
+        "first_seen": case.first_seen.isoformat(),
+        "last_seen": case.last_seen.isoformat(),
+        "dwell_s": round(case.dwell_s, 1),
+        "score": round(case.score, 4),
+        "description": description,
+        "location": {"lat_deg": case.lat_deg, "lon_deg": case.lon_deg, "address": case.address,
+                     "grid_code": case.grid_code},
+        "evidence": [
+            {"kind": e.kind, "sha256": e.sha256,
+             "url": evidence_url(evidence_base_url, case.id, e.id) if evidence_base_url else e.path}
+            for e in case.evidence
+        ],
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _snapshot(case: Case, names: Iterable[str]) -> dict[str, Any]:
+    return {n: _jsonable(getattr(case, n)) for n in names}
+
+
+# --- the store ------------------------------------------------------------------------------------------
+
+class CaseStore:
+    """Cases in the database: ingest of violation events, reviewer actions, listing.
+
+    Each method is one transaction. Returned cases are `CasePublic` snapshots.
+
+    Args:
+        session_factory: From `service.db.make_session_factory`.
+        settings: Dedupe, category codes, adapters.
+        clock: Wall-clock time for ``created_at``/audit times (violation times come from the events).
+    """
+
+    def __init__(self, session_factory: sessionmaker[Session], settings: CaseSettings | None = None,
+                 clock: Clock = utc_now):
+        self._sessions = session_factory
+        self.settings = settings or CaseSettings()
+        self._clock = clock
+
+    # ingest
+
+    def ingest(self, violation: Violation, evidence_paths: Mapping[str, str] | None = None,
+               camera: CameraConfig | None = None) -> CasePublic:
+        """Apply one violation event; returns the case it created or updated.
+
+        Args:
+            violation: The event (``opened``, ``updated`` or ``closed``).
+            evidence_paths: Evidence files of this event by kind (``annotated``, ``original``, ``crop``),
+                as `service.run.save_evidence` returns them.
+            camera: The camera's configuration (stored/updated in ``cameras``; gives the case location).
+        """
+        now = self._clock()
+        with self._sessions.begin() as session:
+            cam = self._upsert_camera(session, violation.camera_id, camera, now)
+            link = session.get(CaseViolation, violation.violation_id)
+            if link is not None:
+                case = session.get_one(Case, link.case_id)
+                self._apply_event(case, violation, now)
+            else:
+                case = self._attach_or_create(session, violation, cam, now)
+            self._add_evidence(session, case, violation, evidence_paths or {})
+            session.flush()
+            return self._public(session, case)
+
+    def _upsert_camera(self, session: Session, camera_id: str, camera: CameraConfig | None,
+                       now: datetime) -> Camera:
+        row = session.get(Camera, camera_id)
+        if row is None:
+            row = Camera(id=camera_id, name="", source="", address="", grid_code="", timezone="UTC",
+                         enabled=True, created_at=now, updated_at=now)
+            session.add(row)
+        if camera is not None:
+            values = dict(name=camera.name, source=camera.source, address=camera.address,
+                          grid_code=camera.grid_code, timezone=camera.timezone, enabled=camera.enabled,
+                          lat_deg=camera.position.lat_deg if camera.position else None,
+                          lon_deg=camera.position.lon_deg if camera.position else None)
+            if any(getattr(row, k) != v for k, v in values.items()):
+                for k, v in values.items():
+                    setattr(row, k, v)
+                row.updated_at = now
+        return row
+
+    def _attach_or_create(self, session: Session, v: Violation, cam: Camera, now: datetime) -> Case:
+        key = dedupe_key(v.camera_id, v.zone_id, v.kind)
+        boxes = [[round(float(c), 1) for c in box] for box in v.xyxy]
+        since = v.first_seen - timedelta(seconds=self.settings.cooldown_s)
+        rows = session.scalars(select(Case).where(Case.dedupe_key == key, Case.status.in_(OPEN_STATUSES),
+                                                  Case.last_seen >= since)).all()
+        target_id = choose_dedupe_target(
+            (DedupeCandidate(c.id, c.last_seen, c.boxes) for c in rows), v.first_seen, boxes,
+            self.settings.cooldown_s, self.settings.dedupe_iou_min)
+        if target_id is not None:
+            case = session.get_one(Case, target_id)
+            before = _snapshot(case, ("first_seen", "last_seen", "dwell_s", "boxes", "track_ids"))
+            session.add(CaseViolation(violation_id=v.violation_id, case_id=case.id, attached_at=now))
+            self._apply_event(case, v, now)
+            after = _snapshot(case, before) | {"violation_id": v.violation_id}
+            self._audit(session, case, "system", "dedupe_attach", before, after, now)
+            return case
+        case = Case(
+            violation_id=v.violation_id, dedupe_key=key, kind=v.kind,
+            category_code=self.settings.category_codes.get(v.kind), camera_id=v.camera_id, zone_id=v.zone_id,
+            status="pending", first_seen=v.first_seen, last_seen=v.last_seen, dwell_s=float(v.dwell_s),
+            score=float(v.score), boxes=boxes, track_ids=[int(t) for t in v.track_ids],
+            lat_deg=cam.lat_deg, lon_deg=cam.lon_deg, address=cam.address, grid_code=cam.grid_code,
+            class_name=_main_class(v.class_names), created_at=now, updated_at=now,
+            ended_at=v.last_seen if v.event == "closed" else None,
+        )
+        session.add(case)
+        session.flush()
+        session.add(CaseViolation(violation_id=v.violation_id, case_id=case.id, attached_at=now))
+        self._audit(session, case, "system", "created", None, {"violation_id": v.violation_id, "status": "pending"},
+                    now)
+        return case
+
+    @staticmethod
+    def _apply_event(case: Case, v: Violation, now: datetime) -> None:
+        # Events of one violation arrive in order, but a case may collect several violations: keep the
+        # observed span as the union of theirs and the boxes of the latest observation.
+        if v.last_seen >= case.last_seen:
+            case.boxes = [[round(float(c), 1) for c in box] for box in v.xyxy]
+            case.track_ids = [int(t) for t in v.track_ids]
+            case.score = float(v.score)
+            case.class_name = _main_class(v.class_names) or case.class_name
+            case.ended_at = v.last_seen if v.event == "closed" else None
+        case.first_seen = min(case.first_seen, v.first_seen)
+        case.last_seen = max(case.last_seen, v.last_seen)
+        case.dwell_s = (case.last_seen - case.first_seen).total_seconds()
+        case.updated_at = now
+
+    @staticmethod
+    def _add_evidence(session: Session, case: Case, v: Violation, paths: Mapping[str, str]) -> None:
+        for kind, path in paths.items():
+            if kind not in ("annotated", "original", "crop"):
+                raise CaseError(f"case {case.id}: unknown evidence kind {kind!r} (annotated, original or crop)")
+            session.add(Evidence(case_id=case.id, violation_id=v.violation_id, kind=kind, path=str(path),
+                                 ts=v.last_seen, sha256=file_sha256(path)))
+
+    # reviewer actions
+
+    def confirm(self, case_id: int, actor: str) -> CasePublic:
+        """pending → confirmed, and queue its delivery to every adapter in the same transaction."""
+        now = self._clock()
+        with self._sessions.begin() as session:
+            case = self._get(session, case_id)
+            self._transition(session, case, "confirmed", actor, "confirm", now)
+            session.flush()
+            payload = build_case_payload(self._public(session, case), self.settings.evidence_base_url)
+            for adapter in self.settings.adapters:
+                session.add(OutboxMessage(
+                    case_id=case.id, adapter=adapter, idempotency_key=idempotency_key(case.id, adapter),
+                    payload=payload, status="pending", attempts=0, next_attempt_at=now, created_at=now,
+                    updated_at=now))
+            session.flush()
+            return self._public(session, case)
+
+    def reject(self, case_id: int, actor: str, reason: str) -> CasePublic:
+        """pending → rejected, with the reviewer's reason."""
+        if not reason.strip():
+            raise CaseError(f"case {case_id}: a rejection needs a reason")
+        now = self._clock()
+        with self._sessions.begin() as session:
+            case = self._get(session, case_id)
+            self._transition(session, case, "rejected", actor, "reject", now, reject_reason=reason.strip())
+            session.flush()
+            return self._public(session, case)
+
+    def change_class(self, case_id: int, actor: str, new_kind: str) -> CasePublic:
+        """Correct the violation kind of a pending case; the category code follows the new kind."""
+        now = self._clock()
+        with self._sessions.begin() as session:
+            case = self._get(session, case_id)
+            if case.status != "pending":
+                raise InvalidTransitionError(case_id, case.status, "pending (class change)")
+            if new_kind not in self.settings.category_codes:
+                raise CaseError(f"case {case_id}: unknown violation kind {new_kind!r} (known: "
+                                f"{', '.join(sorted(self.settings.category_codes))})")
+            before = _snapshot(case, ("kind", "corrected_kind", "category_code"))
+            case.corrected_kind = new_kind
+            case.category_code = self.settings.category_codes[new_kind]
+            case.updated_at = now
+            self._audit(session, case, actor, "change_class", before, _snapshot(case, before), now)
+            session.flush()
+            return self._public(session, case)
+
+    def merge(self, case_ids: Sequence[int], into: int, actor: str) -> CasePublic:
+        """Fold pending cases into case `into` (pending or confirmed): they become ``merged``, and their
+        violations, evidence span and later events go to `into`."""
+        now = self._clock()
+        with self._sessions.begin() as session:
+            target = self._get(session, into)
+            if target.status not in OPEN_STATUSES:
+                raise InvalidTransitionError(into, target.status, "merge target (pending or confirmed)")
+            before_target = _snapshot(target, ("first_seen", "last_seen", "dwell_s"))
+            for case_id in dict.fromkeys(case_ids):
+                if case_id == into:
+                    continue
+                source = self._get(session, case_id)
+                self._transition(session, source, "merged", actor, "merge", now, merged_into=into)
+                for link in session.scalars(select(CaseViolation).where(CaseViolation.case_id == case_id)):
+                    link.case_id = into
+                target.first_seen = min(target.first_seen, source.first_seen)
+                target.last_seen = max(target.last_seen, source.last_seen)
+            target.dwell_s = (target.last_seen - target.first_seen).total_seconds()
+            target.updated_at = now
+            self._audit(session, target, actor, "merge_into", before_target,
+                        _snapshot(target, before_target) | {"merged": [c for c in case_ids if c != into]}, now)
+            session.flush()
+            return self._public(session, target)
+
+    # reading
+
+    def get(self, case_id: int) -> CasePublic:
+        with self._sessions() as session:
+            return self._public(session, self._get(session, case_id))
+
+    def audit_trail(self, case_id: int) -> list[AuditPublic]:
+        """A case's audit rows, oldest first."""
+        with self._sessions() as session:
+            self._get(session, case_id)
+            rows = session.scalars(select(AuditEntry).where(AuditEntry.case_id == case_id).order_by(AuditEntry.id))
+            return [AuditPublic.model_validate(r) for r in rows]
+
+    def list_cases(self, filters: CaseFilter | None = None, limit: int = 50, cursor: int | None = None) -> CasesPage:
+        """Cases newest first, filtered, by keyset paging on the case id (stable while cases are added)."""
+        if not 1 <= limit <= 500:
+            raise CaseError(f"limit must be 1..500, got {limit}")
+        f = filters or CaseFilter()
+        query = select(Case).order_by(Case.id.desc()).limit(limit + 1)
+        if cursor is not None:
+            query = query.where(Case.id < cursor)
+        if f.status is not None:
+            query = query.where(Case.status == f.status)
+        if f.camera_id is not None:
+            query = query.where(Case.camera_id == f.camera_id)
+        if f.kind is not None:
+            query = query.where(Case.kind == f.kind)
+        if f.seen_from is not None:
+            query = query.where(Case.last_seen >= f.seen_from)
+        if f.seen_to is not None:
+            query = query.where(Case.first_seen < f.seen_to)
+        with self._sessions() as session:
+            rows = list(session.scalars(query))
+            more = len(rows) > limit
+            items = [self._public(session, c) for c in rows[:limit]]
+        return CasesPage(items=items, next_cursor=items[-1].id if more else None)
+
+    # helpers
+
+    @staticmethod
+    def _get(session: Session, case_id: int) -> Case:
+        case = session.get(Case, case_id)
+        if case is None:
+            raise CaseNotFoundError(f"no case {case_id}")
+        return case
+
+    def _transition(self, session: Session, case: Case, target: str, actor: str, action: str, now: datetime,
+                    **changes: Any) -> None:
+        check_transition(case.status, target, case.id)
+        before = _snapshot(case, ("status", *changes))
+        case.status = target
+        for name, value in changes.items():
+            setattr(case, name, value)
+        case.updated_at = now
+        self._audit(session, case, actor, action, before, _snapshot(case, before), now)
+
+    @staticmethod
+    def _audit(session: Session, case: Case, actor: str, action: str, before: dict[str, Any] | None,
+               after: dict[str, Any] | None, now: datetime) -> None:
+        session.add(AuditEntry(case_id=case.id, actor=actor, action=action, at=now, before=before, after=after))
+
+    @staticmethod
+    def _public(session: Session, case: Case) -> CasePublic:
+        evidence = session.scalars(select(Evidence).where(Evidence.case_id == case.id).order_by(Evidence.id))
+        data = CasePublic.model_validate(case, from_attributes=True).model_dump(exclude={"evidence"})
+        return CasePublic(**data, evidence=[EvidencePublic.model_validate(e) for e in evidence])
+
+
+def set_case_status(session: Session, case_id: int, target: str, actor: str, now: datetime,
+                    **details: Any) -> None:
+    """Move a case along the status machine inside the caller's transaction (used by the outbox)."""
+    case = session.get_one(Case, case_id)
+    check_transition(case.status, target, case_id)
+    before = {"status": case.status}
+    case.status = target
+    case.updated_at = now
+    session.add(AuditEntry(case_id=case_id, actor=actor, action=target, at=now, before=before,
+                           after={"status": target, **details}))
+
+
+def _main_class(class_names: Sequence[str]) -> str | None:
+    return Counter(class_names).most_common(1)[0][0] if class_names else None

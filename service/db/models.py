@@ -1,0 +1,180 @@
+"""ORM models of the case database (SQLAlchemy 2.0 typed mappings).
+
+Portable between SQLite (the embedded default) and PostgreSQL: generic column types only, JSON through
+`sqlalchemy.JSON`, and times through `UTCDateTime`, which stores naive UTC and hands back aware UTC
+(SQLite has no time-zone type, and mixing naive and aware datetimes in comparisons is an error).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, TypeDecorator,
+                        UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = [
+    "AuditEntry", "Base", "Camera", "Case", "CaseViolation", "Evidence", "OutboxMessage", "UTCDateTime",
+    "CASE_STATUSES", "OUTBOX_STATUSES", "EVIDENCE_KINDS",
+]
+
+CASE_STATUSES = ("pending", "confirmed", "rejected", "posted", "post_failed", "merged")
+OUTBOX_STATUSES = ("pending", "sending", "sent", "dead")
+EVIDENCE_KINDS = ("annotated", "original", "crop")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as naive UTC and returned as an aware UTC datetime on every backend."""
+
+    impl = DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: pass an aware (UTC) time")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+
+
+class Camera(Base):
+    """A camera as the case system sees it (a copy of its configuration, so cases outlive config edits)."""
+
+    __tablename__ = "cameras"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    source: Mapped[str] = mapped_column(String(2000), default="")
+    lat_deg: Mapped[Optional[float]] = mapped_column(Float)
+    lon_deg: Mapped[Optional[float]] = mapped_column(Float)
+    address: Mapped[str] = mapped_column(String(500), default="")
+    grid_code: Mapped[str] = mapped_column(String(64), default="")
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Hash of the HTTP-push token (never the token itself).
+    token_hash: Mapped[Optional[str]] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Case(Base):
+    """A candidate case: one (possibly deduplicated) violation waiting for, or past, human review."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        Index("ix_cases_dedupe_open", "dedupe_key", "status", "last_seen"),
+        Index("ix_cases_status_id", "status", "id"),
+        Index("ix_cases_camera_id", "camera_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    violation_id: Mapped[str] = mapped_column(String(200), unique=True)
+    dedupe_key: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(64))
+    category_code: Mapped[Optional[str]] = mapped_column(String(32))
+    camera_id: Mapped[str] = mapped_column(ForeignKey("cameras.id"))
+    zone_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+    # When the detector closed the last violation of this case (None while it is still observed).
+    ended_at: Mapped[Optional[datetime]]
+    dwell_s: Mapped[float] = mapped_column(Float, default=0.0)
+    score: Mapped[float] = mapped_column(Float, default=0.0)
+    boxes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    track_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    lat_deg: Mapped[Optional[float]] = mapped_column(Float)
+    lon_deg: Mapped[Optional[float]] = mapped_column(Float)
+    address: Mapped[str] = mapped_column(String(500), default="")
+    grid_code: Mapped[str] = mapped_column(String(64), default="")
+    class_name: Mapped[Optional[str]] = mapped_column(String(64))
+    corrected_kind: Mapped[Optional[str]] = mapped_column(String(64))
+    reject_reason: Mapped[Optional[str]] = mapped_column(Text)
+    merged_into: Mapped[Optional[int]] = mapped_column(ForeignKey("cases.id"))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    # Optimistic locking: a concurrent edit of the same case fails with StaleDataError instead of being lost.
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+
+    evidence: Mapped[list["Evidence"]] = relationship(back_populates="case", order_by="Evidence.id")
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class CaseViolation(Base):
+    """Every detector violation attached to a case (its own, and those folded in by dedupe or merge).
+
+    `updated` and `closed` events are routed through this table, so a violation deduplicated into an
+    older case keeps updating that case.
+    """
+
+    __tablename__ = "case_violations"
+
+    violation_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    attached_at: Mapped[datetime]
+
+
+class Evidence(Base):
+    """One evidence image of a case."""
+
+    __tablename__ = "evidence"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    violation_id: Mapped[Optional[str]] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))  # annotated | original | crop
+    path: Mapped[str] = mapped_column(String(2000))
+    ts: Mapped[datetime]
+    sha256: Mapped[Optional[str]] = mapped_column(String(64))
+
+    case: Mapped[Case] = relationship(back_populates="evidence")
+
+
+class AuditEntry(Base):
+    """Who did what to a case and when, with the changed fields before and after."""
+
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+    before: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)
+    after: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)
+
+
+class OutboxMessage(Base):
+    """A case waiting to be (or already) delivered to one external case system (transactional outbox)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("idempotency_key", name="uq_outbox_idempotency_key"),
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    adapter: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sending | sent | dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    # While `sending`: the claim expires here; a row still `sending` after it was left by a crashed worker.
+    lease_expires_at: Mapped[Optional[datetime]]
+    claim_token: Mapped[Optional[str]] = mapped_column(String(64))
+    last_error: Mapped[Optional[str]] = mapped_column(Text)
+    remote_id: Mapped[Optional[str]] = mapped_column(String(200))
+    sent_at: Mapped[Optional[datetime]]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

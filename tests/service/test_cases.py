@@ -1,0 +1,292 @@
+"""Cases on a real SQLite file: dedupe, the status machine, reviewer actions and their audit rows, listing."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from detector.rules import Violation
+from service.cases import (CaseError, CaseFilter, CaseNotFoundError, CaseSettings, CaseStore, DedupeCandidate,
+                           InvalidTransitionError, TRANSITIONS, box_iou, build_case_payload, check_transition,
+                           choose_dedupe_target, idempotency_key)
+from service.config import CameraConfig
+from service.db import DatabaseSettings, make_engine, make_session_factory, upgrade_schema
+from service.db.models import OutboxMessage
+
+T0 = datetime(2026, 6, 1, 8, 0, 0, tzinfo=timezone.utc)
+STALL_BOX = (100.0, 200.0, 200.0, 300.0)
+
+
+def make_violation(violation_id: str = "cam-1/stall_occupation/z1/1", event: str = "opened", *,
+                   camera_id: str = "cam-1", zone_id: str = "z1", kind: str = "stall_occupation",
+                   first_s: float = 0.0, last_s: float = 300.0, boxes=(STALL_BOX,), score: float = 0.8,
+                   classes=None) -> Violation:
+    """A violation event `first_s`..`last_s` seconds after T0."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    return Violation(
+        violation_id=violation_id, kind=kind, event=event, status="closed" if event == "closed" else "open",
+        camera_id=camera_id, zone_id=zone_id, track_ids=tuple(range(1, len(boxes) + 1)),
+        first_seen=T0 + timedelta(seconds=first_s), last_seen=T0 + timedelta(seconds=last_s),
+        dwell_s=last_s - first_s, xyxy=boxes, score=score,
+        class_names=tuple(classes or ["stall"] * len(boxes)))
+
+
+def make_camera(camera_id: str = "cam-1") -> CameraConfig:
+    return CameraConfig(id=camera_id, name="Gate", source="rtsp://10.0.0.5/stream", timezone="Asia/Shanghai",
+                        position={"lat_deg": 31.2304, "lon_deg": 121.4737}, address="88 Nanjing Rd",
+                        grid_code="310101-001")
+
+
+class FakeClock:
+    """Wall-clock time the test moves by hand."""
+
+    def __init__(self, start: datetime = T0 + timedelta(hours=1)):
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def session_factory(tmp_path):
+    engine = make_engine(DatabaseSettings(path=tmp_path / "cases.db"))
+    upgrade_schema(engine)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def store(session_factory, clock):
+    return CaseStore(session_factory, CaseSettings(adapters=("open311",)), clock=clock)
+
+
+# --- pure logic -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("a, b, expected", [
+    ((0, 0, 10, 10), (0, 0, 10, 10), 1.0),
+    ((0, 0, 10, 10), (5, 0, 15, 10), 50 / 150),
+    ((0, 0, 10, 10), (10, 0, 20, 10), 0.0),
+    ((0, 0, 0, 0), (0, 0, 0, 0), 0.0),
+])
+def test_box_iou(a, b, expected):
+    assert box_iou(a, b) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("gap_s, other_box, expected", [
+    (60, STALL_BOX, 7),                            # same stall, soon after: same case
+    (1800, STALL_BOX, 7),                          # exactly the cooldown: still the same case
+    (1801, STALL_BOX, None),                       # after the cooldown: new case
+    (60, (110.0, 210.0, 210.0, 310.0), 7),         # moved a little (IoU 0.68)
+    (60, (400.0, 200.0, 500.0, 300.0), None),      # elsewhere in the zone: new case
+    (-30, STALL_BOX, 7),                           # overlapping in time
+])
+def test_choose_dedupe_target(gap_s, other_box, expected):
+    candidate = DedupeCandidate(case_id=7, last_seen=T0, boxes=[list(STALL_BOX)])
+    first_seen = T0 + timedelta(seconds=gap_s)
+    assert choose_dedupe_target([candidate], first_seen, [other_box], cooldown_s=1800, iou_min=0.3) == expected
+
+
+def test_choose_dedupe_target_prefers_best_overlap():
+    far = DedupeCandidate(1, T0, [[0, 0, 100, 100]])
+    near = DedupeCandidate(2, T0 - timedelta(seconds=60), [list(STALL_BOX)])
+    assert choose_dedupe_target([far, near], T0, [STALL_BOX], 1800, 0.3) == 2
+
+
+ALL_STATUSES = sorted(TRANSITIONS)
+
+
+@pytest.mark.parametrize("current", ALL_STATUSES)
+@pytest.mark.parametrize("target", ALL_STATUSES)
+def test_status_machine(current, target):
+    valid = {("pending", "confirmed"), ("pending", "rejected"), ("pending", "merged"), ("confirmed", "posted"),
+             ("confirmed", "post_failed"), ("post_failed", "posted")}
+    if (current, target) in valid:
+        check_transition(current, target)
+    else:
+        with pytest.raises(InvalidTransitionError, match=f"cannot go from '{current}' to '{target}'"):
+            check_transition(current, target, case_id=3)
+
+
+# --- ingest and dedupe ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("second, same_case", [
+    (dict(first_s=900, last_s=1200), True),                                  # same stall back within cooldown
+    (dict(first_s=300 + 1801, last_s=2500), False),                          # after the cooldown
+    (dict(first_s=900, last_s=1200, zone_id="z2"), False),                   # other zone
+    (dict(first_s=900, last_s=1200, boxes=((400, 200, 500, 300),)), False),  # not overlapping
+    (dict(first_s=900, last_s=1200, kind="illegal_structure"), False),       # other kind
+    (dict(first_s=900, last_s=1200, camera_id="cam-2"), False),              # other camera
+])
+def test_dedupe_of_opened_events(store, second, same_case):
+    first = store.ingest(make_violation("v1"), camera=make_camera())
+    again = store.ingest(make_violation("v2", **second), camera=make_camera(second.get("camera_id", "cam-1")))
+    assert (again.id == first.id) is same_case
+    cases = store.list_cases().items
+    assert len(cases) == (1 if same_case else 2)
+    if same_case:
+        assert again.first_seen == first.first_seen and again.last_seen == T0 + timedelta(seconds=1200)
+        assert again.dwell_s == 1200
+        assert [a.action for a in store.audit_trail(first.id)] == ["created", "dedupe_attach"]
+
+
+def test_rejected_case_does_not_absorb_a_new_violation(store):
+    first = store.ingest(make_violation("v1"))
+    store.reject(first.id, "alice", "not a stall")
+    assert store.ingest(make_violation("v2", first_s=400, last_s=600)).id != first.id
+
+
+def test_updated_and_closed_events_update_the_case(store):
+    case = store.ingest(make_violation("v1"), camera=make_camera())
+    moved = ((105.0, 200.0, 205.0, 300.0),)
+    store.ingest(make_violation("v1", "updated", last_s=600, boxes=moved, score=0.9))
+    closed = store.ingest(make_violation("v1", "closed", last_s=700, boxes=moved, score=0.9))
+    assert closed.id == case.id and closed.dwell_s == 700 and closed.score == pytest.approx(0.9)
+    assert closed.boxes == [[105.0, 200.0, 205.0, 300.0]] and closed.ended_at == T0 + timedelta(seconds=700)
+    assert (closed.lat_deg, closed.lon_deg, closed.address, closed.grid_code) == (
+        31.2304, 121.4737, "88 Nanjing Rd", "310101-001")
+    assert closed.category_code == "0504" and closed.class_name == "stall"
+
+
+def test_events_of_a_deduplicated_violation_go_to_the_older_case(store):
+    first = store.ingest(make_violation("v1"))
+    store.ingest(make_violation("v2", first_s=900, last_s=1000))
+    updated = store.ingest(make_violation("v2", "closed", first_s=900, last_s=1500))
+    assert updated.id == first.id and updated.last_seen == T0 + timedelta(seconds=1500)
+
+
+def test_evidence_is_stored_with_hashes(store, tmp_path):
+    files = {}
+    for kind in ("annotated", "original", "crop"):
+        files[kind] = str(tmp_path / f"v1.{kind}.jpg")
+        Path(files[kind]).write_bytes(kind.encode())
+    case = store.ingest(make_violation("v1"), files)
+    assert [(e.kind, e.path) for e in case.evidence] == list(files.items())
+    import hashlib
+    assert case.evidence[0].sha256 == hashlib.sha256(b"annotated").hexdigest()
+    again = store.ingest(make_violation("v2", first_s=400, last_s=500), {"annotated": files["annotated"]})
+    assert again.id == case.id and len(again.evidence) == 4
+    with pytest.raises(CaseError, match="unknown evidence kind 'thumb'"):
+        store.ingest(make_violation("v1", "updated"), {"thumb": files["crop"]})
+
+
+# --- reviewer actions -----------------------------------------------------------------------------------
+
+def test_confirm_enqueues_outbox_row_in_the_same_transaction(store, session_factory, clock):
+    case = store.ingest(make_violation("v1"), camera=make_camera())
+    confirmed = store.confirm(case.id, "alice")
+    assert confirmed.status == "confirmed"
+    with session_factory() as s:
+        row = s.scalars(select(OutboxMessage)).one()
+    assert (row.case_id, row.adapter, row.status, row.attempts) == (case.id, "open311", "pending", 0)
+    assert row.idempotency_key == idempotency_key(case.id, "open311") == f"streetwatch-{case.id}-open311"
+    assert row.next_attempt_at == clock.now
+    assert row.payload["category_code"] == "0504" and row.payload["location"]["lat_deg"] == 31.2304
+    audit = store.audit_trail(case.id)[-1]
+    assert (audit.actor, audit.action, audit.at) == ("alice", "confirm", clock.now)
+    assert (audit.before, audit.after) == ({"status": "pending"}, {"status": "confirmed"})
+    with pytest.raises(InvalidTransitionError, match="cannot go from 'confirmed' to 'confirmed'"):
+        store.confirm(case.id, "bob")
+    with session_factory() as s:  # the failed confirm left nothing behind
+        assert len(s.scalars(select(OutboxMessage)).all()) == 1
+
+
+def test_reject_keeps_reason_and_audit(store):
+    case = store.ingest(make_violation("v1"))
+    rejected = store.reject(case.id, "bob", "shop's own goods, allowed")
+    assert (rejected.status, rejected.reject_reason) == ("rejected", "shop's own goods, allowed")
+    audit = store.audit_trail(case.id)[-1]
+    assert (audit.actor, audit.action) == ("bob", "reject")
+    assert audit.after == {"status": "rejected", "reject_reason": "shop's own goods, allowed"}
+    with pytest.raises(InvalidTransitionError):
+        store.confirm(case.id, "alice")
+    with pytest.raises(CaseError, match="needs a reason"):
+        store.reject(store.ingest(make_violation("v9", zone_id="z9")).id, "bob", " ")
+
+
+def test_change_class_recomputes_category_code(store):
+    case = store.ingest(make_violation("v1"))
+    changed = store.change_class(case.id, "carol", "bike_misparked")
+    assert (changed.kind, changed.corrected_kind, changed.category_code) == (
+        "stall_occupation", "bike_misparked", "0506")
+    audit = store.audit_trail(case.id)[-1]
+    assert audit.action == "change_class" and audit.before["category_code"] == "0504"
+    assert audit.after["category_code"] == "0506"
+    with pytest.raises(CaseError, match="unknown violation kind 'dragon'"):
+        store.change_class(case.id, "carol", "dragon")
+    assert build_case_payload(changed)["kind"] == "bike_misparked"
+
+
+def test_merge_folds_cases_and_routes_later_events(store):
+    a = store.ingest(make_violation("va"))
+    b = store.ingest(make_violation("vb", zone_id="z2", first_s=-100, last_s=200))
+    merged = store.merge([b.id], into=a.id, actor="dave")
+    assert merged.first_seen == T0 - timedelta(seconds=100)
+    assert store.get(b.id).status == "merged" and store.get(b.id).merged_into == a.id
+    assert store.ingest(make_violation("vb", "closed", zone_id="z2", first_s=-100, last_s=900)).id == a.id
+    assert [x.action for x in store.audit_trail(b.id)] == ["created", "merge"]
+    assert store.audit_trail(a.id)[-1].after["merged"] == [b.id]
+    with pytest.raises(InvalidTransitionError):
+        store.merge([a.id], into=b.id, actor="dave")
+
+
+def test_unknown_case(store):
+    with pytest.raises(CaseNotFoundError, match="no case 42"):
+        store.confirm(42, "alice")
+
+
+# --- listing --------------------------------------------------------------------------------------------
+
+def test_list_filters_and_keyset_paging(store):
+    ids = [store.ingest(make_violation(f"v{i}", zone_id=f"z{i}", first_s=i * 100, last_s=i * 100 + 50)).id
+           for i in range(7)]
+    store.reject(ids[0], "bob", "no")
+    page1 = store.list_cases(limit=3)
+    page2 = store.list_cases(limit=3, cursor=page1.next_cursor)
+    page3 = store.list_cases(limit=3, cursor=page2.next_cursor)
+    assert [c.id for c in page1.items + page2.items + page3.items] == ids[::-1]
+    assert page3.next_cursor is None
+    assert [c.id for c in store.list_cases(CaseFilter(status="rejected")).items] == [ids[0]]
+    assert store.list_cases(CaseFilter(camera_id="cam-2")).items == []
+    window = CaseFilter(seen_from=T0 + timedelta(seconds=220), seen_to=T0 + timedelta(seconds=400))
+    assert [c.id for c in store.list_cases(window).items] == [ids[3], ids[2]]
+    assert len(store.list_cases(CaseFilter(kind="stall_occupation")).items) == 7
+
+
+def test_concurrent_ingest_from_camera_threads(store):
+    # Camera workers write from their own threads; SQLite must queue them (BEGIN IMMEDIATE + busy timeout)
+    # instead of failing with "database is locked".
+    import threading
+
+    errors: list[BaseException] = []
+
+    def camera_worker(camera_id: str) -> None:
+        try:
+            for i in range(15):
+                v = make_violation(f"{camera_id}/v{i}", camera_id=camera_id, zone_id=f"z{i}")
+                store.ingest(v, camera=make_camera(camera_id))
+                store.ingest(make_violation(f"{camera_id}/v{i}", "updated", camera_id=camera_id, zone_id=f"z{i}",
+                                            last_s=400))
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=camera_worker, args=(f"cam-{n}",)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == []
+    page = store.list_cases(limit=100)
+    assert len(page.items) == 30 and {c.last_seen for c in page.items} == {T0 + timedelta(seconds=400)}
+    assert {c.version for c in page.items} == {2}
