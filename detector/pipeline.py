@@ -3,6 +3,9 @@
 `CameraPipeline.process(frame)` is the only per-frame entry point. It holds one camera's tracker and rule
 engine (state), and shares the detector (stateless, thread-safe) with other cameras. It does no I/O: what
 to do with events (write JSON lines, open cases, save evidence) is the caller's business.
+
+With a `MotionGate` the detector runs only on samples where the picture changed (or a re-verification is
+due); see `CameraPipeline` for what skipped samples produce.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
+from detector.motion import MotionDecision, MotionGate
 from detector.rules import RuleEngine, Violation
-from detector.tracking import Tracker
+from detector.tracking import Tracker, TrackState
 from detector.types import Detections, Frame
 
 if TYPE_CHECKING:
@@ -33,13 +37,18 @@ class PipelineStep:
         detections: Tracked detections of the classes the rules use (pipeline class names in
             ``data["class_name"]``, ``tracker_id`` set).
         events: Violation events of this frame (opened / updated / closed).
-        inference_ms: Time spent in the detector.
+        inference_ms: Time spent in the detector (0 when it did not run).
+        inferred: Whether the detector ran on this frame; False when the motion gate skipped it and
+            `detections` are the last inferred ones carried forward.
+        motion: The motion gate's decision, or None without a gate.
     """
 
     frame: Frame
     detections: Detections
     events: list[Violation]
     inference_ms: float
+    inferred: bool = True
+    motion: MotionDecision | None = None
 
 
 class CameraPipeline:
@@ -56,11 +65,36 @@ class CameraPipeline:
         min_score: One detection threshold for all classes (None: the card's per-class thresholds). Set it
             at or below the tracker's low-score stage so weak boxes can keep tracks alive.
         tiling: Tiled inference settings for large frames, or None.
+        motion_gate: This camera's motion gate (one per camera: it holds state), or None to infer every
+            frame.
+
+    Motion gating. When the gate skips a sample, the detector and the tracker do not run, and the rule
+    engine gets the tracker's last output again at the new timestamp: while nothing in the picture moves,
+    the boxes of what stands there stay valid, so dwell times keep growing in seconds of frame time and
+    violations open on time. The tracker is deliberately not fed the carried-forward boxes: it would count
+    them as fresh hits and fold their old scores into the median score again, making a track look more
+    certain than the detector ever said. Carried-forward samples are therefore invisible to the tracker,
+    which sees the camera as if sampled more sparsely while nothing moves; its `stationary` and
+    `stationary_since_s` columns only change on inferred samples (at the latest every
+    ``reverify_interval_s``). Because the tracker drops a moving (not yet stationary) track unseen for
+    ``max_missing_s``, inference is also forced once half that time has passed while such tracks exist,
+    so a stall that has just been set up is not lost before it counts as stationary, and on every sample
+    while a tentative track waits for its confirming hits.
+
+    Raises:
+        ValueError: The gate's ``reverify_interval_s`` is not below the tracker's
+            ``stationary_max_missing_s`` (stationary tracks would expire between verifications).
     """
 
     def __init__(self, camera_id: str, detector: "OnnxDetector", tracker: Tracker, engine: RuleEngine,
                  class_map: Mapping[str, str] | None = None, keep_classes: set[str] | None = None,
-                 min_score: float | None = None, tiling: "TilingConfig | None" = None) -> None:
+                 min_score: float | None = None, tiling: "TilingConfig | None" = None,
+                 motion_gate: MotionGate | None = None) -> None:
+        if motion_gate is not None and not (
+                motion_gate.config.reverify_interval_s < tracker.config.stationary_max_missing_s):
+            raise ValueError(
+                f"camera {camera_id}: motion gate reverify_interval_s ({motion_gate.config.reverify_interval_s}) "
+                f"must be below the tracker's stationary_max_missing_s ({tracker.config.stationary_max_missing_s})")
         self.camera_id = camera_id
         self.detector = detector
         self.tracker = tracker
@@ -73,6 +107,8 @@ class CameraPipeline:
         self._pipeline_names = np.asarray(mapped)
         self._keep = np.array([keep_classes is None or name in keep_classes for name in mapped], bool)
         self._last_ts: datetime | None = None
+        self.motion_gate = motion_gate
+        self._last_tracked: Detections | None = None  # the tracker's output on the last inferred frame
 
     def detect(self, frame: Frame) -> Detections:
         """Detections of the kept classes, with pipeline class names, before tracking."""
@@ -91,12 +127,37 @@ class CameraPipeline:
             raise ValueError(f"camera {self.camera_id}: frame at {frame.ts.isoformat()} is older than the "
                              f"previous one ({self._last_ts.isoformat()})")
         self._last_ts = frame.ts
+        decision = None
+        if self.motion_gate is not None:
+            decision = self.motion_gate.update(frame.image, frame.ts_s, force=self._moving_tracks_due(frame.ts_s))
+            if not decision.infer and self._last_tracked is not None:
+                events = self.engine.update(frame.ts, self._last_tracked, (frame.width_px, frame.height_px))
+                return PipelineStep(frame, self._last_tracked, events, 0.0, inferred=False, motion=decision)
         started = time.perf_counter()
         detections = self.detect(frame)
         inference_ms = (time.perf_counter() - started) * 1000
         tracked = self.tracker.update(detections, frame.ts_s)
         events = self.engine.update(frame.ts, tracked, (frame.width_px, frame.height_px))
-        return PipelineStep(frame, tracked, events, inference_ms)
+        if self.motion_gate is not None:
+            self._last_tracked = tracked
+        return PipelineStep(frame, tracked, events, inference_ms, inferred=True, motion=decision)
+
+    def _moving_tracks_due(self, ts_s: float) -> bool:
+        """Whether the tracker needs fresh detections now, whatever the motion gate sees.
+
+        A tentative track needs its next hits as soon as possible (it is confirmed, and reported, no later
+        than without gating; one that was a false positive expires after ``max_missing_s``). A track that is
+        not stationary would be dropped after ``max_missing_s`` unseen, so it is re-checked after half that.
+        """
+        last_s = self.motion_gate.last_inferred_s
+        if last_s is None:
+            return False
+        tracks = self.tracker.tracks
+        if any(track.state == TrackState.TENTATIVE for track in tracks):
+            return True
+        if ts_s - last_s < 0.5 * self.tracker.config.max_missing_s:
+            return False
+        return any(not track.stationary for track in tracks)
 
     def finish(self, ts: datetime) -> list[Violation]:
         """Close every open violation (end of a file or flight)."""
