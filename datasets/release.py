@@ -18,7 +18,7 @@ from datasets.yolo import load_dataset
 from detector.runtime import OnnxDetector
 from detector.runtime.card import InputSpec, ModelCard, Thresholds, sha256_of
 
-__all__ = ["release_model", "write_card"]
+__all__ = ["release_model", "write_card", "training_facts", "add_metrics"]
 
 # A class whose best-F1 threshold cannot be measured (no val instances) keeps this default.
 DEFAULT_CONF = 0.25
@@ -46,8 +46,12 @@ def release_model(weights_pt: Path, data_yaml: Path, name: str, out_root: Path, 
     folder.mkdir(parents=True, exist_ok=True)
     onnx_path = export_onnx(weights_pt, folder / f"{name}.onnx", imgsz_px)
     if keep_weights:
-        # The checkpoint is what `streetwatch train` fine-tunes on reviewer feedback.
+        # The checkpoint is what `streetwatch train` fine-tunes on reviewer feedback; without the optimizer
+        # state it is a fifth of the size.
         shutil.copyfile(weights_pt, folder / f"{name}.pt")
+        from ultralytics.utils.torch_utils import strip_optimizer
+
+        strip_optimizer(str(folder / f"{name}.pt"))
     ds = load_dataset(Path(data_yaml))
     card = ModelCard(
         name=name,
@@ -75,6 +79,38 @@ def release_model(weights_pt: Path, data_yaml: Path, name: str, out_root: Path, 
         "metrics": {"val": {"data": str(data_yaml), **_summary(run.report)}},
     })
     write_card(card, folder)
+    return card
+
+
+def training_facts(weights_pt: Path) -> dict[str, Any]:
+    """What the ultralytics run folder of a checkpoint says about its training (args, epochs, time)."""
+    run_dir = Path(weights_pt).resolve().parent.parent
+    facts: dict[str, Any] = {"weights": str(weights_pt)}
+    args_yaml = run_dir / "args.yaml"
+    if args_yaml.is_file():
+        args = yaml.safe_load(args_yaml.read_text())
+        facts.update({k: args.get(k) for k in ("model", "data", "imgsz", "epochs", "batch", "optimizer", "lr0",
+                                                "mosaic", "seed", "device") if k in args})
+        facts["epochs_planned"] = facts.pop("epochs", None)
+    results = run_dir / "results.csv"
+    if results.is_file():
+        rows = [line.split(",") for line in results.read_text().splitlines() if line.strip()]
+        header, last = rows[0], rows[-1]
+        facts["epochs_completed"] = int(float(last[header.index("epoch")]))
+        if "time" in header:
+            facts["train_time_s"] = round(float(last[header.index("time")]), 1)
+    return facts
+
+
+def add_metrics(card_yaml: Path, key: str, report, data: str, note: str = "") -> ModelCard:
+    """Add an evaluation (e.g. a holdout) to a card's metrics and write it back."""
+    from detector.runtime.card import load_card
+
+    card = load_card(card_yaml)
+    metrics = dict(card.metrics)
+    metrics[key] = {"data": data, **_summary(report), **({"note": note} if note else {})}
+    card = card.model_copy(update={"metrics": metrics})
+    write_card(card, Path(card_yaml).parent)
     return card
 
 

@@ -123,6 +123,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
                          TilingConfig() if args.tile else None,
                          progress=lambda it: _progress(it, None, "eval", show))
     json_path, md_path = write_eval_results(run, Path(args.results_dir), args.tag)
+    if args.card_key:
+        from datasets.release import add_metrics
+
+        if not model.card.card_path:
+            raise ValueError("--card-key needs a model with a card file")
+        add_metrics(Path(model.card.card_path), args.card_key, run.report, f"{args.data} ({args.split}, {run.subset})",
+                    note=f"computed by streetwatch eval; {json_path.name}")
+        print(f"recorded as metrics.{args.card_key} in {model.card.card_path}", file=sys.stderr)
     if args.json:
         print(json_path.read_text())
     else:
@@ -175,8 +183,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_release(args: argparse.Namespace) -> int:
     from datasets.release import release_model
 
+    from datasets.release import training_facts
+
     card = release_model(Path(args.weights), Path(args.data), args.name, _models_root(args), args.imgsz,
-                         training={"weights": str(args.weights)}, training_data=args.training_data or str(args.data))
+                         training=training_facts(Path(args.weights)),
+                         training_data=args.training_data or str(args.data))
     print(f"released {card.name} to {_models_root(args) / card.name}", file=sys.stderr)
     return EXIT_OK
 
@@ -373,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tile", action="store_true", help="tiled inference")
     p.add_argument("--results-dir", default="benchmarks/results", metavar="DIR")
     p.add_argument("--tag", default=None, help="suffix for the result file names")
+    p.add_argument("--card-key", default=None, metavar="KEY", help="also record the result in the model card")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
