@@ -1,0 +1,47 @@
+"""Shared dependencies (`Annotated` aliases): the app's services and the caller's principal by role."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from detector.sources.push import PushSource
+from service.api.auth import KeyRing, Principal, require_roles
+from service.cases import CaseStore
+from service.config import AppConfig
+from service.metrics import PushCounters
+from service.outbox import OutboxWorker
+from service.settings import Settings
+
+__all__ = ["AdminDep", "CameraPusherDep", "ReviewerDep", "Services", "ServicesDep"]
+
+
+@dataclass
+class Services:
+    """Everything one app instance owns (kept on ``app.state.services``)."""
+
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    cases: CaseStore
+    outbox: OutboxWorker
+    keys: KeyRing
+    config: AppConfig
+    push_sources: dict[str, PushSource]
+    push_counters: PushCounters
+    config_lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+AdminDep = Annotated[Principal, Depends(require_roles("admin"))]
+ReviewerDep = Annotated[Principal, Depends(require_roles("reviewer", "admin"))]
+CameraPusherDep = Annotated[Principal, Depends(require_roles("camera", "admin"))]

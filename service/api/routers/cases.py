@@ -1,0 +1,124 @@
+"""``/cases``: list, detail, reviewer actions (confirm, reject, class, merge), audit trail, evidence files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query, status
+from fastapi.responses import FileResponse
+from pydantic import AwareDatetime
+from starlette.concurrency import run_in_threadpool
+
+from service.api.deps import ReviewerDep, ServicesDep
+from service.api.errors import case_error_to_http
+from service.api.schemas import (AuditsPublic, CaseClassChange, CaseMerge, CasePublic, CaseReject, CasesPublic,
+                                 ErrorPublic)
+from service.cases import CaseError, CaseFilter
+from service.db.models import CASE_STATUSES
+
+router = APIRouter(prefix="/cases", tags=["cases"])
+
+CaseStatus = Literal[CASE_STATUSES]  # type: ignore[valid-type]
+_ERRORS = {401: {"model": ErrorPublic}, 403: {"model": ErrorPublic}, 404: {"model": ErrorPublic}}
+_ACTION_ERRORS = {**_ERRORS, 409: {"model": ErrorPublic}, 422: {"model": ErrorPublic}}
+
+
+@router.get("", response_model=CasesPublic, summary="List cases, newest first", responses=_ERRORS)
+def list_cases(
+    services: ServicesDep, _: ReviewerDep,
+    status_: Annotated[CaseStatus | None, Query(alias="status", description="Only cases in this status.")] = None,
+    camera_id: Annotated[str | None, Query(max_length=64, description="Only cases of this camera.")] = None,
+    kind: Annotated[str | None, Query(max_length=64, description="Only cases of this violation kind.")] = None,
+    seen_from: Annotated[AwareDatetime | None, Query(alias="from", description="Observed at or after (ISO 8601 "
+                                                                                "with zone).")] = None,
+    seen_to: Annotated[AwareDatetime | None, Query(alias="to", description="Observed before (ISO 8601 with "
+                                                                            "zone).")] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
+    cursor: Annotated[int | None, Query(ge=1, description="`next_cursor` of the previous page.")] = None,
+) -> CasesPublic:
+    if seen_from is not None and seen_to is not None and seen_to <= seen_from:
+        raise HTTPException(422,
+                            detail=[{"field": "to", "msg": "must be after 'from'", "type": "value_error",
+                                     "loc": ["query", "to"]}])
+    page = services.cases.list_cases(CaseFilter(status=status_, camera_id=camera_id, kind=kind,
+                                                seen_from=seen_from, seen_to=seen_to), limit=limit, cursor=cursor)
+    return CasesPublic(data=page.items, count=len(page.items), next_cursor=page.next_cursor)
+
+
+@router.get("/{case_id}", response_model=CasePublic, summary="One case with its evidence", responses=_ERRORS)
+def get_case(case_id: int, services: ServicesDep, _: ReviewerDep) -> CasePublic:
+    try:
+        return services.cases.get(case_id)
+    except CaseError as exc:
+        raise case_error_to_http(exc) from None
+
+
+@router.post("/{case_id}/confirm", response_model=CasePublic, summary="Confirm a pending case (queues delivery)",
+             responses=_ACTION_ERRORS)
+def confirm_case(case_id: int, services: ServicesDep, reviewer: ReviewerDep) -> CasePublic:
+    try:
+        return services.cases.confirm(case_id, reviewer.name)
+    except CaseError as exc:
+        raise case_error_to_http(exc) from None
+
+
+@router.post("/{case_id}/reject", response_model=CasePublic, summary="Reject a pending case with a reason",
+             responses=_ACTION_ERRORS)
+def reject_case(case_id: int, body: CaseReject, services: ServicesDep, reviewer: ReviewerDep) -> CasePublic:
+    try:
+        return services.cases.reject(case_id, reviewer.name, body.reason)
+    except CaseError as exc:
+        raise case_error_to_http(exc, "reason") from None
+
+
+@router.post("/{case_id}/class", response_model=CasePublic, summary="Correct the violation kind of a pending case",
+             responses=_ACTION_ERRORS)
+def change_case_class(case_id: int, body: CaseClassChange, services: ServicesDep, reviewer: ReviewerDep) -> CasePublic:
+    try:
+        return services.cases.change_class(case_id, reviewer.name, body.kind)
+    except CaseError as exc:
+        raise case_error_to_http(exc, "kind") from None
+
+
+@router.post("/{case_id}/merge", response_model=CasePublic, summary="Merge pending cases into this one",
+             responses=_ACTION_ERRORS)
+def merge_cases(case_id: int, body: CaseMerge, services: ServicesDep, reviewer: ReviewerDep) -> CasePublic:
+    try:
+        return services.cases.merge(body.case_ids, into=case_id, actor=reviewer.name)
+    except CaseError as exc:
+        raise case_error_to_http(exc, "case_ids") from None
+
+
+@router.get("/{case_id}/audit", response_model=AuditsPublic, summary="The audit trail of a case, oldest first",
+            responses=_ERRORS)
+def case_audit(case_id: int, services: ServicesDep, _: ReviewerDep) -> AuditsPublic:
+    try:
+        rows = services.cases.audit_trail(case_id)
+    except CaseError as exc:
+        raise case_error_to_http(exc) from None
+    return AuditsPublic(data=rows, count=len(rows))
+
+
+@router.get("/{case_id}/evidence/{evidence_id}", response_class=FileResponse, response_model=None,
+            summary="Download one evidence image of a case",
+            responses={200: {"content": {"image/jpeg": {}}, "description": "The image file."}, **_ERRORS})
+async def case_evidence(case_id: int, evidence_id: int, services: ServicesDep, _: ReviewerDep) -> FileResponse:
+    try:
+        case = await run_in_threadpool(services.cases.get, case_id)
+    except CaseError as exc:
+        raise case_error_to_http(exc) from None
+    evidence = next((e for e in case.evidence if e.id == evidence_id), None)
+    if evidence is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"case {case_id} has no evidence {evidence_id}")
+    root = Path(services.settings.evidence_dir).resolve()
+    path = Path(evidence.path)
+    path = (path if path.is_absolute() else root / path).resolve()
+    if not path.is_relative_to(root):
+        # Never serve a file outside the evidence folder, whatever the database says.
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            detail=f"evidence {evidence_id} of case {case_id} is not under the evidence folder")
+    if not path.is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"evidence {evidence_id} of case {case_id}: file missing")
+    media_type = "image/png" if path.suffix.lower() == ".png" else "image/jpeg"
+    return FileResponse(path, media_type=media_type, filename=path.name)

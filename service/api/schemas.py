@@ -1,0 +1,125 @@
+"""Request and response schemas of the API (schema families: ``XPublic`` one, ``XsPublic`` a page/list)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from service.cases import AuditPublic, CasePublic, EvidencePublic
+from service.config import PositionConfig, ZoneConfig
+
+__all__ = [
+    "AuditsPublic", "CameraHealth", "CameraPublic", "CamerasPublic", "CaseClassChange", "CaseMerge", "CasePublic",
+    "CaseReject", "CasesPublic", "ErrorItem", "ErrorPublic", "EvidencePublic", "FrameAccepted", "HealthPublic",
+    "OutboxRetried", "ZonesPublic", "ZonesUpdate",
+]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorItem(BaseModel):
+    """One problem of a request: where (``field``, as ``zones[0].polygon``) and why."""
+
+    field: str
+    msg: str
+    type: str
+    loc: list[str | int] = []
+
+
+class ErrorPublic(BaseModel):
+    """Every error response: ``detail`` is a message, or a list of problems (422, 413, 415)."""
+
+    detail: str | list[ErrorItem]
+
+
+class CasesPublic(BaseModel):
+    data: list[CasePublic]
+    count: int = Field(description="Number of cases on this page.")
+    next_cursor: int | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+class AuditsPublic(BaseModel):
+    data: list[AuditPublic]
+    count: int
+
+
+class CaseReject(_Body):
+    reason: str = Field(min_length=1, max_length=500, description="Why the case is rejected (kept and audited).")
+
+    @field_validator("reason")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
+
+class CaseClassChange(_Body):
+    kind: str = Field(min_length=1, max_length=64, description="The corrected violation kind.")
+
+
+class CaseMerge(_Body):
+    case_ids: list[int] = Field(min_length=1, max_length=100,
+                                description="Pending cases folded into the case of the path.")
+
+
+class CameraHealth(BaseModel):
+    """Pushed-frame health of a camera (placeholder until detector workers report theirs)."""
+
+    state: str
+    frames_accepted: int
+    frames_rejected: int
+    rejected_reasons: dict[str, int]
+    last_frame_ts: datetime | None
+    last_error: str | None
+
+
+class CameraPublic(BaseModel):
+    """A configured camera; the source URL is left out (it may hold credentials)."""
+
+    id: str
+    name: str
+    enabled: bool
+    timezone: str
+    address: str
+    grid_code: str
+    position: PositionConfig | None
+    zones: list[ZoneConfig]
+    health: CameraHealth
+
+
+class CamerasPublic(BaseModel):
+    data: list[CameraPublic]
+    count: int
+
+
+class ZonesUpdate(_Body):
+    zones: list[ZoneConfig] = Field(max_length=200, description="The camera's new zones (replace the old ones).")
+
+
+class ZonesPublic(BaseModel):
+    camera_id: str
+    zones: list[ZoneConfig]
+
+
+class FrameAccepted(BaseModel):
+    camera_id: str
+    ts: datetime = Field(description="The frame's capture time as understood by the service.")
+    queued: bool = Field(description="False when time-based sampling skipped the frame (accepted, not analysed).")
+    index: int | None = None
+
+
+class OutboxRetried(BaseModel):
+    id: int
+    status: str
+
+
+class HealthPublic(BaseModel):
+    status: str
+    database: str
+    cameras: int
+    details: dict[str, Any] = {}

@@ -1,0 +1,86 @@
+"""The HTTP service, built by a factory: ``create_app(settings) -> FastAPI``.
+
+Nothing is created at import: the factory makes the engine, upgrades the schema, builds the case store, the
+outbox retry handle, the key ring and one `PushSource` per camera configured with source ``push``, and keeps them on
+``app.state.services`` (see `service.api.deps.Services`). Push sources are stopped and the engine disposed
+when the app shuts down.
+
+Routes: ``/api/v1/cases``, ``/api/v1/cameras`` (frames pushed to ``/api/v1/cameras/{id}/frames``),
+``/api/v1/outbox``, and ``/health``, ``/metrics`` at the root.
+
+Example:
+    >>> app = create_app(Settings(database_path="/tmp/cases.db", evidence_dir="/tmp/evidence"))  # doctest: +SKIP
+    >>> uvicorn.run(app, host="0.0.0.0", port=8000)                                              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from fastapi import FastAPI
+
+from detector.sources.push import PushSource
+from service.api.auth import KeyRing
+from service.api.deps import Services
+from service.api.errors import install_error_handlers
+from service.api.routers import cameras, cases, outbox, system
+from service.cases import CaseSettings, CaseStore
+from service.config import AppConfig, load_config
+from service.db import DatabaseSettings, make_engine, make_session_factory, upgrade_schema
+from service.metrics import PushCounters
+from service.outbox import OutboxWorker
+from service.settings import Settings
+
+__all__ = ["API_PREFIX", "create_app"]
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings, config: AppConfig | None = None) -> FastAPI:
+    """A ready FastAPI app for `settings`.
+
+    Args:
+        settings: Database, evidence folder, keys, limits.
+        config: The camera configuration; default: loaded from ``settings.config_path`` (none: no cameras).
+
+    Raises:
+        service.config.ConfigError: The configuration file is invalid.
+    """
+    if config is None:
+        config = load_config(settings.config_path) if settings.config_path else AppConfig(config_version=1)
+    engine = make_engine(DatabaseSettings(path=settings.database_path, url=settings.database_url,
+                                          busy_timeout_s=settings.busy_timeout_s))
+    upgrade_schema(engine)
+    session_factory = make_session_factory(engine)
+    case_settings = CaseSettings.from_config(config, adapters=tuple(settings.adapters),
+                                             evidence_base_url=settings.evidence_base_url)
+    push_sources = {c.id: PushSource(c.id, max_bytes=settings.max_push_bytes, max_pixels=settings.max_push_pixels,
+                                     sample_fps=None).start()
+                    for c in config.cameras if c.source == "push"}
+    services = Services(
+        settings=settings, engine=engine, session_factory=session_factory,
+        cases=CaseStore(session_factory, case_settings),
+        outbox=OutboxWorker(session_factory, {}),  # retries only; delivery runs in the worker process
+        keys=KeyRing(settings.api_keys), config=config, push_sources=push_sources, push_counters=PushCounters(),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            for source in services.push_sources.values():
+                source.stop()
+            services.engine.dispose()
+
+    app = FastAPI(title="streetwatch", version="1", lifespan=lifespan,
+                  description="Candidate cases from city cameras, reviewed by humans, posted to the city's case "
+                              "system.")
+    app.state.services = services
+    install_error_handlers(app)
+    app.include_router(cases.router, prefix=API_PREFIX)
+    app.include_router(cameras.router, prefix=API_PREFIX)
+    app.include_router(outbox.router, prefix=API_PREFIX)
+    app.include_router(system.router)
+    return app

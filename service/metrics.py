@@ -1,0 +1,79 @@
+"""Prometheus text exposition (format 0.0.4) of the service's counters and gauges, without a client library.
+
+Gauges are computed when scraped (cases and outbox rows by status, from the database); counters of pushed
+frames live in `PushCounters`, one per app (no module-level registry: nothing is created at import).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Iterable, Mapping
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.db.models import CASE_STATUSES, OUTBOX_STATUSES, Case, OutboxMessage
+
+__all__ = ["CONTENT_TYPE", "PushCounters", "render_metrics"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class PushCounters:
+    """Pushed frames accepted and rejected (by reason) per camera; thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._accepted: Counter[str] = Counter()
+        self._rejected: Counter[tuple[str, str]] = Counter()
+
+    def accepted(self, camera_id: str) -> None:
+        with self._lock:
+            self._accepted[camera_id] += 1
+
+    def rejected(self, camera_id: str, reason: str) -> None:
+        with self._lock:
+            self._rejected[(camera_id, reason)] += 1
+
+    def snapshot(self) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+        with self._lock:
+            return dict(self._accepted), dict(self._rejected)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _family(name: str, kind: str, help_text: str, samples: Iterable[tuple[Mapping[str, str], float]]) -> list[str]:
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+    for labels, value in samples:
+        label_text = ",".join(f'{k}="{_escape(str(v))}"' for k, v in labels.items())
+        lines.append(f"{name}{{{label_text}}} {value:g}" if label_text else f"{name} {value:g}")
+    return lines
+
+
+def _counts_by_status(session: Session, column, statuses: Iterable[str]) -> dict[str, int]:
+    counts = {s: 0 for s in statuses}
+    for status, n in session.execute(select(column, func.count()).group_by(column)):
+        counts[status] = n
+    return counts
+
+
+def render_metrics(session_factory: sessionmaker[Session], push: PushCounters) -> str:
+    """The whole exposition text, ending with a newline."""
+    with session_factory() as session:
+        cases = _counts_by_status(session, Case.status, CASE_STATUSES)
+        outbox = _counts_by_status(session, OutboxMessage.status, OUTBOX_STATUSES)
+    accepted, rejected = push.snapshot()
+    lines: list[str] = []
+    lines += _family("streetwatch_cases", "gauge", "Cases by status.",
+                     (({"status": s}, n) for s, n in sorted(cases.items())))
+    lines += _family("streetwatch_outbox_messages", "gauge", "Outbox rows by status (backlog: pending, sending).",
+                     (({"status": s}, n) for s, n in sorted(outbox.items())))
+    lines += _family("streetwatch_push_frames_accepted_total", "counter", "Pushed frames accepted, per camera.",
+                     (({"camera_id": c}, n) for c, n in sorted(accepted.items())))
+    lines += _family("streetwatch_push_frames_rejected_total", "counter",
+                     "Pushed frames rejected, per camera and reason.",
+                     (({"camera_id": c, "reason": r}, n) for (c, r), n in sorted(rejected.items())))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,103 @@
+"""Settings of the HTTP service (`service.app.create_app`): database, evidence folder, API keys, limits.
+
+Validated like the configuration file: unknown keys are errors, every field is described and bounded.
+API keys are kept as SHA-256 hashes only: give ``key_sha256`` (``streetwatch`` never needs the key itself),
+or ``key`` for tests and throw-away setups, which is hashed at once and not kept.
+
+Example:
+    >>> settings = Settings(database_path="/tmp/sw/cases.db", evidence_dir="/tmp/sw/evidence",
+    ...                     api_keys=[{"name": "alice", "role": "reviewer", "key": "s3cret-key-alice"}])
+    >>> settings.api_keys[0].key_sha256 == hash_api_key("s3cret-key-alice")
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from service.config import ID_PATTERN
+
+__all__ = ["ApiKeyConfig", "Role", "Settings", "hash_api_key"]
+
+Role = Literal["admin", "reviewer", "camera"]
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def hash_api_key(key: str) -> str:
+    """The hex SHA-256 under which an API key is stored and compared (keys are long random tokens, so a
+    plain hash suffices; no salt or slow hash is needed as it would be for passwords)."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+class ApiKeyConfig(BaseModel):
+    """One API key: who holds it (the name goes into audit trails) and what it may do."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=100, description="Holder of the key (reviewer name, camera, tool); "
+                                                                 "written into the audit trail.")
+    role: Role = Field(description="admin: cameras, config, outbox; reviewer: cases; camera: push frames of "
+                                   "its own camera only.")
+    camera_id: str | None = Field(None, pattern=ID_PATTERN,
+                                  description="The camera a camera key is bound to (required for role camera, "
+                                              "not allowed otherwise).")
+    key_sha256: str = Field("", description="Hex SHA-256 of the key (see `hash_api_key`).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _hash_plain_key(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "key" in data:
+            data = dict(data)
+            key = data.pop("key")
+            if not isinstance(key, str) or len(key) < 16:
+                raise ValueError("key: must be a string of at least 16 characters")
+            if data.get("key_sha256"):
+                raise ValueError("give either key or key_sha256, not both")
+            data["key_sha256"] = hash_api_key(key)
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ApiKeyConfig":
+        if not _HEX64.match(self.key_sha256):
+            raise ValueError("key_sha256: must be 64 lower-case hex digits (or give key)")
+        if self.role == "camera" and self.camera_id is None:
+            raise ValueError("camera_id: required for a camera key")
+        if self.role != "camera" and self.camera_id is not None:
+            raise ValueError("camera_id: only camera keys are bound to a camera")
+        return self
+
+
+class Settings(BaseModel):
+    """Everything `create_app` needs; nothing is read from the environment implicitly."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    database_path: Path | None = Field(None, description="SQLite database file (used when database_url is empty).")
+    database_url: str = Field("", max_length=2000,
+                              description="SQLAlchemy URL (e.g. postgresql+psycopg://...); overrides database_path.")
+    evidence_dir: Path = Field(description="Folder of evidence images; only files under it are ever served.")
+    config_path: Path | None = Field(None, description="Camera configuration file (YAML or JSON); none: no cameras.")
+    api_keys: list[ApiKeyConfig] = Field(default_factory=list, max_length=10000, description="The API keys.")
+    max_push_bytes: int = Field(5_000_000, ge=1024, le=100_000_000,
+                                description="Largest accepted pushed frame, bytes (larger: 413).")
+    max_push_pixels: int = Field(40_000_000, ge=1, le=400_000_000,
+                                 description="Largest accepted pushed frame, pixels declared by the JPEG.")
+    adapters: tuple[str, ...] = Field((), max_length=20,
+                                      description="Outbox adapters a confirmed case is queued for (one row each).")
+    evidence_base_url: str = Field("", max_length=2000,
+                                   description="Public base URL of the API, for evidence links sent to case systems.")
+    busy_timeout_s: float = Field(10.0, gt=0, le=600, description="SQLite writer lock wait.")
+
+    @model_validator(mode="after")
+    def _checks(self) -> "Settings":
+        if self.database_path is None and not self.database_url:
+            raise ValueError("database_path: set database_path (SQLite file) or database_url")
+        hashes = [k.key_sha256 for k in self.api_keys]
+        if len(set(hashes)) != len(hashes):
+            raise ValueError("api_keys: the same key is configured twice")
+        return self
