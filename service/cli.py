@@ -330,6 +330,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- serve --------------------------------------------------------------------------------------------
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import yaml
+    from pydantic import ValidationError
+
+    from service.settings import Settings
+
+    path = Path(args.settings)
+    if not path.is_file():
+        _error(f"{path}: no such settings file")
+        return EXIT_USER_ERROR
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        settings = Settings.model_validate(raw)
+    except yaml.YAMLError as exc:
+        _error(f"{path}: cannot parse: {str(exc).splitlines()[0]}")
+        return EXIT_USER_ERROR
+    except ValidationError as exc:
+        for e in exc.errors():
+            field = ".".join(map(str, e["loc"])) or "settings"
+            print(f"{path}: {field}: {e['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    import uvicorn
+
+    from service.app import create_app
+
+    app = create_app(settings)
+    print(f"streetwatch: serving on http://{args.host}:{args.port}  (API docs at /docs)", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return EXIT_OK
+
+
 # --- config -------------------------------------------------------------------------------------------
 
 def cmd_config_validate(args: argparse.Namespace) -> int:
@@ -428,6 +461,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="wall-clock time of a file's first frame (UTC, e.g. 2026-06-01T08:00:00Z)")
     p.add_argument("--threads", type=int, default=0)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("serve", help="run the web service (API; cases; outbox)")
+    p.add_argument("--settings", required=True, metavar="FILE", help="service settings (YAML/JSON)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.set_defaults(func=cmd_serve)
 
     cfg = sub.add_parser("config", help="configuration tools")
     csub = cfg.add_subparsers(dest="config_command", required=True, metavar="ACTION")
