@@ -49,8 +49,12 @@ def unseen_sources(items: list[LabeledImage], seen: Iterable[LabeledImage]) -> l
 
 def evaluate_model(model: OnnxDetector, data_yaml: Path, split: str, conf_threshold: float = 0.25,
                    only_unseen_sources: bool = False, tiled: TilingConfig | None = None,
-                   progress: Callable[[Iterable], Iterable] = lambda it: it) -> EvalRun:
-    """Run `model` over one split of a YOLO dataset and compute per-class P, R, AP50, AP50-95."""
+                   progress: Callable[[Iterable], Iterable] = lambda it: it, multi_label: bool = True) -> EvalRun:
+    """Run `model` over one split of a YOLO dataset and compute per-class P, R, AP50, AP50-95.
+
+    With `multi_label` (the default, as `ultralytics val` and COCO evaluation do) every class score of every
+    anchor can become a box; tiled evaluation uses the service's one-class-per-anchor decoding.
+    """
     ds = load_dataset(Path(data_yaml))
     if split not in ds.splits:
         raise ValueError(f"{data_yaml}: no split {split!r} (has {', '.join(ds.splits)})")
@@ -59,6 +63,8 @@ def evaluate_model(model: OnnxDetector, data_yaml: Path, split: str, conf_thresh
     if only_unseen_sources:
         items = unseen_sources(items, ds.splits.get("train", []))
         subset = "source photos absent from train"
+    wanted = set(ds.class_names)
+    eval_class_ids = [i for i, name in enumerate(model.class_names) if name in wanted]
     predictions, truths = [], []
     started = time.perf_counter()
     for item in progress(items):
@@ -66,6 +72,8 @@ def evaluate_model(model: OnnxDetector, data_yaml: Path, split: str, conf_thresh
         h, w = image.shape[:2]
         if tiled is not None:
             det, _ = detect_tiled(model, image, tiled, EVAL_MIN_SCORE)
+        elif multi_label:
+            det = model.detect_multilabel(image, EVAL_MIN_SCORE, eval_class_ids)
         else:
             det = model.detect(image, EVAL_MIN_SCORE)
         predictions.append(remap_detections_by_name(det, model.class_names, ds.class_names))

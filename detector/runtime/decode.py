@@ -101,3 +101,28 @@ def expected_output_shape(fmt: str, num_classes: int, input_hw: tuple[int, int])
     if fmt == "fastestdet":
         return (None, 5 + num_classes, h // 16, w // 16)
     raise ValueError(f"unknown format {fmt!r}")
+
+
+# --- dense decoders: every anchor's box and every class score (for evaluation with multi-label NMS) -----
+
+def dense_ultralytics(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 4) xyxy input pixels and (N, nc) class scores of every anchor."""
+    return _cxcywh_to_xyxy(raw[:4].T), raw[4:].T
+
+
+def dense_yolox(raw: np.ndarray, grid: np.ndarray, strides: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    xy = (raw[:, 0:2] + grid) * strides
+    wh = np.exp(raw[:, 2:4]) * strides
+    return _cxcywh_to_xyxy(np.concatenate([xy, wh], axis=1)), raw[:, 5:] * raw[:, 4:5]
+
+
+def dense_fastestdet(raw: np.ndarray, input_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    c, gh, gw = raw.shape
+    flat = raw.reshape(c, gh * gw)
+    ys, xs = np.divmod(np.arange(gh * gw), gw)
+    cx = (xs + np.tanh(flat[1])) / gw * input_hw[1]
+    cy = (ys + np.tanh(flat[2])) / gh * input_hw[0]
+    bw = 1 / (1 + np.exp(-flat[3])) * input_hw[1]
+    bh = 1 / (1 + np.exp(-flat[4])) * input_hw[0]
+    scores = np.power(np.clip(flat[0], 0, None), 0.6)[:, None] * np.power(np.clip(flat[5:].T, 0, None), 0.4)
+    return _cxcywh_to_xyxy(np.stack([cx, cy, bw, bh], axis=1)), scores

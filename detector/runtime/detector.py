@@ -15,6 +15,9 @@ from detector.geometry import nms
 from detector.runtime.card import ModelCard, sha256_of
 from detector.runtime.decode import (
     Candidates,
+    dense_fastestdet,
+    dense_ultralytics,
+    dense_yolox,
     decode_fastestdet,
     decode_ultralytics,
     decode_yolox,
@@ -216,6 +219,51 @@ class OnnxDetector:
             tensor, transforms = self.preprocess(images[start:start + chunk])
             out.extend(self.postprocess(self.run_raw(tensor), transforms, min_score))
         return out
+
+    def detect_multilabel(self, image: np.ndarray, min_score: float, class_ids: Sequence[int] | None = None,
+                          max_per_class: int = 3000) -> Detections:
+        """Every (anchor, class) pair scoring at least `min_score` can become a box, NMS per class.
+
+        This is how mAP is conventionally measured (and how `ultralytics val` does it): an anchor whose best
+        class is "motorcycle" may still contribute a lower-scored "bicycle" box to the bicycle curve. The
+        service uses `detect` (one class per anchor); this is for evaluation only.
+
+        Args:
+            image: The frame.
+            min_score: Lowest score kept (e.g. 0.001).
+            class_ids: Model classes to decode (default all): evaluation needs only those it scores.
+            max_per_class: Highest-scored candidates per class kept before NMS (bounds NMS cost).
+        """
+        tensor, transforms = self.preprocess([image])
+        raw = self.run_raw(tensor)[0]
+        if self.card.format == "ultralytics":
+            boxes, scores = dense_ultralytics(raw)
+        elif self.card.format == "yolox":
+            assert self._grid is not None
+            boxes, scores = dense_yolox(raw, *self._grid)
+        else:
+            boxes, scores = dense_fastestdet(raw, (self.card.input.height_px, self.card.input.width_px))
+        parts = []
+        for c in (range(scores.shape[1]) if class_ids is None else class_ids):
+            idx = np.flatnonzero(scores[:, c] >= min_score)
+            if len(idx) > max_per_class:
+                idx = idx[np.argpartition(-scores[idx, c], max_per_class)[:max_per_class]]
+            if not len(idx):
+                continue
+            keep = idx[nms(boxes[idx], scores[idx, c], self.card.thresholds.nms_iou)]
+            parts.append((keep, np.full(len(keep), c, np.int32)))
+        if not parts:
+            return Detections.empty().with_columns(class_name=np.zeros((0,), self._class_names_arr.dtype))
+        rows = np.concatenate([p[0] for p in parts])
+        class_id = np.concatenate([p[1] for p in parts])
+        score = scores[rows, class_id].astype(np.float32)
+        order = np.argsort(-score, kind="stable")[: self.card.thresholds.max_det]
+        return Detections(
+            xyxy=to_frame_xyxy(boxes[rows[order]], transforms[0]),
+            confidence=np.clip(score[order], 0.0, 1.0),
+            class_id=class_id[order],
+            data={"class_name": self._class_names_arr[class_id[order]]},
+        )
 
     def __repr__(self) -> str:
         return f"OnnxDetector({self.card.name!r}, format={self.card.format}, file={Path(self.path).name})"
