@@ -192,6 +192,27 @@ def cmd_release(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from datasets.quantize import calibration_images, quantize_static_int8
+    from datasets.release import write_card
+    from detector.runtime import resolve_card
+    from detector.runtime.card import sha256_of
+
+    card = resolve_card(args.model)
+    name = args.name or f"{card.name}-int8"
+    folder = _models_root(args) / name
+    out = quantize_static_int8(card, folder / f"{name}.onnx", calibration_images(Path(args.calib), args.n))
+    q_card = card.model_copy(update={
+        "name": name, "file": out.name, "sha256": sha256_of(out), "card_path": str(folder / "card.yaml"),
+        "notes": (f"Static int8 (QDQ, per-channel, Conv/MatMul only) of {card.name}, calibrated on {args.n} images "
+                  f"from {args.calib}. " + card.notes).strip(),
+        "metrics": {},
+    })
+    write_card(q_card, folder)
+    print(folder / "card.yaml")
+    return EXIT_OK
+
+
 # --- dataset ------------------------------------------------------------------------------------------
 
 def cmd_dataset_stats(args: argparse.Namespace) -> int:
@@ -473,6 +494,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = csub.add_parser("validate", help="check a configuration file; every problem names its field")
     p.add_argument("file", metavar="FILE")
     p.set_defaults(func=cmd_config_validate)
+
+    p = sub.add_parser("quantize", help="static int8 copy of a model, calibrated on training images")
+    p.add_argument("--model", required=True, metavar="NAME_OR_PATH")
+    p.add_argument("--calib", required=True, metavar="IMAGES_DIR", help="training images (never the holdout)")
+    p.add_argument("--n", type=int, default=200, help="calibration images")
+    p.add_argument("--name", default=None, help="default: <model>-int8")
+    p.add_argument("--models-dir", default=None)
+    p.set_defaults(func=cmd_quantize)
 
     ds = sub.add_parser("dataset", help="dataset tools: stats, contact-sheet, merge, split, convert")
     dsub = ds.add_subparsers(dest="dataset_command", required=True, metavar="ACTION")
