@@ -2,7 +2,8 @@
 # Debian/Ubuntu packages the test suite needs beyond pip:
 #   - GStreamer's RTSP server and its Python bindings (tests/rtsp_server.py serves footage over real RTSP;
 #     the bindings belong to the system /usr/bin/python3, not to the virtualenv),
-#   - ffmpeg (making looped/transcoded test streams).
+#   - ffmpeg (making looped/transcoded test streams),
+#   - chromium (the review page's browser test drives it through Playwright; without it that test skips).
 # Idempotent: installs only what is missing, uses sudo only when not root. Without these packages the
 # RTSP tests skip with a reason naming them; everything else still runs.
 set -euo pipefail
@@ -17,6 +18,7 @@ PACKAGES=(
   gstreamer1.0-plugins-ugly
   gstreamer1.0-libav
   ffmpeg
+  chromium
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then

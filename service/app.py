@@ -24,7 +24,7 @@ from detector.sources.push import PushSource
 from service.api.auth import KeyRing
 from service.api.deps import Services
 from service.api.errors import install_error_handlers
-from service.api.routers import cameras, cases, outbox, system
+from service.api.routers import cameras, cases, outbox, system, web
 from service.cases import CaseSettings, CaseStore
 from service.config import AppConfig, load_config
 from service.db import DatabaseSettings, make_engine, make_session_factory, upgrade_schema
@@ -83,4 +83,5 @@ def create_app(settings: Settings, config: AppConfig | None = None) -> FastAPI:
     app.include_router(cameras.router, prefix=API_PREFIX)
     app.include_router(outbox.router, prefix=API_PREFIX)
     app.include_router(system.router)
+    app.include_router(web.router)
     return app
