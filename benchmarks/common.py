@@ -14,9 +14,9 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 def shared_dir() -> Path | None:
-    env = os.environ.get("STREETWATCH_SHARED")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
-    return path if path.is_dir() else None
+    from detector.paths import existing_shared_dir
+
+    return existing_shared_dir()
 
 
 def environment() -> dict:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from detector.paths import existing_shared_dir
 from detector.types import Detections, Frame
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -16,9 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 def shared_path() -> Path | None:
     """The third-party data folder: $STREETWATCH_SHARED, else ../shared beside the repository."""
-    env = os.environ.get("STREETWATCH_SHARED")
-    path = Path(env) if env else REPO_ROOT.parent / "shared"
-    return path if path.is_dir() else None
+    return existing_shared_dir()
 
 
 @pytest.fixture(scope="session")

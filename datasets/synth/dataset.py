@@ -8,7 +8,6 @@ whatever order images are made, so a dataset can be grown or regenerated in part
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Literal
@@ -24,6 +23,7 @@ from datasets.synth.classes import classes_for
 from datasets.synth.footage import load_footage_backgrounds
 from datasets.synth.sample import SceneSample
 from datasets.synth.street import StreetAssets, render_street_scene
+from detector.paths import existing_shared_dir
 
 __all__ = ["generate_dataset", "load_street_assets", "resolve_shared_dir", "DEFAULT_SIZES_PX", "split_of"]
 
@@ -45,9 +45,7 @@ def resolve_shared_dir(shared_dir: Path | None = None) -> Path | None:
         if not path.is_dir():
             raise FileNotFoundError(f"{path}: shared data folder not found")
         return path
-    env = os.environ.get("STREETWATCH_SHARED")
-    path = Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared"
-    return path if path.is_dir() else None
+    return existing_shared_dir()
 
 
 def load_street_assets(shared_dir: Path | None, cache_dir: Path | None = None, *, max_bike_crops: int | None = None,

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from detector.errors import ModelCardError
+from detector.paths import default_shared_dir
 
 __all__ = ["ModelCard", "InputSpec", "Thresholds", "load_card", "sha256_of", "card_from_ultralytics_metadata"]
 
@@ -122,15 +123,10 @@ class ModelCard(BaseModel):
         return [self.thresholds.per_class.get(name, self.thresholds.default) for name in self.classes]
 
 
-def _default_shared_dir() -> str:
-    repo = Path(__file__).resolve().parents[2]
-    return str(repo.parent / "shared")
-
-
 def _expand_vars(text: str) -> str:
     # STREETWATCH_SHARED defaults to ../shared beside the repository, where the third-party models live.
     env = dict(os.environ)
-    env.setdefault("STREETWATCH_SHARED", _default_shared_dir())
+    env.setdefault("STREETWATCH_SHARED", str(default_shared_dir()))
     return re.sub(r"\$\{(\w+)\}", lambda m: env.get(m.group(1), m.group(0)), text)
 
 
