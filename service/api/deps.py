@@ -17,6 +17,7 @@ from service.config import AppConfig
 from service.metrics import PushCounters
 from service.outbox import OutboxWorker
 from service.settings import Settings
+from service.workers import CameraRuntime, LatestFrames
 
 __all__ = ["AdminDep", "CameraPusherDep", "ReviewerDep", "Services", "ServicesDep"]
 
@@ -35,6 +36,9 @@ class Services:
     push_sources: dict[str, PushSource]
     push_counters: PushCounters
     config_lock: threading.Lock = field(default_factory=threading.Lock)
+    latest_frames: LatestFrames = field(default_factory=LatestFrames)
+    # Camera id -> its worker's state (empty when the app runs no camera workers).
+    runtimes: dict[str, CameraRuntime] = field(default_factory=dict)
 
 
 def get_services(request: Request) -> Services:
