@@ -1,9 +1,11 @@
 """The HTTP service, built by a factory: ``create_app(settings) -> FastAPI``.
 
 Nothing is created at import: the factory makes the engine, upgrades the schema, builds the case store, the
-outbox retry handle, the key ring and one `PushSource` per camera configured with source ``push``, and keeps them on
-``app.state.services`` (see `service.api.deps.Services`). Push sources are stopped and the engine disposed
-when the app shuts down.
+outbox, the key ring and one `PushSource` per camera configured with source ``push``, and keeps them on
+``app.state.services`` (see `service.api.deps.Services`). When the app starts (ASGI lifespan), the background
+workers start too (`service.workers.ServiceWorkers`: one pipeline thread per enabled camera when
+``settings.run_cameras``, outbox delivery when ``settings.outbox.deliver``); at shutdown they are stopped, then
+the push sources, then the engine is disposed.
 
 Routes: ``/api/v1/cases``, ``/api/v1/cameras`` (frames pushed to ``/api/v1/cameras/{id}/frames``),
 ``/api/v1/outbox``, and ``/health``, ``/metrics`` at the root.
@@ -15,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import threading
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
@@ -30,9 +33,10 @@ from service.config import AppConfig, load_config
 from service.db import DatabaseSettings, make_engine, make_session_factory, upgrade_schema
 from service.metrics import PushCounters
 from service.outbox import OutboxWorker
-from service.settings import Settings
+from service.settings import Settings, effective_adapters
+from service.workers import DetectorPool, ServiceWorkers, WorkerContext
 
-__all__ = ["API_PREFIX", "create_app"]
+__all__ = ["API_PREFIX", "build_adapters", "create_app"]
 
 API_PREFIX = "/api/v1"
 
@@ -53,23 +57,37 @@ def create_app(settings: Settings, config: AppConfig | None = None) -> FastAPI:
                                           busy_timeout_s=settings.busy_timeout_s))
     upgrade_schema(engine)
     session_factory = make_session_factory(engine)
-    case_settings = CaseSettings.from_config(config, adapters=tuple(settings.adapters),
+    case_settings = CaseSettings.from_config(config, adapters=effective_adapters(settings),
                                              evidence_base_url=settings.evidence_base_url)
     push_sources = {c.id: PushSource(c.id, max_bytes=settings.max_push_bytes, max_pixels=settings.max_push_pixels,
-                                     sample_fps=None).start()
+                                     sample_fps=c.sample_fps).start()
                     for c in config.cameras if c.source == "push"}
+    o = settings.outbox
     services = Services(
         settings=settings, engine=engine, session_factory=session_factory,
         cases=CaseStore(session_factory, case_settings),
-        outbox=OutboxWorker(session_factory, {}),  # retries only; delivery runs in the worker process
+        outbox=OutboxWorker(session_factory, build_adapters(settings) if o.deliver else {},
+                            max_attempts=o.max_attempts, base_backoff_s=o.base_backoff_s,
+                            max_backoff_s=o.max_backoff_s, lease_s=o.lease_s),
         keys=KeyRing(settings.api_keys), config=config, push_sources=push_sources, push_counters=PushCounters(),
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        workers = None
+        if settings.run_cameras or o.deliver:
+            ctx = WorkerContext(config=lambda: services.config, cases=services.cases,
+                                evidence_dir=settings.evidence_dir, latest_frames=services.latest_frames,
+                                push_sources=services.push_sources,
+                                detectors=DetectorPool(settings.inference_threads), stop=threading.Event(),
+                                evidence_interval_s=settings.evidence_interval_s)
+            workers = ServiceWorkers(ctx, services.runtimes, services.outbox if o.deliver else None, o.poll_s,
+                                     cameras=settings.run_cameras).start()
         try:
             yield
         finally:
+            if workers is not None:
+                workers.stop()
             for source in services.push_sources.values():
                 source.stop()
             services.engine.dispose()
@@ -85,3 +103,20 @@ def create_app(settings: Settings, config: AppConfig | None = None) -> FastAPI:
     app.include_router(system.router)
     app.include_router(web.router)
     return app
+
+
+def build_adapters(settings: Settings) -> dict:
+    """The outbox adapters configured in `settings`, by name."""
+    from service.adapters import Open311Adapter, Open311Settings, WebhookAdapter, WebhookSettings
+
+    adapters: dict = {}
+    o = settings.outbox
+    if o.webhook is not None:
+        adapters["webhook"] = WebhookAdapter(WebhookSettings(url=o.webhook.url, secret=o.webhook.secret,
+                                                             timeout_s=o.webhook.timeout_s))
+    if o.open311 is not None:
+        c = o.open311
+        adapters["open311"] = Open311Adapter(Open311Settings(
+            endpoint=c.endpoint, api_key=c.api_key, service_codes=dict(c.service_codes),
+            jurisdiction_id=c.jurisdiction_id, idempotency_attribute=c.idempotency_attribute, timeout_s=c.timeout_s))
+    return adapters

@@ -2,8 +2,8 @@
 
 `CaseStore.ingest` takes the detector's violation events (see the contract in `detector.rules`):
 
-* ``opened`` creates a pending case, unless an open (pending or confirmed) case with the same dedupe key
-  (camera, zone, kind) was last seen within ``cooldown_s`` of the event and its boxes overlap the event's
+* ``opened`` creates a pending case, unless a case with the same dedupe key (camera, zone, kind) that is
+  not merged (see `DEDUPE_STATUSES`: a posted or rejected case also absorbs it) was last seen within ``cooldown_s`` of the event and its boxes overlap the event's
   (IoU ≥ ``dedupe_iou_min``): then the violation is attached to that case, which is updated (last seen,
   dwell, boxes, more evidence) and gets an audit entry. This catches a stall packed up and set up again, or
   a track lost and re-detected, which the detector reports as a new violation.
@@ -49,6 +49,10 @@ __all__ = [
 
 Clock = Callable[[], datetime]
 OPEN_STATUSES = ("pending", "confirmed")
+# A violation within the cooldown of one of these cases is the same case, whatever the reviewer decided: a
+# posted case is not reported to the city again, and a rejected one (an awning taken for a stall) is not put
+# before the reviewer again while the thing stays there. Only merged cases live on in their target.
+DEDUPE_STATUSES = ("pending", "confirmed", "posted", "post_failed", "rejected")
 TRANSITIONS: dict[str, frozenset[str]] = {
     "pending": frozenset({"confirmed", "rejected", "merged"}),
     "confirmed": frozenset({"posted", "post_failed"}),
@@ -368,7 +372,7 @@ class CaseStore:
         key = dedupe_key(v.camera_id, v.zone_id, v.kind)
         boxes = [[round(float(c), 1) for c in box] for box in v.xyxy]
         since = v.first_seen - timedelta(seconds=self.settings.cooldown_s)
-        rows = session.scalars(select(Case).where(Case.dedupe_key == key, Case.status.in_(OPEN_STATUSES),
+        rows = session.scalars(select(Case).where(Case.dedupe_key == key, Case.status.in_(DEDUPE_STATUSES),
                                                   Case.last_seen >= since)).all()
         target_id = choose_dedupe_target(
             (DedupeCandidate(c.id, c.last_seen, c.boxes) for c in rows), v.first_seen, boxes,

@@ -71,10 +71,13 @@ def annotate(frame: Frame, camera: CameraConfig, detections: Detections) -> np.n
 
 
 def save_evidence(out_dir: Path, violation: Violation, frame: Frame, camera: CameraConfig,
-                  detections: Detections) -> dict[str, str]:
-    """Write the annotated full frame, the original frame and a crop of the violation's boxes."""
+                  detections: Detections, stem: str | None = None) -> dict[str, str]:
+    """Write the annotated full frame, the original frame and a crop of the violation's boxes.
+
+    Files are ``<stem>.jpg``, ``<stem>.orig.jpg`` and ``<stem>.crop.jpg`` (default stem: the violation id).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = _slug(violation.violation_id)
+    stem = _slug(stem or violation.violation_id)
     annotated = annotate(frame, camera, detections)
     for box in violation.xyxy:
         x1, y1, x2, y2 = (int(round(v)) for v in box)

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.config import ID_PATTERN
 
-__all__ = ["ApiKeyConfig", "Role", "Settings", "hash_api_key"]
+__all__ = ["ApiKeyConfig", "Open311Config", "OutboxSettings", "Role", "Settings", "WebhookConfig", "hash_api_key"]
 
 Role = Literal["admin", "reviewer", "camera"]
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -72,6 +72,68 @@ class ApiKeyConfig(BaseModel):
         return self
 
 
+_HTTP_URL = r"^https?://[^\s]+$"
+
+
+class WebhookConfig(BaseModel):
+    """The generic signed webhook (see `service.adapters.webhook`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(pattern=_HTTP_URL, max_length=2000, description="Where confirmed cases are POSTed (JSON).")
+    secret: str = Field(min_length=16, max_length=500,
+                        description="Shared HMAC-SHA256 secret; the signature goes in X-Streetwatch-Signature.")
+    timeout_s: float = Field(10.0, gt=0, le=120, description="Timeout of one delivery attempt.")
+
+
+class Open311Config(BaseModel):
+    """An Open311 GeoReport v2 endpoint (see `service.adapters.open311`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    endpoint: str = Field(pattern=_HTTP_URL, max_length=2000,
+                          description="Base URL of the GeoReport v2 API; requests.json is appended.")
+    api_key: str = Field(min_length=1, max_length=500, description="The city's API key.")
+    service_codes: dict[str, str] = Field(default_factory=dict,
+                                          description="Category code -> the city's service_code (missing: sent "
+                                                      "as it is).")
+    jurisdiction_id: str | None = Field(None, max_length=200, description="Sent when the endpoint serves several "
+                                                                          "jurisdictions.")
+    idempotency_attribute: str | None = Field("streetwatch_id", max_length=100,
+                                              description="attribute[NAME] carrying the idempotency key (null: not "
+                                                          "sent).")
+    timeout_s: float = Field(10.0, gt=0, le=120, description="Timeout of one delivery attempt.")
+
+
+class OutboxSettings(BaseModel):
+    """Delivery of confirmed cases to the city's case system."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    deliver: bool = Field(True, description="Deliver in this process (false: another process runs delivery).")
+    webhook: WebhookConfig | None = Field(None, description="The webhook adapter (omit: not used).")
+    open311: Open311Config | None = Field(None, description="The Open311 adapter (omit: not used).")
+    max_attempts: int = Field(16, ge=1, le=1000, description="Attempts before a row is dead-lettered.")
+    base_backoff_s: float = Field(5.0, ge=0, le=3600, description="Back-off cap after the first failure (doubles).")
+    max_backoff_s: float = Field(3600.0, ge=0, le=86400, description="Largest back-off cap.")
+    lease_s: float = Field(300.0, ge=1, le=86400,
+                           description="A row left 'sending' this long by a crashed process is sent again.")
+    poll_s: float = Field(1.0, gt=0, le=60, description="Sleep between polls when nothing is due.")
+
+    @model_validator(mode="after")
+    def _checks(self) -> "OutboxSettings":
+        if self.max_backoff_s < self.base_backoff_s:
+            raise ValueError("max_backoff_s: must be at least base_backoff_s")
+        for name in ("webhook", "open311"):
+            adapter = getattr(self, name)
+            if adapter is not None and adapter.timeout_s >= self.lease_s:
+                raise ValueError(f"lease_s: must exceed {name}.timeout_s, or a slow attempt is sent twice")
+        return self
+
+    def configured(self) -> tuple[str, ...]:
+        return tuple(name for name in ("webhook", "open311") if getattr(self, name) is not None)
+
+
 class Settings(BaseModel):
     """Everything `create_app` needs; nothing is read from the environment implicitly."""
 
@@ -88,7 +150,14 @@ class Settings(BaseModel):
     max_push_pixels: int = Field(40_000_000, ge=1, le=400_000_000,
                                  description="Largest accepted pushed frame, pixels declared by the JPEG.")
     adapters: tuple[str, ...] = Field((), max_length=20,
-                                      description="Outbox adapters a confirmed case is queued for (one row each).")
+                                      description="Outbox adapters a confirmed case is queued for (one row each); "
+                                                  "default: those configured under outbox.")
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings, description="Delivery to the case system.")
+    run_cameras: bool = Field(True, description="Run the camera pipelines in this process.")
+    inference_threads: int = Field(0, ge=0, le=64, description="onnxruntime intra-op threads (0: its default).")
+    evidence_interval_s: float = Field(300.0, ge=1, le=86400,
+                                       description="While a violation stays open, keep a new evidence frame at "
+                                                   "most this often.")
     evidence_base_url: str = Field("", max_length=2000,
                                    description="Public base URL of the API, for evidence links sent to case systems.")
     busy_timeout_s: float = Field(10.0, gt=0, le=600, description="SQLite writer lock wait.")
@@ -97,7 +166,17 @@ class Settings(BaseModel):
     def _checks(self) -> "Settings":
         if self.database_path is None and not self.database_url:
             raise ValueError("database_path: set database_path (SQLite file) or database_url")
+        if self.outbox.deliver:
+            for name in self.adapters:
+                if name not in self.outbox.configured():
+                    raise ValueError(f"adapters: {name!r} has no outbox.{name} section (or set outbox.deliver: "
+                                     f"false when another process delivers)")
         hashes = [k.key_sha256 for k in self.api_keys]
         if len(set(hashes)) != len(hashes):
             raise ValueError("api_keys: the same key is configured twice")
         return self
+
+
+def effective_adapters(settings: Settings) -> tuple[str, ...]:
+    """The adapters a confirmed case is queued for: ``adapters`` when given, else every configured one."""
+    return settings.adapters or settings.outbox.configured()

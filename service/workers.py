@@ -22,11 +22,22 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from detector.types import Frame
+from detector.errors import StreetwatchError
+from detector.rules import Violation
+from detector.sources import SourceBase, SourceHealth, open_source
+from detector.sources.base import one_line
+from detector.types import Detections, Frame
 
-__all__ = ["CameraRuntime", "LatestFrames"]
+if TYPE_CHECKING:
+    from detector.pipeline import CameraPipeline
+    from detector.runtime import OnnxDetector
+    from service.cases import CaseStore
+    from service.config import AppConfig, CameraConfig
+    from service.outbox import OutboxWorker
+
+__all__ = ["CameraRuntime", "CameraWorker", "DetectorPool", "LatestFrames", "ServiceWorkers", "WorkerContext"]
 
 log = logging.getLogger("streetwatch.workers")
 
@@ -74,7 +85,283 @@ class CameraRuntime:
     restarts: int = 0
     last_error: str | None = None
     last_frame_ts: datetime | None = None
+    source_health: SourceHealth | None = None
+    queue_depth: int = 0
 
     def median_inference_ms(self) -> float | None:
         values = sorted(self.inference_ms)
         return values[len(values) // 2] if values else None
+
+
+class DetectorPool:
+    """One loaded detector per model name, shared by every camera that uses it (detectors are stateless)."""
+
+    def __init__(self, threads: int = 0) -> None:
+        self._lock = threading.Lock()
+        self._detectors: dict[str, "OnnxDetector"] = {}
+        self.threads = threads
+
+    def get(self, name: str) -> "OnnxDetector":
+        from detector.runtime import RuntimeOptions, load_model
+
+        with self._lock:  # two cameras starting together must not load the model twice
+            if name not in self._detectors:
+                self._detectors[name] = load_model(name, options=RuntimeOptions(intra_op_threads=self.threads))
+            return self._detectors[name]
+
+
+@dataclass
+class WorkerContext:
+    """What the camera workers share with the app (`service.api.deps.Services` provides it).
+
+    Attributes:
+        config: Returns the current configuration (replaced as a whole by zone edits).
+        cases: Where violation events go.
+        evidence_dir: Evidence images are written under ``<evidence_dir>/<camera>/<YYYY-MM-DD>/``.
+        latest_frames: Last sampled frame per camera.
+        push_sources: Push buffers of cameras whose source is ``push`` (owned by the app).
+        detectors: Shared detectors.
+        stop: Set when the service shuts down.
+        evidence_interval_s: While a violation stays open, a fresh evidence frame is kept at most this often.
+        restart_backoff_s: Waits before restarting a failed worker, the last one repeated.
+        read_timeout_s: How long one read waits before the worker checks for shutdown again.
+    """
+
+    config: Callable[[], "AppConfig"]
+    cases: "CaseStore"
+    evidence_dir: Path
+    latest_frames: LatestFrames
+    push_sources: dict
+    detectors: DetectorPool
+    stop: threading.Event
+    evidence_interval_s: float = 300.0
+    restart_backoff_s: tuple[float, ...] = (2.0, 5.0, 10.0, 30.0, 60.0)
+    read_timeout_s: float = 0.5
+
+
+def _camera_of(config: "AppConfig", camera_id: str) -> "CameraConfig | None":
+    return next((c for c in config.cameras if c.id == camera_id), None)
+
+
+class CameraWorker:
+    """The pipeline thread of one camera (see the module docstring).
+
+    Args:
+        camera_id: The camera (its configuration is looked up in ``ctx.config()`` at each start).
+        ctx: Shared services.
+        runtime: Where the worker reports its state.
+    """
+
+    def __init__(self, camera_id: str, ctx: WorkerContext, runtime: CameraRuntime) -> None:
+        self.camera_id = camera_id
+        self.ctx = ctx
+        self.runtime = runtime
+        self._thread: threading.Thread | None = None
+        self._source: SourceBase | None = None
+        self._last_evidence_s: dict[str, float] = {}
+
+    def start(self) -> "CameraWorker":
+        self._thread = threading.Thread(target=self._main, name=f"camera-{self.camera_id}", daemon=True)
+        self._thread.start()
+        return self
+
+    def join(self, timeout_s: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # --- the loop ----------------------------------------------------------------------------------------
+
+    def _main(self) -> None:
+        failures = 0
+        while not self.ctx.stop.is_set():
+            try:
+                ended = self._run()
+            except Exception as exc:  # any failure restarts this camera only, after a back-off
+                failures += 1
+                self.runtime.restarts += 1
+                self.runtime.last_error = one_line(exc)
+                self.runtime.state = "restarting"
+                if isinstance(exc, StreetwatchError):
+                    log.error("camera %s: %s", self.camera_id, one_line(exc))
+                else:
+                    log.exception("camera %s: worker failed", self.camera_id)
+                backoff = self.ctx.restart_backoff_s
+                if self.ctx.stop.wait(backoff[min(failures - 1, len(backoff) - 1)]):
+                    break
+                continue
+            if ended:
+                self.runtime.state = "ended"
+                return
+        self.runtime.state = "stopped"
+
+    def _open(self, camera: "CameraConfig") -> tuple[SourceBase, bool]:
+        """The camera's source, started, and whether the worker owns it (push buffers belong to the app)."""
+        if camera.source == "push":
+            return self.ctx.push_sources[camera.id], False
+        options: dict = {"source_id": camera.id, "stop_event": self.ctx.stop}
+        text = camera.source.removeprefix("file://")
+        if "://" not in text and Path(text).is_file():
+            # A video file configured as a camera plays at its own pace, stamped from now (demos, tests).
+            options["realtime"] = True
+        return open_source(camera.source, camera.sample_fps, **options).start(), True
+
+    def _run(self) -> bool:
+        """Process frames until shutdown (False) or until a file or folder source ends (True)."""
+        from service.run import build_pipeline
+
+        config = self.ctx.config()
+        camera = _camera_of(config, self.camera_id)
+        if camera is None or not camera.enabled:
+            self.runtime.state = "disabled"
+            return True
+        detector = self.ctx.detectors.get(config.model_for(camera).name)
+        pipeline = build_pipeline(config, camera, detector=detector)
+        source, owned = self._open(camera)
+        self._source = source
+        self.runtime.state = "running"
+        try:
+            while not self.ctx.stop.is_set():
+                frame = source.read(timeout_s=self.ctx.read_timeout_s)
+                self.runtime.source_health = source.health()
+                if frame is None:
+                    if owned and source.finished:
+                        return True
+                    continue
+                current = self.ctx.config()
+                if current is not config:
+                    config, camera, pipeline = self._reconfigure(current, camera, pipeline, frame)
+                    if camera is None or not camera.enabled:
+                        self.runtime.state = "disabled"
+                        return True
+                self._step(pipeline, camera, frame, source)
+            return False
+        finally:
+            if owned:
+                source.stop()
+            self.runtime.source_health = source.health()
+
+    def _reconfigure(self, config: "AppConfig", camera: "CameraConfig", pipeline: "CameraPipeline",
+                     frame: Frame) -> tuple["AppConfig", "CameraConfig | None", "CameraPipeline"]:
+        """A new configuration (zones edited): close what the old rules had open, build new rules; the
+        tracker carries over, so objects already standing there are not re-detected from scratch."""
+        from service.run import build_pipeline
+
+        new_camera = _camera_of(config, self.camera_id)
+        self._handle(pipeline.finish(frame.ts), camera, None, None)
+        if new_camera is None or not new_camera.enabled:
+            return config, new_camera, pipeline
+        detector = self.ctx.detectors.get(config.model_for(new_camera).name)
+        rebuilt = build_pipeline(config, new_camera, detector=detector)
+        if rebuilt.detector is pipeline.detector:
+            rebuilt.tracker = pipeline.tracker
+        log.info("camera %s: configuration changed; rules rebuilt", self.camera_id)
+        return config, new_camera, rebuilt
+
+    def _step(self, pipeline: "CameraPipeline", camera: "CameraConfig", frame: Frame, source: SourceBase) -> None:
+        step = pipeline.process(frame)
+        self.ctx.latest_frames.put(self.camera_id, frame)
+        rt = self.runtime
+        rt.frames_processed += 1
+        rt.last_frame_ts = frame.ts
+        if step.inferred:
+            rt.inferred += 1
+            rt.inference_ms.append(step.inference_ms)
+        if source.live:
+            rt.lag_s = max(0.0, time.time() - frame.ts_s)
+        rt.queue_depth = source.queue_depth()
+        self._handle(step.events, camera, frame, step.detections)
+
+    def _handle(self, events: list[Violation], camera: "CameraConfig", frame: Frame | None,
+                detections: Detections | None) -> None:
+        for event in events:
+            evidence: dict[str, str] = {}
+            if frame is not None and detections is not None and self._evidence_due(event, frame):
+                try:
+                    evidence = self._save_evidence(event, frame, camera, detections)
+                except OSError as exc:  # a full disk must not lose the case itself
+                    log.error("camera %s: evidence for %s not written: %s", self.camera_id, event.violation_id,
+                              one_line(exc))
+            try:
+                self.ctx.cases.ingest(event, evidence, camera)
+            except Exception as exc:
+                # The next event of the same violation carries the whole state again (events are snapshots,
+                # an "updated" for an unknown violation opens it), so one failed write loses no case.
+                self.runtime.last_error = f"case store: {one_line(exc)}"
+                log.exception("camera %s: event %s of %s not stored", self.camera_id, event.event,
+                              event.violation_id)
+                continue
+            self.runtime.events += 1
+            if event.event == "closed":
+                self._last_evidence_s.pop(event.violation_id, None)
+
+    def _evidence_due(self, event: Violation, frame: Frame) -> bool:
+        if event.event == "closed":
+            return False
+        last = self._last_evidence_s.get(event.violation_id)
+        if event.event == "opened" or last is None or frame.ts_s - last >= self.ctx.evidence_interval_s:
+            self._last_evidence_s[event.violation_id] = frame.ts_s
+            return True
+        return False
+
+    def _save_evidence(self, event: Violation, frame: Frame, camera: "CameraConfig",
+                       detections: Detections) -> dict[str, str]:
+        from service.run import save_evidence
+
+        day = frame.ts.astimezone(timezone.utc).strftime("%Y-%m-%d")
+        out_dir = self.ctx.evidence_dir / self.camera_id / day
+        stem = f"{event.violation_id}-{frame.ts.strftime('%H%M%S')}"
+        return save_evidence(out_dir, event, frame, camera, detections, stem=stem)
+
+
+class ServiceWorkers:
+    """Every background thread of a serving app: one `CameraWorker` per enabled camera, plus outbox delivery.
+
+    Args:
+        ctx: Shared services.
+        runtimes: Filled with one `CameraRuntime` per camera (the API reads them).
+        outbox: The delivering outbox worker, or None when another process delivers.
+        outbox_poll_s: Sleep between outbox polls when nothing was due.
+        cameras: Whether to run the camera pipelines (False: delivery only).
+    """
+
+    def __init__(self, ctx: WorkerContext, runtimes: dict[str, CameraRuntime],
+                 outbox: "OutboxWorker | None" = None, outbox_poll_s: float = 1.0, cameras: bool = True) -> None:
+        self.run_cameras = cameras
+        self.ctx = ctx
+        self.runtimes = runtimes
+        self.outbox = outbox
+        self.outbox_poll_s = outbox_poll_s
+        self.cameras: dict[str, CameraWorker] = {}
+        self._outbox_thread: threading.Thread | None = None
+
+    def start(self) -> "ServiceWorkers":
+        for camera in (self.ctx.config().cameras if self.run_cameras else []):
+            runtime = self.runtimes.setdefault(camera.id, CameraRuntime(camera.id))
+            if not camera.enabled:
+                runtime.state = "disabled"
+                continue
+            self.cameras[camera.id] = CameraWorker(camera.id, self.ctx, runtime).start()
+        if self.outbox is not None:
+            self._outbox_thread = threading.Thread(target=self._deliver, name="outbox", daemon=True)
+            self._outbox_thread.start()
+        return self
+
+    def _deliver(self) -> None:
+        while not self.ctx.stop.is_set():
+            try:
+                self.outbox.run_forever(self.ctx.stop, self.outbox_poll_s)
+            except Exception:  # the database went away for a moment: keep the delivery loop alive
+                log.exception("outbox delivery failed; retrying")
+                self.ctx.stop.wait(5.0)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self.ctx.stop.set()
+        deadline = time.monotonic() + timeout_s
+        for worker in self.cameras.values():
+            worker.join(max(0.0, deadline - time.monotonic()))
+        if self._outbox_thread is not None:
+            self._outbox_thread.join(max(0.0, deadline - time.monotonic()))

@@ -306,6 +306,10 @@ class _FrameQueue:
         with self._cond:
             return self._closed and not self._items
 
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._items)
+
 
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
@@ -393,6 +397,10 @@ class SourceBase:
     def finished(self) -> bool:
         """True when no frame will ever come again (ended, failed or stopped, and the queue is empty)."""
         return self._queue.drained
+
+    def queue_depth(self) -> int:
+        """Frames waiting to be read (a consumer that keeps up sees 0 or 1)."""
+        return len(self._queue)
 
     def read(self, timeout_s: float | None = None) -> Frame | None:
         """The next frame, or None when none arrived within `timeout_s` or the source has finished.

@@ -37,7 +37,7 @@ def make_config() -> AppConfig:
 def settings(tmp_path):
     return Settings(
         database_path=tmp_path / "cases.db", evidence_dir=tmp_path / "evidence", adapters=("open311",),
-        max_push_bytes=MAX_PUSH_BYTES,
+        max_push_bytes=MAX_PUSH_BYTES, run_cameras=False, outbox={"deliver": False},
         api_keys=[
             {"name": "root", "role": "admin", "key": KEYS["admin"]},
             {"name": "alice", "role": "reviewer", "key_sha256": hash_api_key(KEYS["alice"])},

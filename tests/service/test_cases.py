@@ -141,10 +141,35 @@ def test_dedupe_of_opened_events(store, second, same_case):
         assert [a.action for a in store.audit_trail(first.id)] == ["created", "dedupe_attach"]
 
 
-def test_rejected_case_does_not_absorb_a_new_violation(store):
+@pytest.mark.parametrize("decision, status", [("reject", "rejected"), ("confirm", "confirmed"),
+                                              ("merge", "merged")])
+def test_decided_cases_absorb_the_same_thing_within_the_cooldown(store, decision, status):
+    """A rejected case (an awning taken for a stall) is not put before the reviewer again while the thing
+    stays; a confirmed or posted one is not reported twice; a merged case lives on in its target only."""
+    first = store.ingest(make_violation("v1"))
+    other = None
+    if decision == "reject":
+        store.reject(first.id, "alice", "not a stall")
+    elif decision == "confirm":
+        store.confirm(first.id, "alice")
+    else:
+        other = store.ingest(make_violation("v0", zone_id="z1", first_s=0, last_s=300,
+                                            boxes=((600.0, 200.0, 700.0, 300.0),)))
+        store.merge([first.id], other.id, "alice")
+    again = store.ingest(make_violation("v2", first_s=400, last_s=600))
+    assert store.get(first.id).status == status
+    if decision == "merge":
+        assert again.id not in (first.id,)
+    else:
+        assert again.id == first.id and store.get(first.id).last_seen == T0 + timedelta(seconds=600)
+        assert len(store.list_cases().items) == 1
+
+
+def test_a_rejected_case_stops_absorbing_after_the_cooldown(store):
     first = store.ingest(make_violation("v1"))
     store.reject(first.id, "alice", "not a stall")
-    assert store.ingest(make_violation("v2", first_s=400, last_s=600)).id != first.id
+    later_s = 300 + store.settings.cooldown_s + 60
+    assert store.ingest(make_violation("v2", first_s=later_s, last_s=later_s + 300)).id != first.id
 
 
 def test_updated_and_closed_events_update_the_case(store):
