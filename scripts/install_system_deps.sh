@@ -3,7 +3,9 @@
 #   - GStreamer's RTSP server and its Python bindings (tests/rtsp_server.py serves footage over real RTSP;
 #     the bindings belong to the system /usr/bin/python3, not to the virtualenv),
 #   - ffmpeg (making looped/transcoded test streams),
-#   - chromium (the review page's browser test drives it through Playwright; without it that test skips).
+#   - chromium (the review page's browser test drives it through Playwright; without it that test skips),
+#   - postgresql, server and client (scripts/test.sh starts a throw-away cluster with scripts/pg_test_server.sh
+#     so that the store tests run on PostgreSQL as well as SQLite; without it scripts/test.sh fails).
 # Idempotent: installs only what is missing, uses sudo only when not root. Without these packages the
 # RTSP tests skip with a reason naming them; everything else still runs.
 set -euo pipefail
@@ -19,6 +21,7 @@ PACKAGES=(
   gstreamer1.0-libav
   ffmpeg
   chromium
+  postgresql
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then

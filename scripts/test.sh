@@ -15,5 +15,28 @@ fi
 .venv/bin/python -m pip install --quiet -e '.[dev,train]'
 
 export YOLO_OFFLINE=1
+
+# The store tests run on SQLite and on PostgreSQL: unless STREETWATCH_TEST_PG_URL names a server already,
+# start a throw-away cluster (scripts/pg_test_server.sh) and remove it when the tests end, however they end.
+# A cluster that cannot start fails the run: the PostgreSQL tests must not quietly skip.
+if [ -z "${STREETWATCH_TEST_PG_URL:-}" ]; then
+  pg_env=$(bash scripts/pg_test_server.sh start) || {
+    echo "test.sh: could not start the PostgreSQL test server (see above); to use another server set" \
+         "STREETWATCH_TEST_PG_URL=postgresql+psycopg://..." >&2
+    exit 1
+  }
+  eval "$pg_env"
+  stop_pg() {
+    local status=$?
+    bash scripts/pg_test_server.sh stop "$STREETWATCH_TEST_PG_DIR" || true
+    exit "$status"
+  }
+  trap stop_pg EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+fi
+
 # Tests that need ../shared (real models, photos, footage) skip with a reason when it is absent.
-exec .venv/bin/python -m pytest "$@"
+status=0
+.venv/bin/python -m pytest "$@" || status=$?
+exit "$status"

@@ -3,11 +3,14 @@
 Confirming a case writes an outbox row in the same transaction (see `service.cases.CaseStore.confirm`).
 `OutboxWorker.run_once` then:
 
-1. **Claims** due rows atomically: one ``UPDATE outbox SET status='sending', claim_token=<new> … WHERE id IN
-   (SELECT id … WHERE due … FOR UPDATE SKIP LOCKED) AND due`` (the row lock clause is PostgreSQL's; SQLite
-   serialises writers instead). A row is due when it is ``pending`` with ``next_attempt_at <= now``, or
-   ``sending`` with an expired lease. The due condition is re-checked by the UPDATE itself, so two workers
-   never claim the same row, and each worker only sees rows carrying its own claim token.
+1. **Claims** due rows atomically, in one transaction: ``SELECT id … WHERE due … LIMIT batch_size FOR UPDATE
+   SKIP LOCKED``, then ``UPDATE outbox SET status='sending', claim_token=<new> … WHERE id IN (those ids) AND
+   due`` (the row lock clause is PostgreSQL's; SQLite serialises writers instead). A row is due when it is
+   ``pending`` with ``next_attempt_at <= now``, or ``sending`` with an expired lease. The due condition is
+   re-checked by the UPDATE itself, so two workers never claim the same row, and each worker only sees rows
+   carrying its own claim token. (Not one ``UPDATE … WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)``:
+   PostgreSQL may plan that as a nested loop that re-runs the subquery for every row, each run skipping the
+   rows just updated, so one worker would claim every due row instead of `batch_size`.)
 2. **Sends** each claimed row outside any transaction (no lock is held during HTTP).
 3. **Records** the outcome, only if the row still carries its claim token: ``sent`` with the remote id (the
    case becomes ``posted`` once all its rows are sent); or, for a transient failure, back to ``pending`` with
@@ -177,9 +180,12 @@ class OutboxWorker:
         candidates = (select(OutboxMessage.id).where(due).order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
                       .limit(self.batch_size).with_for_update(skip_locked=True))
         with self._sessions.begin() as session:
+            ids = list(session.scalars(candidates))  # locked until commit (PostgreSQL)
+            if not ids:
+                return []
             session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.id.in_(candidates.scalar_subquery()), due)
+                .where(OutboxMessage.id.in_(ids), due)
                 .values(status="sending", claim_token=token, attempts=OutboxMessage.attempts + 1,
                         lease_expires_at=now + timedelta(seconds=self.lease_s), updated_at=now)
                 .execution_options(synchronize_session=False))

@@ -1,4 +1,5 @@
-"""Cases on a real SQLite file: dedupe, the status machine, reviewer actions and their audit rows, listing."""
+"""Cases on a real SQLite file and on PostgreSQL (the `db_settings` fixture in conftest.py): dedupe, the status
+machine, reviewer actions and their audit rows, listing."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from service.cases import (CaseError, CaseFilter, CaseNotFoundError, CaseSetting
                            InvalidTransitionError, TRANSITIONS, box_iou, build_case_payload, check_transition,
                            choose_dedupe_target, idempotency_key)
 from service.config import CameraConfig
-from service.db import DatabaseSettings, make_engine, make_session_factory, upgrade_schema
+from service.db import make_engine, make_session_factory, upgrade_schema
 from service.db.models import OutboxMessage
 
 T0 = datetime(2026, 6, 1, 8, 0, 0, tzinfo=timezone.utc)
@@ -55,8 +56,9 @@ class FakeClock:
 
 
 @pytest.fixture
-def session_factory(tmp_path):
-    engine = make_engine(DatabaseSettings(path=tmp_path / "cases.db"))
+def session_factory(db_settings):
+    # db_settings (tests/service/conftest.py): an empty SQLite file, then an empty PostgreSQL schema.
+    engine = make_engine(db_settings)
     upgrade_schema(engine)
     yield make_session_factory(engine)
     engine.dispose()

@@ -1,8 +1,8 @@
-"""The case database: migrations on a real SQLite file, SQLite settings, UTC times; PostgreSQL when configured."""
+"""The case database: migrations on a real SQLite file and on PostgreSQL (an empty schema per test, see
+conftest.py), SQLite settings, UTC times."""
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -15,27 +15,75 @@ from service.db.models import Base
 TABLES = {"cameras", "cases", "case_violations", "evidence", "audit", "outbox"}
 
 
+@pytest.fixture
+def engine(db_settings):
+    engine = make_engine(db_settings)
+    yield engine
+    engine.dispose()
+
+
 def test_migrations_create_every_table_on_a_sqlite_file(tmp_path):
     engine = make_engine(DatabaseSettings(path=tmp_path / "sub" / "cases.db"))
+    upgrade_schema(engine)
+    assert (tmp_path / "sub" / "cases.db").is_file()
+
+
+def test_migrations_upgrade_an_empty_database(engine):
+    assert inspect(engine).get_table_names() == []
     upgrade_schema(engine)
     upgrade_schema(engine)  # idempotent: already at head
     names = set(inspect(engine).get_table_names())
     assert TABLES <= names and "alembic_version" in names
     with engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
-    assert (tmp_path / "sub" / "cases.db").is_file()
 
 
-def test_migration_matches_the_models(tmp_path):
-    # A model change without a migration would make these differ.
+def test_migrations_downgrade_to_nothing_and_upgrade_again(engine):
+    upgrade_schema(engine)
+    from alembic import command
+
+    from service.db.session import alembic_config
+
+    config = alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "base")
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    upgrade_schema(engine)
+    assert TABLES <= set(inspect(engine).get_table_names())
+
+
+def test_migration_matches_the_models(engine):
+    # A model change without a migration would make these differ (on either backend).
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    engine = make_engine(DatabaseSettings(path=tmp_path / "cases.db"))
     upgrade_schema(engine)
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
     assert diff == []
+
+
+def test_postgresql_column_types(pg_schema_url):
+    # What the migration makes on PostgreSQL: naive timestamps (UTCDateTime stores UTC), json, integer
+    # ids filled by the database, and every table inside the test's own schema (search_path honoured).
+    engine = make_engine(DatabaseSettings(url=pg_schema_url))
+    try:
+        upgrade_schema(engine)
+        with engine.connect() as conn:
+            schema = conn.execute(text("SELECT current_schema()")).scalar()
+            assert schema.startswith("test_")
+            types = dict(conn.execute(text(
+                "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = current_schema()")).all())
+            assert not conn.execute(text("SELECT count(*) FROM information_schema.tables "
+                                         "WHERE table_schema = 'public'")).scalar()
+            assert conn.execute(text("SELECT pg_get_serial_sequence('cases', 'id')")).scalar()
+        assert types["cases.first_seen"] == types["outbox.next_attempt_at"] == "timestamp without time zone"
+        assert types["cases.boxes"] == "json"
+        assert types["cases.id"] == types["outbox.id"] == "integer"
+    finally:
+        engine.dispose()
 
 
 def test_sqlite_pragmas(tmp_path):
@@ -46,8 +94,7 @@ def test_sqlite_pragmas(tmp_path):
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 7000
 
 
-def test_times_round_trip_as_aware_utc(tmp_path):
-    engine = make_engine(DatabaseSettings(path=tmp_path / "cases.db"))
+def test_times_round_trip_as_aware_utc(engine):
     create_schema(engine)
     sessions = make_session_factory(engine)
     shanghai = timezone(timedelta(hours=8))
@@ -66,13 +113,3 @@ def test_times_round_trip_as_aware_utc(tmp_path):
 def test_settings_need_a_path_or_url():
     with pytest.raises(ValueError, match="path"):
         DatabaseSettings().sqlalchemy_url()
-
-
-@pytest.mark.skipif(not os.environ.get("STREETWATCH_TEST_PG_URL"), reason="STREETWATCH_TEST_PG_URL not set")
-def test_postgresql_migrations():
-    engine = make_engine(DatabaseSettings(url=os.environ["STREETWATCH_TEST_PG_URL"]))
-    with engine.begin() as conn:
-        conn.execute(text("DROP TABLE IF EXISTS outbox, audit, evidence, case_violations, cases, cameras, "
-                          "alembic_version CASCADE"))
-    upgrade_schema(engine)
-    assert TABLES <= set(inspect(engine).get_table_names())

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select, text
 
 from service.adapters import (OutboundMessage, Open311Adapter, Open311Settings, PermanentSendError, SendResult,
                               TransientSendError, WebhookAdapter, WebhookSettings, build_open311_form,
                               classify_http_status, parse_open311_response, sign_body, verify_signature)
 from service.cases import CaseSettings, CaseStore
+from service.db import DatabaseSettings, make_engine, make_session_factory, upgrade_schema
 from service.db.models import OutboxMessage
 from service.outbox import OutboxError, OutboxWorker, backoff_cap_s, backoff_delay_s, failure_action
 from tests.service.test_cases import FakeClock, make_camera, make_violation, session_factory  # noqa: F401
@@ -174,6 +175,16 @@ def test_claimed_rows_are_not_claimed_again(session_factory):  # noqa: F811
     assert second.keys == []
 
 
+def test_a_claim_takes_at_most_batch_size_rows(session_factory):  # noqa: F811
+    # On PostgreSQL a single UPDATE … WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED) took every due row.
+    clock = FakeClock()
+    confirmed_cases(session_factory, clock, 7)
+    worker = OutboxWorker(session_factory, [RecordingAdapter()], clock=clock, batch_size=3)
+    batches = [[row.id for row in worker._claim(clock.now)] for _ in range(4)]
+    assert [len(b) for b in batches] == [3, 3, 1, 0]
+    assert sorted(sum(batches, [])) == [r.id for r in outbox_rows(session_factory)]
+
+
 def test_two_concurrent_workers_send_each_row_once(session_factory):  # noqa: F811
     clock = FakeClock()
     confirmed_cases(session_factory, clock, 30)
@@ -191,6 +202,80 @@ def test_two_concurrent_workers_send_each_row_once(session_factory):  # noqa: F8
         t.join(timeout=30)
     assert sorted(adapter.keys) == sorted(set(adapter.keys)) and len(adapter.keys) == 30
     assert {r.status for r in outbox_rows(session_factory)} == {"sent"}
+
+
+def test_a_claim_in_flight_never_hands_its_rows_to_another_worker(db_settings):
+    # Two workers with connection pools of their own on the same database. Worker A stops inside its claim
+    # transaction right after its UPDATE (rows changed and locked, not committed) while worker B claims.
+    # PostgreSQL: B skips A's locked rows (FOR UPDATE SKIP LOCKED) and claims the others without waiting.
+    # SQLite: B waits for A's write transaction (one writer at a time), then claims the others.
+    postgresql = db_settings.url.startswith("postgresql")
+    engines = [make_engine(db_settings) for _ in range(2)]
+    try:
+        upgrade_schema(engines[0])
+        factories = [make_session_factory(e) for e in engines]
+        clock = FakeClock()
+        confirmed_cases(factories[0], clock, 6)
+        a_updated, release_a = threading.Event(), threading.Event()
+
+        @event.listens_for(engines[0], "after_cursor_execute")
+        def pause_after_claim_update(conn, cursor, statement, *args):
+            if statement.lstrip().upper().startswith("UPDATE OUTBOX") and not a_updated.is_set():
+                a_updated.set()
+                release_a.wait(30)
+
+        workers = {name: OutboxWorker(f, [RecordingAdapter()], clock=clock, batch_size=3)
+                   for name, f in zip("ab", factories)}
+        claimed: dict[str, set[int]] = {}
+
+        def claim(name: str) -> None:
+            claimed[name] = {row.id for row in workers[name]._claim(clock.now)}
+
+        thread_a = threading.Thread(target=claim, args=("a",))
+        thread_a.start()
+        assert a_updated.wait(10), "worker A never ran its claim UPDATE"
+        thread_b = threading.Thread(target=claim, args=("b",))
+        thread_b.start()
+        thread_b.join(timeout=10 if postgresql else 0.5)
+        b_waited = thread_b.is_alive()
+        release_a.set()
+        thread_a.join(timeout=30)
+        thread_b.join(timeout=30)
+        assert not thread_a.is_alive() and not thread_b.is_alive()
+        if postgresql:
+            assert not b_waited, "worker B waited for the rows worker A had locked"
+        else:
+            assert b_waited, "SQLite let a second writer in during worker A's claim"
+        assert len(claimed["a"]) == len(claimed["b"]) == 3 and not claimed["a"] & claimed["b"]
+        assert {r.status for r in outbox_rows(factories[1])} == {"sending"}
+    finally:
+        for engine in engines:
+            engine.dispose()
+
+
+def test_claim_skips_rows_another_transaction_holds(pg_schema_url):
+    # PostgreSQL only: a row locked by any other transaction is skipped, not waited for, and is claimed once
+    # the lock is gone.
+    engine = make_engine(DatabaseSettings(url=pg_schema_url))
+    try:
+        upgrade_schema(engine)
+        sessions = make_session_factory(engine)
+        clock = FakeClock()
+        confirmed_cases(sessions, clock, 4)
+        worker = OutboxWorker(sessions, [RecordingAdapter()], clock=clock)
+        result: list[set[int]] = []
+        with engine.connect() as locker:
+            locker.execute(text("SET lock_timeout = '20s'"))
+            held = set(locker.execute(text("SELECT id FROM outbox ORDER BY id LIMIT 2 FOR UPDATE")).scalars())
+            thread = threading.Thread(target=lambda: result.append({r.id for r in worker._claim(clock.now)}))
+            thread.start()
+            thread.join(timeout=10)
+            assert not thread.is_alive(), "the claim waited for rows locked by another transaction"
+            locker.rollback()
+        assert len(held) == 2 and len(result[0]) == 2 and not held & result[0]
+        assert {r.id for r in worker._claim(clock.now)} == held
+    finally:
+        engine.dispose()
 
 
 def test_retries_then_dead_then_manual_retry(session_factory):  # noqa: F811
