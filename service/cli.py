@@ -528,7 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_dataset_synth)
     p = dsub.add_parser("scenario", help="render a scenario clip (mp4 + ground-truth timeline JSON)")
-    p.add_argument("name", help="stall_7min, bikes_outside_box_12min, passerby_30s, mixed_demo")
+    p.add_argument("name", help="stall_7min, bikes_outside_box_12min, passerby_30s, mixed_demo, stall_2min")
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fps", type=float, default=2.0)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -60,8 +60,17 @@ def _counts_by_status(session: Session, column, statuses: Iterable[str]) -> dict
     return counts
 
 
-def render_metrics(session_factory: sessionmaker[Session], push: PushCounters) -> str:
-    """The whole exposition text, ending with a newline."""
+def render_metrics(session_factory: sessionmaker[Session], push: PushCounters,
+                   runtimes: Mapping[str, Any] | None = None,
+                   outbox_outcomes: Mapping[tuple[str, str], int] | None = None) -> str:
+    """The whole exposition text, ending with a newline.
+
+    Args:
+        session_factory: For the case and outbox gauges.
+        push: Pushed-frame counters.
+        runtimes: Camera id -> `service.workers.CameraRuntime` (cameras run by this process).
+        outbox_outcomes: (adapter, outcome) -> delivery attempts finished by this process.
+    """
     with session_factory() as session:
         cases = _counts_by_status(session, Case.status, CASE_STATUSES)
         outbox = _counts_by_status(session, OutboxMessage.status, OUTBOX_STATUSES)
@@ -76,4 +85,36 @@ def render_metrics(session_factory: sessionmaker[Session], push: PushCounters) -
     lines += _family("streetwatch_push_frames_rejected_total", "counter",
                      "Pushed frames rejected, per camera and reason.",
                      (({"camera_id": c, "reason": r}, n) for (c, r), n in sorted(rejected.items())))
+    rts = sorted((runtimes or {}).items())
+    health = [(c, rt.source_health) for c, rt in rts if rt.source_health is not None]
+    lines += _family("streetwatch_camera_up", "gauge", "1 while the camera's worker runs and its source streams.",
+                     (({"camera_id": c}, float(rt.state == "running" and rt.source_health is not None
+                                               and rt.source_health.state.value == "streaming")) for c, rt in rts))
+    lines += _family("streetwatch_camera_fps_in", "gauge", "Frames per second arriving from the source.",
+                     (({"camera_id": c}, round(h.fps_in, 3)) for c, h in health))
+    lines += _family("streetwatch_camera_fps_sampled", "gauge", "Frames per second sampled for analysis.",
+                     (({"camera_id": c}, round(h.fps_sampled, 3)) for c, h in health))
+    lines += _family("streetwatch_camera_frames_dropped_total", "counter",
+                     "Sampled frames dropped because the pipeline was behind.",
+                     (({"camera_id": c}, h.frames_dropped) for c, h in health))
+    lines += _family("streetwatch_camera_frames_rejected_total", "counter",
+                     "Frames refused by the source (black, frozen, corrupt, ...).",
+                     (({"camera_id": c}, h.frames_rejected) for c, h in health))
+    lines += _family("streetwatch_camera_reconnects_total", "counter", "Source reconnection attempts.",
+                     (({"camera_id": c}, h.reconnects) for c, h in health))
+    lines += _family("streetwatch_camera_frames_processed_total", "counter", "Samples through the pipeline.",
+                     (({"camera_id": c}, rt.frames_processed) for c, rt in rts))
+    lines += _family("streetwatch_camera_inference_ms", "gauge", "Median detector time over recent samples.",
+                     (({"camera_id": c}, round(rt.median_inference_ms(), 2)) for c, rt in rts
+                      if rt.median_inference_ms() is not None))
+    lines += _family("streetwatch_camera_queue_depth", "gauge", "Sampled frames waiting for the pipeline.",
+                     (({"camera_id": c}, rt.queue_depth) for c, rt in rts))
+    lines += _family("streetwatch_camera_lag_seconds", "gauge",
+                     "Wall-clock time minus the timestamp of the last processed sample (live sources).",
+                     (({"camera_id": c}, round(rt.lag_s, 3)) for c, rt in rts if rt.lag_s is not None))
+    lines += _family("streetwatch_camera_restarts_total", "counter", "Worker restarts after a failure.",
+                     (({"camera_id": c}, rt.restarts) for c, rt in rts))
+    lines += _family("streetwatch_outbox_deliveries_total", "counter",
+                     "Delivery attempts finished by this process, per adapter and outcome (sent, retry, dead).",
+                     (({"adapter": a, "outcome": o}, n) for (a, o), n in sorted((outbox_outcomes or {}).items())))
     return "\n".join(lines) + "\n"

@@ -33,6 +33,7 @@ import logging
 import random
 import threading
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Literal, Mapping
@@ -122,6 +123,9 @@ class OutboxWorker:
         self.lease_s = lease_s
         self.batch_size = batch_size
         self._rng = rng or random.Random()
+        # (adapter, outcome) -> attempts finished by this process: sent, retry, dead (for /metrics).
+        self.outcomes: Counter[tuple[str, str]] = Counter()
+        self._outcomes_lock = threading.Lock()
 
     def run_once(self, now: datetime | None = None) -> int:
         """Claim, send and record the due rows once; returns how many rows were attempted."""
@@ -217,6 +221,11 @@ class OutboxWorker:
                 log.warning("outbox row %s: claim lost before recording %s", row.id, action)
                 return
             self._update_case(session, row, action, now, result, error)
+        with self._outcomes_lock:
+            self.outcomes[(row.adapter, action)] += 1
+        if action != "sent":
+            log.warning("outbox row %s (case %s, %s): attempt %s failed (%s): %s", row.id, row.case_id, row.adapter,
+                        row.attempts, action, error)
 
     @staticmethod
     def _update_case(session: Session, row: _Claimed, action: str, now: datetime, result: SendResult | None,

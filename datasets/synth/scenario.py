@@ -13,6 +13,8 @@ Built-in scenarios (`SCENARIOS`):
   minutes (due after 10); two bikes parked inside the box all along must not count.
 - ``passerby_30s``: a person walks in, stands 30 s in the no-vending zone and walks on: nothing is due.
 - ``mixed_demo``: all of the above, staggered, about 15 minutes.
+- ``stall_2min``: a short clip for service tests played in real time: a stall sets up after 10 s and stays to
+  the end (120 s); its zone's dwell is 30 s.
 
 Videos are written with OpenCV's ``mp4v`` codec, then transcoded to H.264 (``libx264``, keyframe every two
 seconds, yuv420p) when ``ffmpeg`` is on PATH, since the project serves clips over RTSP through GStreamer's
@@ -44,7 +46,7 @@ from datasets.synth.street import (StreetBackground, StreetLayout, build_street_
 
 __all__ = ["ScenarioClip", "SCENARIOS", "render_scenario", "scenario_timeline", "DEFAULT_START_UTC"]
 
-SCENARIOS = ("stall_7min", "bikes_outside_box_12min", "passerby_30s", "mixed_demo")
+SCENARIOS = ("stall_7min", "bikes_outside_box_12min", "passerby_30s", "mixed_demo", "stall_2min")
 DEFAULT_START_UTC = "2026-06-01T02:00:00Z"
 """10:00 in Asia/Shanghai on a Monday: outside the vending hours of the ``vending_allowed`` zone."""
 
@@ -150,8 +152,9 @@ def _build(name: str, seed: int, size_px: tuple[int, int]) -> _Scene:
     def rect(x0: float, x1: float) -> np.ndarray:
         return np.array([[x0, fy0], [x1, fy0], [x1, fy1], [x0, fy1]])
 
+    stall_dwell_s = 30.0 if name == "stall_2min" else _STALL_DWELL_S
     zone_defs = [
-        ("no_vending_1", "no_vending", rect(*nv), {"min_dwell_s": _STALL_DWELL_S}),
+        ("no_vending_1", "no_vending", rect(*nv), {"min_dwell_s": stall_dwell_s}),
         ("watch_area_1", "watch_area", rect(*wa), {"min_dwell_s": _BIKE_DWELL_S}),
         ("bike_parking_1", "bike_parking", box, {}),
         ("vending_allowed_1", "vending_allowed", rect(*va),
@@ -171,16 +174,18 @@ def _build(name: str, seed: int, size_px: tuple[int, int]) -> _Scene:
     t = {"stall_7min": dict(stall=20.0, end=480.0),
          "bikes_outside_box_12min": dict(boxed=10.0, bikes=20.0, end=780.0),
          "passerby_30s": dict(person=5.0, end=60.0),
-         "mixed_demo": dict(person=30.0, stall=60.0, boxed=0.0, bikes=120.0, end=900.0)}[name]
+         "mixed_demo": dict(person=30.0, stall=60.0, boxed=0.0, bikes=120.0, end=900.0),
+         "stall_2min": dict(stall=10.0, stall_stay=110.0, end=120.0)}[name]
     end = t["end"]
     obj_rng = np.random.default_rng([seed, 2])
     if "stall" in t:
         sk = Sketch(light=light)
         sx, sy = (nv[0] + nv[1]) / 2, y_mid + 0.3
         obj.stall(sk, obj_rng, Pose(sx, sy, heading_rad=math.pi / 2 + 0.1), "canopy")
-        actors.append(_Actor("stall_1", "stall", t["stall"], t["stall"] + 420.0, _static(sk, sx, sy), True))
+        actors.append(_Actor("stall_1", "stall", t["stall"], t["stall"] + t.get("stall_stay", 420.0),
+                             _static(sk, sx, sy), True))
         violations.append({"kind": "stall_occupation", "zone_id": "no_vending_1", "object_ids": ["stall_1"],
-                           "due_s": _r(t["stall"] + _STALL_DWELL_S)})
+                           "due_s": _r(t["stall"] + stall_dwell_s)})
     if "boxed" in t:
         scheme = pal.SHARED_BIKE_SCHEMES[1]
         for i in range(2):

@@ -13,8 +13,17 @@ from typing import Any
 __all__ = ["config_for_timeline", "score_run", "ScenarioScore"]
 
 
-def config_for_timeline(timeline: dict, model: str, conf: float | None = 0.1) -> dict:
-    """An AppConfig-shaped dict for the scenario's camera: its zones, their dwell times and schedules."""
+def config_for_timeline(timeline: dict, model: str, conf: float | None = 0.1, tracker: dict | None = None,
+                        min_score: float | None = None) -> dict:
+    """An AppConfig-shaped dict for the scenario's camera: its zones, their dwell times and schedules.
+
+    Args:
+        timeline: The scenario's ground truth.
+        model: Model name.
+        conf: Detector threshold (low: weak boxes keep tracks alive).
+        tracker: Tracker settings (thresholds suit the model's score calibration).
+        min_score: The rules' threshold on a track's median score (None: the rule defaults).
+    """
     zones, dwell = [], {}
     for z in timeline["zones"]:
         entry: dict[str, Any] = {"id": z["id"], "kind": z["kind"], "polygon": z["polygon_norm"]}
@@ -24,16 +33,20 @@ def config_for_timeline(timeline: dict, model: str, conf: float | None = 0.1) ->
         zones.append(entry)
         if z.get("min_dwell_s") is not None:
             dwell.setdefault(z["kind"], z["min_dwell_s"])
-    rules = {
+    rules: dict[str, dict[str, Any]] = {
         "stall_occupation": {"min_dwell_s": dwell.get("no_vending", 300.0)},
         "bike_misparked": {"min_dwell_s": dwell.get("watch_area", 600.0)},
     }
+    if min_score is not None:
+        for rule in rules.values():
+            rule["min_score"] = min_score
     model_cfg: dict[str, Any] = {"name": model}
     if conf is not None:
         model_cfg["conf"] = conf
     return {
         "config_version": 1,
         "model": model_cfg,
+        **({"tracker": dict(tracker)} if tracker else {}),
         "rules": rules,
         "cameras": [{
             "id": timeline["camera"]["id"],

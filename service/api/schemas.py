@@ -68,14 +68,24 @@ class CaseMerge(_Body):
 
 
 class CameraHealth(BaseModel):
-    """Pushed-frame health of a camera (placeholder until detector workers report theirs)."""
+    """Health of a camera: its source (connected? frames arriving?) and its pipeline worker."""
 
-    state: str
-    frames_accepted: int
-    frames_rejected: int
+    state: str = Field(description="Source state: connecting, streaming, stale, reconnecting, ended, failed; "
+                                   "unknown before the worker opened it.")
+    frames_accepted: int = Field(description="Frames sampled from the source (pushed frames accepted).")
+    frames_rejected: int = Field(description="Frames refused (black, frozen, corrupt, ...).")
     rejected_reasons: dict[str, int]
     last_frame_ts: datetime | None
-    last_error: str | None
+    last_error: str | None = Field(description="The latest problem, one line.")
+    worker: str = Field("not_running", description="Pipeline worker: starting, running, restarting, ended, "
+                                                   "stopped, disabled, or not_running (no workers here).")
+    fps_in: float | None = Field(None, description="Frames per second arriving from the source.")
+    fps_sampled: float | None = Field(None, description="Frames per second sampled for analysis.")
+    frames_dropped: int = Field(0, description="Samples dropped because the pipeline was behind.")
+    reconnects: int = Field(0, description="Reconnection attempts of the source.")
+    frames_processed: int = Field(0, description="Samples through the pipeline.")
+    inference_ms: float | None = Field(None, description="Median detector time over recent samples.")
+    lag_s: float | None = Field(None, description="How far the pipeline is behind the camera (live sources).")
 
 
 class CameraPublic(BaseModel):

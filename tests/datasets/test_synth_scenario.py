@@ -27,6 +27,7 @@ def test_timeline_is_deterministic_and_json_ready(name):
     ("passerby_30s", []),
     ("mixed_demo", [("stall_occupation", "no_vending_1", ["stall_1"], 360.0),
                     ("bike_misparked", "watch_area_1", ["bike_1", "bike_2", "bike_3"], 720.0)]),
+    ("stall_2min", [("stall_occupation", "no_vending_1", ["stall_1"], 40.0)]),
 ])
 def test_expected_violations_are_due_after_the_zone_dwell(name, expected):
     timeline = scenario_timeline(name)

@@ -31,15 +31,23 @@ def _camera(services: Services, camera_id: str) -> CameraConfig:
 
 
 def _public(services: Services, camera: CameraConfig) -> CameraPublic:
-    source = services.push_sources.get(camera.id)
-    if source is None:
+    runtime = services.runtimes.get(camera.id)
+    push = services.push_sources.get(camera.id)
+    h = push.health() if push is not None else (runtime.source_health if runtime is not None else None)
+    if h is None:
         health = CameraHealth(state="unknown", frames_accepted=0, frames_rejected=0, rejected_reasons={},
-                              last_frame_ts=None, last_error=None)
+                              last_frame_ts=None, last_error=runtime.last_error if runtime else None,
+                              worker=runtime.state if runtime else "not_running")
     else:
-        h = source.health()
-        health = CameraHealth(state=h.state.value, frames_accepted=h.frames_sampled, frames_rejected=h.frames_rejected,
-                              rejected_reasons=dict(h.rejected_reasons), last_frame_ts=h.last_frame_ts,
-                              last_error=h.last_error)
+        health = CameraHealth(
+            state=h.state.value, frames_accepted=h.frames_sampled, frames_rejected=h.frames_rejected,
+            rejected_reasons=dict(h.rejected_reasons), last_frame_ts=h.last_frame_ts,
+            last_error=(runtime.last_error if runtime and runtime.state == "restarting" else None) or h.last_error,
+            worker=runtime.state if runtime else "not_running", fps_in=round(h.fps_in, 2),
+            fps_sampled=round(h.fps_sampled, 2), frames_dropped=h.frames_dropped, reconnects=h.reconnects,
+            frames_processed=runtime.frames_processed if runtime else 0,
+            inference_ms=runtime.median_inference_ms() if runtime else None,
+            lag_s=round(runtime.lag_s, 3) if runtime and runtime.lag_s is not None else None)
     return CameraPublic(id=camera.id, name=camera.name, enabled=camera.enabled, timezone=camera.timezone,
                         address=camera.address, grid_code=camera.grid_code, position=camera.position,
                         zones=camera.zones, health=health)

@@ -28,5 +28,6 @@ def health(services: ServicesDep) -> HealthPublic:
 @router.get("/metrics", response_class=Response, response_model=str, summary="Prometheus metrics",
             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
 async def metrics(services: ServicesDep) -> Response:
-    body = await run_in_threadpool(render_metrics, services.session_factory, services.push_counters)
+    body = await run_in_threadpool(render_metrics, services.session_factory, services.push_counters,
+                                   services.runtimes, dict(services.outbox.outcomes))
     return Response(body, media_type=CONTENT_TYPE)
