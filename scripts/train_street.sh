@@ -15,6 +15,8 @@ WORK=${WORK:-var/train}
 SHARED=${STREETWATCH_SHARED:-$(cd .. && pwd)/shared}
 EPOCHS=${EPOCHS:-30}
 IMGSZ=${IMGSZ:-416}
+# Further ultralytics arguments, e.g. HYP="warmup_epochs=1 close_mosaic=3" when continuing a trained checkpoint.
+HYP=${HYP:-}
 mkdir -p "$WORK"
 
 # 1. Synthetic street scenes (seed 1; seeds >= 100 are reserved for synthetic holdouts).
@@ -36,7 +38,7 @@ fi
 
 # 4. Street model, exported and carded into models/street.
 $SW train --data "$WORK/street-v1/data.yaml" --name street-v1 --model "$INIT" --imgsz "$IMGSZ" \
-  --epochs "$EPOCHS" --runs-dir "$WORK/runs" --release street \
+  --epochs "$EPOCHS" --runs-dir "$WORK/runs" --release street ${HYP:+--hyp $HYP} \
   --training-data "bicycles-2000 train split (1,406 real photos, CC BY 4.0, Roboflow Universe user thesis-2-eoeid, project bicycle-3ln52) + 2,000 synthetic street scenes (streetwatch datasets/synth, seed 1)"
 
 # 5. Holdout: bicycles-2000 test (all, and photos whose source never appears in train).
