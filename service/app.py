@@ -80,7 +80,8 @@ def create_app(settings: Settings, config: AppConfig | None = None) -> FastAPI:
                                 evidence_dir=settings.evidence_dir, latest_frames=services.latest_frames,
                                 push_sources=services.push_sources,
                                 detectors=DetectorPool(settings.inference_threads), stop=threading.Event(),
-                                evidence_interval_s=settings.evidence_interval_s)
+                                evidence_interval_s=settings.evidence_interval_s,
+                                file_speed=settings.file_camera_speed)
             workers = ServiceWorkers(ctx, services.runtimes, services.outbox if o.deliver else None, o.poll_s,
                                      cameras=settings.run_cameras).start()
         try:

@@ -161,6 +161,10 @@ class Settings(BaseModel):
     evidence_base_url: str = Field("", max_length=2000,
                                    description="Public base URL of the API, for evidence links sent to case systems.")
     busy_timeout_s: float = Field(10.0, gt=0, le=600, description="SQLite writer lock wait.")
+    file_camera_speed: float = Field(1.0, gt=0, le=100,
+                                     description="A video file configured as a camera source loops, played this "
+                                                 "many times faster than real time (demos; frame times follow the "
+                                                 "file's clock).")
 
     @model_validator(mode="after")
     def _checks(self) -> "Settings":

@@ -125,6 +125,7 @@ class WorkerContext:
         evidence_interval_s: While a violation stays open, a fresh evidence frame is kept at most this often.
         restart_backoff_s: Waits before restarting a failed worker, the last one repeated.
         read_timeout_s: How long one read waits before the worker checks for shutdown again.
+        file_speed: A video file configured as a camera plays this many times faster than real time.
     """
 
     config: Callable[[], "AppConfig"]
@@ -137,6 +138,7 @@ class WorkerContext:
     evidence_interval_s: float = 300.0
     restart_backoff_s: tuple[float, ...] = (2.0, 5.0, 10.0, 30.0, 60.0)
     read_timeout_s: float = 0.5
+    file_speed: float = 1.0
 
 
 def _camera_of(config: "AppConfig", camera_id: str) -> "CameraConfig | None":
@@ -205,8 +207,9 @@ class CameraWorker:
         options: dict = {"source_id": camera.id, "stop_event": self.ctx.stop}
         text = camera.source.removeprefix("file://")
         if "://" not in text and Path(text).is_file():
-            # A video file configured as a camera plays at its own pace, stamped from now (demos, tests).
-            options["realtime"] = True
+            # A video file configured as a camera plays at its own pace (times `file_speed`), stamped from
+            # now, and starts again at its end, as a camera keeps streaming (demos, tests).
+            options.update(realtime=True, loop=True, speed=self.ctx.file_speed)
         return open_source(camera.source, camera.sample_fps, **options).start(), True
 
     def _run(self) -> bool:

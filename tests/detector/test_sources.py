@@ -287,6 +287,27 @@ def test_file_source_realtime_paces_output_like_a_camera(tmp_path):
     assert arrivals[-1] - arrivals[0] == pytest.approx(1.5, abs=0.25)
 
 
+@needs_av
+def test_file_source_loop_continues_the_clock_and_speed_paces_faster(tmp_path):
+    path = write_video(tmp_path / "loop.mp4", [k * 0.1 for k in range(10)])  # 1.0 s of video at 10 fps
+    source = FileSource(path, sample_fps=4.0, start_ts=T0, realtime=True, loop=True, speed=2.0).start()
+    frames, arrivals = [], []
+    for frame in source:
+        frames.append(frame)
+        arrivals.append(time.monotonic())
+        if len(frames) == 10:
+            break
+    source.stop()
+    offsets = [round((f.ts - T0).total_seconds(), 2) for f in frames]
+    # One pass lasts 0.94 s (the last frame at 0.9 s is shown for the muxer's 40 ms); each pass starts where the
+    # previous one ended, so time never goes back, and sampling keeps its 0.25 s grid across the seams.
+    assert offsets == [0.0, 0.3, 0.5, 0.8, 1.04, 1.34, 1.54, 1.84, 2.08, 2.28]
+    assert [f.index for f in frames] == sorted(f.index for f in frames)
+    assert arrivals[-1] - arrivals[0] == pytest.approx(2.28 / 2.0, abs=0.3)  # twice as fast as the clock
+    with pytest.raises(ValueError):
+        FileSource(path, speed=0)
+
+
 def _decode_packets(path: Path, first_packet: int = 0, corrupt: set[int] = frozenset(), mode: str = "all"):
     """{pts_s: (index, image)} from feeding the file's packets to a VideoDecoder, starting at `first_packet`
     (a reader joining mid-GOP, as after a reconnect) and flagging `corrupt` packets as damaged."""
