@@ -32,6 +32,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from detector.errors import StreetwatchError
+from detector.motion import MotionGate, MotionGateConfig
 from detector.rules import RULES, Rule, RuleEngine, make_rule
 from detector.schedule import WEEKDAYS, TimeWindow, WeeklySchedule, load_timezone
 from detector.tracking import Tracker, TrackerConfig
@@ -45,6 +46,7 @@ __all__ = [
     "CameraConfig",
     "ConfigError",
     "ModelSelection",
+    "MotionSettings",
     "PositionConfig",
     "RULE_CONFIG_TYPES",
     "RuleConfig",
@@ -53,6 +55,7 @@ __all__ = [
     "TrackerSettings",
     "WindowConfig",
     "ZoneConfig",
+    "build_motion_gate",
     "build_rule_engine",
     "build_rules",
     "build_schedule",
@@ -207,6 +210,36 @@ class TrackerSettings(_Model):
         return TrackerConfig(**self.model_dump())
 
 
+_MOTION_DEFAULTS = MotionGateConfig()
+
+
+def _motion_field(name: str, description: str) -> Any:
+    # Bounds and defaults come from the detector's MotionGateConfig, so the two cannot drift apart.
+    lo, hi = MotionGateConfig.LIMITS[name]
+    return Field(getattr(_MOTION_DEFAULTS, name), ge=lo, le=hi, description=description)
+
+
+class MotionSettings(_Model):
+    """Motion gating (see detector.motion): the detector skips samples in which nothing changed.
+
+    Off by default: it saves CPU on quiet cameras (more streams per machine), at the price of carrying the last
+    detections forward between re-verifications.
+    """
+
+    enabled: bool = Field(False, description="Skip inference on samples without change.")
+    width_px: int = _motion_field("width_px", "Width (px) frames are scaled to before comparing.")
+    blur_px: int = _motion_field("blur_px", "Gaussian blur kernel (odd, px) against noise and compression blocks.")
+    pixel_delta: float = _motion_field("pixel_delta", "Grey-level difference (0..255) that counts a pixel changed.")
+    min_changed_frac: float = _motion_field("min_changed_frac", "Fraction of changed pixels that triggers inference.")
+    reverify_interval_s: float = _motion_field(
+        "reverify_interval_s", "Inference is forced at least this often (s) so stationary objects are re-checked; "
+                               "must be below the tracker's stationary_max_missing_s.")
+    max_gap_s: float = _motion_field("max_gap_s", "A sample this long (s) after the previous one is always inferred.")
+
+    def to_detector(self) -> MotionGateConfig:
+        return MotionGateConfig(**self.model_dump(exclude={"enabled"}))
+
+
 class RuleConfig(_Model):
     """Settings every rule kind has."""
 
@@ -308,6 +341,8 @@ class CameraConfig(_Model):
     rules: RulesConfig | None = Field(None, description="Overrides of the default rules (only the keys set).")
     tracker: TrackerSettings | None = Field(
         None, description="Overrides of the default tracker settings (only the keys set).")
+    motion: MotionSettings | None = Field(
+        None, description="Overrides of the default motion-gate settings (only the keys set).")
     model: ModelSelection | None = Field(None, description="Model for this camera (omit: the default model).")
     enabled: bool = Field(True, description="Whether the camera is processed.")
 
@@ -349,6 +384,7 @@ class AppConfig(_Model):
     )
     model: ModelSelection = Field(default_factory=ModelSelection, description="Default model for every camera.")
     tracker: TrackerSettings = Field(default_factory=TrackerSettings, description="Default tracker settings.")
+    motion: MotionSettings = Field(default_factory=MotionSettings, description="Default motion-gate settings.")
     rules: RulesConfig = Field(default_factory=RulesConfig, description="Default rule settings.")
     cameras: list[CameraConfig] = Field(default_factory=list, max_length=10000, description="The cameras.")
 
@@ -383,7 +419,7 @@ class AppConfig(_Model):
     @model_validator(mode="after")
     def _cross_field_checks(self) -> "AppConfig":
         problems = (self._check_unique_camera_ids() + self._check_tracker_settings()
-                    + self._check_rules_reference_existing_zones())
+                    + self._check_motion_settings() + self._check_rules_reference_existing_zones())
         if problems:
             raise _Problems(problems)
         return self
@@ -410,6 +446,26 @@ class AppConfig(_Model):
                 settings.to_detector()
             except ValueError as exc:
                 problems.append((path, str(exc).removeprefix("TrackerConfig: ")))
+        return problems
+
+    def _check_motion_settings(self) -> list[tuple[str, str]]:
+        problems = []
+        targets = [("motion", self.motion, self.tracker)] + [
+            (f"cameras[{i}].motion", self.motion_for(c), self.tracker_for(c))
+            for i, c in enumerate(self.cameras) if c.motion is not None or c.tracker is not None
+        ]
+        for path, settings, tracker in targets:
+            try:
+                settings.to_detector()
+            except ValueError as exc:
+                problems.append((path, str(exc).removeprefix("MotionGateConfig: ")))
+                continue
+            # A stationary track that the gate does not re-check before the tracker gives up on it would end,
+            # and the stall standing there would open a new case.
+            if settings.enabled and settings.reverify_interval_s >= tracker.stationary_max_missing_s:
+                problems.append((f"{path}.reverify_interval_s",
+                                 f"{settings.reverify_interval_s:g} s must be below the tracker's "
+                                 f"stationary_max_missing_s ({tracker.stationary_max_missing_s:g} s)"))
         return problems
 
     def _check_rules_reference_existing_zones(self) -> list[tuple[str, str]]:
@@ -446,6 +502,9 @@ class AppConfig(_Model):
 
     def tracker_for(self, camera: CameraConfig) -> TrackerSettings:
         return _overlay(self.tracker, camera.tracker)
+
+    def motion_for(self, camera: CameraConfig) -> MotionSettings:
+        return _overlay(self.motion, camera.motion)
 
     def rules_for(self, camera: CameraConfig) -> RulesConfig:
         return _overlay(self.rules, camera.rules)
@@ -635,6 +694,12 @@ def build_zones(camera: CameraConfig) -> list[Zone]:
 def build_tracker(config: AppConfig, camera: CameraConfig, first_track_id: int = 1) -> Tracker:
     """A fresh tracker for one camera with its effective settings."""
     return Tracker(config.tracker_for(camera).to_detector(), first_track_id=first_track_id)
+
+
+def build_motion_gate(config: AppConfig, camera: CameraConfig) -> MotionGate | None:
+    """A fresh motion gate for one camera (it holds the reference frame), or None when gating is off."""
+    settings = config.motion_for(camera)
+    return MotionGate(settings.to_detector()) if settings.enabled else None
 
 
 def build_rules(config: AppConfig, camera: CameraConfig) -> list[Rule]:

@@ -21,7 +21,7 @@ from detector.pipeline import CameraPipeline
 from detector.rules import Violation
 from detector.runtime import OnnxDetector, RuntimeOptions, load_model
 from detector.types import Detections, Frame
-from service.config import AppConfig, CameraConfig, build_rule_engine, build_tracker
+from service.config import AppConfig, CameraConfig, build_motion_gate, build_rule_engine, build_tracker
 
 __all__ = ["RunSummary", "build_pipeline", "run_camera", "violation_record", "save_evidence"]
 
@@ -54,7 +54,7 @@ def build_pipeline(config: AppConfig, camera: CameraConfig, detector: OnnxDetect
     engine = build_rule_engine(config, camera, class_names=detector.class_names,
                                class_map=detector.card.violation_classes)
     return CameraPipeline(camera.id, detector, build_tracker(config, camera), engine, class_map,
-                          TRACKED_CLASSES, selection.conf)
+                          TRACKED_CLASSES, selection.conf, motion_gate=build_motion_gate(config, camera))
 
 
 def annotate(frame: Frame, camera: CameraConfig, detections: Detections) -> np.ndarray:

@@ -7,6 +7,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
+from detector.motion import MotionGateConfig
 from detector.rules import RULES, BikeMisparkedRule, StallOccupationRule
 from detector.tracking import TrackerConfig
 from detector.types import Detections
@@ -16,7 +17,9 @@ from service.config import (
     RULE_CONFIG_TYPES,
     AppConfig,
     ConfigError,
+    MotionSettings,
     TrackerSettings,
+    build_motion_gate,
     build_rule_engine,
     build_rules,
     build_tracker,
@@ -129,6 +132,14 @@ BOWTIE = [[0, 0], [1, 1], [1, 0], [0, 1]]
         (_set("tracker.low_score", 0.9), "tracker: low_score (0.9) must not exceed high_score (0.5)"),
         (_set("cameras[1].tracker.stationary_max_missing_s", 5),
          "cameras[1].tracker: stationary_max_missing_s (5.0) must not be below max_missing_s (10.0)"),
+        (_set("motion.blur_px", 4), "motion: blur_px must be odd, got 4"),
+        (_set("motion.min_changed_frac", 2), "motion.min_changed_frac: Input should be less than or equal to 1"),
+        (_set("motion", {"enabled": True, "reverify_interval_s": 200}),
+         "motion.reverify_interval_s: 200 s must be below the tracker's stationary_max_missing_s (120 s)"),
+        (_set("cameras[1].motion", {"enabled": True, "reverify_interval_s": 150}),
+         "cameras[1].motion.reverify_interval_s: 150 s must be below the tracker's stationary_max_missing_s"),
+        (lambda raw: (_set("motion.enabled", True)(raw), _set("cameras[1].tracker.stationary_max_missing_s", 20)(raw)),
+         "cameras[1].motion.reverify_interval_s: 30 s must be below the tracker's stationary_max_missing_s (20 s)"),
         (_set("cameras[0].rules.stall_occupation", {"zone_ids": ["pavement-north", "nope"]}),
          "cameras[0].rules.stall_occupation.zone_ids[1]: no zone 'nope' on this camera"),
         (_set("cameras[0].rules.stall_occupation", {"zone_ids": ["shop-forecourt-12"]}),
@@ -264,6 +275,32 @@ def test_tracker_settings_mirror_the_detector_config():
     for name, info in TrackerSettings.model_fields.items():
         assert _bounds(info) == TrackerConfig.LIMITS[name], name
         assert info.default == getattr(TrackerConfig(), name), name
+
+
+def test_motion_settings_mirror_the_detector_config():
+    assert list(MotionSettings.model_fields) == ["enabled"] + [f.name for f in fields(MotionGateConfig)]
+    for name, info in MotionSettings.model_fields.items():
+        if name != "enabled":
+            assert _bounds(info) == MotionGateConfig.LIMITS[name], name
+            assert info.default == getattr(MotionGateConfig(), name), name
+
+
+@pytest.mark.parametrize("default, camera_override, expect_gate, reverify_s", [
+    ({}, None, False, None),                                            # off unless asked for
+    ({"enabled": True}, None, True, 30.0),                              # the example's default interval
+    ({"enabled": True}, {"enabled": False}, False, None),               # one camera opts out
+    ({}, {"enabled": True, "reverify_interval_s": 15}, True, 15.0),     # one camera opts in, own interval
+])
+def test_motion_gate_per_camera(example_raw, default, camera_override, expect_gate, reverify_s):
+    raw = copy.deepcopy(example_raw)
+    raw["motion"] = {**raw.get("motion", {}), **default}
+    if camera_override is not None:
+        raw["cameras"][0]["motion"] = camera_override
+    config = parse_config(raw)
+    gate = build_motion_gate(config, config.cameras[0])
+    assert (gate is not None) == expect_gate
+    if gate is not None:
+        assert gate.config.reverify_interval_s == reverify_s
 
 
 def test_every_rule_kind_has_a_config_section_that_covers_its_params():
