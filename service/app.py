@@ -7,8 +7,9 @@ workers start too (`service.workers.ServiceWorkers`: one pipeline thread per ena
 ``settings.run_cameras``, outbox delivery when ``settings.outbox.deliver``); at shutdown they are stopped, then
 the push sources, then the engine is disposed.
 
-Routes: ``/api/v1/cases``, ``/api/v1/cameras`` (frames pushed to ``/api/v1/cameras/{id}/frames``),
-``/api/v1/outbox``, and ``/health``, ``/metrics`` at the root.
+Routes: ``/api/v1/cases``, ``/api/v1/cameras`` (create, update, delete, zones, snapshot; frames pushed to
+``/api/v1/cameras/{id}/frames``), ``/api/v1/outbox``, and ``/health``, ``/metrics`` at the root. Camera and
+zone changes are written back to ``settings.config_path`` (kept in memory only when there is none).
 
 Example:
     >>> app = create_app(Settings(database_path="/tmp/cases.db", evidence_dir="/tmp/evidence"))  # doctest: +SKIP
@@ -29,14 +30,14 @@ from service.api.deps import Services
 from service.api.errors import install_error_handlers
 from service.api.routers import cameras, cases, outbox, system, web
 from service.cases import CaseSettings, CaseStore
-from service.config import AppConfig, load_config
+from service.config import AppConfig, CameraConfig, load_config
 from service.db import DatabaseSettings, make_engine, make_session_factory, upgrade_schema
 from service.metrics import PushCounters
 from service.outbox import OutboxWorker
 from service.settings import Settings, effective_adapters
 from service.workers import DetectorPool, ServiceWorkers, WorkerContext
 
-__all__ = ["API_PREFIX", "build_adapters", "create_app"]
+__all__ = ["API_PREFIX", "build_adapters", "create_app", "make_push_source"]
 
 API_PREFIX = "/api/v1"
 
@@ -59,9 +60,7 @@ def create_app(settings: Settings, config: AppConfig | None = None) -> FastAPI:
     session_factory = make_session_factory(engine)
     case_settings = CaseSettings.from_config(config, adapters=effective_adapters(settings),
                                              evidence_base_url=settings.evidence_base_url)
-    push_sources = {c.id: PushSource(c.id, max_bytes=settings.max_push_bytes, max_pixels=settings.max_push_pixels,
-                                     sample_fps=c.sample_fps).start()
-                    for c in config.cameras if c.source == "push"}
+    push_sources = {c.id: make_push_source(settings, c) for c in config.cameras if c.source == "push"}
     o = settings.outbox
     services = Services(
         settings=settings, engine=engine, session_factory=session_factory,
@@ -84,9 +83,11 @@ def create_app(settings: Settings, config: AppConfig | None = None) -> FastAPI:
                                 file_speed=settings.file_camera_speed)
             workers = ServiceWorkers(ctx, services.runtimes, services.outbox if o.deliver else None, o.poll_s,
                                      cameras=settings.run_cameras).start()
+            services.workers = workers
         try:
             yield
         finally:
+            services.workers = None
             if workers is not None:
                 workers.stop()
             for source in services.push_sources.values():
@@ -104,6 +105,12 @@ def create_app(settings: Settings, config: AppConfig | None = None) -> FastAPI:
     app.include_router(system.router)
     app.include_router(web.router)
     return app
+
+
+def make_push_source(settings: Settings, camera: CameraConfig) -> PushSource:
+    """The started push buffer of a camera whose source is ``push``, with the settings' upload limits."""
+    return PushSource(camera.id, max_bytes=settings.max_push_bytes, max_pixels=settings.max_push_pixels,
+                      sample_fps=camera.sample_fps).start()
 
 
 def build_adapters(settings: Settings) -> dict:

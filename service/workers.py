@@ -8,7 +8,9 @@ stops the other cameras or the HTTP API.
 
 Zone edits through the API replace ``Services.config``; each worker notices the new configuration on its next
 frame and rebuilds its rule engine (the tracker keeps its tracks, so objects already standing keep their
-dwell... of tracking, while rule dwell restarts with the new zones).
+dwell... of tracking, while rule dwell restarts with the new zones). Camera edits also call
+`ServiceWorkers.sync`: a new or re-enabled camera gets a worker, a deleted or disabled one has its worker
+stopped, and a changed source or sample rate restarts the camera's worker.
 
 `LatestFrames` keeps the last sampled frame per camera for the snapshot endpoint and the zone editor.
 """
@@ -56,6 +58,11 @@ class LatestFrames:
     def get(self, camera_id: str) -> Frame | None:
         with self._lock:
             return self._frames.get(camera_id)
+
+    def discard(self, camera_id: str) -> None:
+        """Forget a camera's frame (the camera was deleted or its source changed)."""
+        with self._lock:
+            self._frames.pop(camera_id, None)
 
 
 @dataclass
@@ -161,6 +168,10 @@ class CameraWorker:
         self._thread: threading.Thread | None = None
         self._source: SourceBase | None = None
         self._last_evidence_s: dict[str, float] = {}
+        self._stop = threading.Event()  # this worker only (camera deleted, disabled or its source changed)
+        camera = _camera_of(ctx.config(), camera_id)
+        # What the running source was opened with: a change of these needs a new source (see ServiceWorkers.sync).
+        self.source_key = None if camera is None else (camera.source, camera.sample_fps)
 
     def start(self) -> "CameraWorker":
         self._thread = threading.Thread(target=self._main, name=f"camera-{self.camera_id}", daemon=True)
@@ -175,11 +186,29 @@ class CameraWorker:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def stop(self) -> None:
+        """Ask this worker to stop (returns at once; it closes its source within about one read timeout)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set() or self.ctx.stop.is_set()
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep up to `seconds`; True as soon as the worker or the service is stopping."""
+        deadline = time.monotonic() + seconds
+        while not self.stopping:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._stop.wait(min(remaining, 0.25))
+        return True
+
     # --- the loop ----------------------------------------------------------------------------------------
 
     def _main(self) -> None:
         failures = 0
-        while not self.ctx.stop.is_set():
+        while not self.stopping:
             try:
                 ended = self._run()
             except Exception as exc:  # any failure restarts this camera only, after a back-off
@@ -192,7 +221,7 @@ class CameraWorker:
                 else:
                     log.exception("camera %s: worker failed", self.camera_id)
                 backoff = self.ctx.restart_backoff_s
-                if self.ctx.stop.wait(backoff[min(failures - 1, len(backoff) - 1)]):
+                if self._wait(backoff[min(failures - 1, len(backoff) - 1)]):
                     break
                 continue
             if ended:
@@ -227,7 +256,7 @@ class CameraWorker:
         self._source = source
         self.runtime.state = "running"
         try:
-            while not self.ctx.stop.is_set():
+            while not self.stopping:
                 frame = source.read(timeout_s=self.ctx.read_timeout_s)
                 self.runtime.source_health = source.health()
                 if frame is None:
@@ -266,7 +295,8 @@ class CameraWorker:
 
     def _step(self, pipeline: "CameraPipeline", camera: "CameraConfig", frame: Frame, source: SourceBase) -> None:
         step = pipeline.process(frame)
-        self.ctx.latest_frames.put(self.camera_id, frame)
+        if not self.stopping:  # a deleted camera's last frame must not come back
+            self.ctx.latest_frames.put(self.camera_id, frame)
         rt = self.runtime
         rt.frames_processed += 1
         rt.last_frame_ts = frame.ts
@@ -340,18 +370,60 @@ class ServiceWorkers:
         self.outbox_poll_s = outbox_poll_s
         self.cameras: dict[str, CameraWorker] = {}
         self._outbox_thread: threading.Thread | None = None
+        self._lock = threading.Lock()
 
     def start(self) -> "ServiceWorkers":
-        for camera in (self.ctx.config().cameras if self.run_cameras else []):
-            runtime = self.runtimes.setdefault(camera.id, CameraRuntime(camera.id))
-            if not camera.enabled:
-                runtime.state = "disabled"
-                continue
-            self.cameras[camera.id] = CameraWorker(camera.id, self.ctx, runtime).start()
+        with self._lock:
+            for camera in (self.ctx.config().cameras if self.run_cameras else []):
+                runtime = self.runtimes.setdefault(camera.id, CameraRuntime(camera.id))
+                if not camera.enabled:
+                    runtime.state = "disabled"
+                    continue
+                self.cameras[camera.id] = CameraWorker(camera.id, self.ctx, runtime).start()
         if self.outbox is not None:
             self._outbox_thread = threading.Thread(target=self._deliver, name="outbox", daemon=True)
             self._outbox_thread.start()
         return self
+
+    def sync(self) -> None:
+        """Bring the camera workers in line with the current configuration (after an API change).
+
+        A camera without a running worker that is enabled gets one; a deleted or disabled camera has its
+        worker stopped; a camera whose source or sample rate changed has its worker replaced (a new source is
+        opened). Zone, rule and model edits need nothing here: a running worker rebuilds its pipeline on its
+        next frame (`CameraWorker._reconfigure`). A replaced worker reports into a fresh `CameraRuntime`, so
+        the old thread, finishing its last read, cannot overwrite the new one's state. Returns at once.
+        """
+        if not self.run_cameras or self.ctx.stop.is_set():
+            return
+        with self._lock:
+            config = self.ctx.config()
+            wanted = {c.id: c for c in config.cameras}
+            for camera_id, worker in list(self.cameras.items()):
+                camera = wanted.get(camera_id)
+                if camera is not None and camera.enabled and worker.source_key == (camera.source, camera.sample_fps):
+                    continue
+                worker.stop()
+                del self.cameras[camera_id]
+                if camera is None:
+                    log.info("camera %s: deleted; worker stopped", camera_id)
+                else:
+                    log.info("camera %s: %s; worker stopped", camera_id,
+                             "disabled" if not camera.enabled else "source changed")
+            for camera_id in list(self.runtimes):
+                if camera_id not in wanted:
+                    del self.runtimes[camera_id]
+                    self.ctx.latest_frames.discard(camera_id)
+            for camera in config.cameras:
+                if camera.id in self.cameras:
+                    continue
+                runtime = CameraRuntime(camera.id)
+                self.runtimes[camera.id] = runtime
+                if not camera.enabled:
+                    runtime.state = "disabled"
+                    continue
+                self.cameras[camera.id] = CameraWorker(camera.id, self.ctx, runtime).start()
+                log.info("camera %s: worker started", camera.id)
 
     def _deliver(self) -> None:
         while not self.ctx.stop.is_set():
@@ -364,7 +436,11 @@ class ServiceWorkers:
     def stop(self, timeout_s: float = 10.0) -> None:
         self.ctx.stop.set()
         deadline = time.monotonic() + timeout_s
-        for worker in self.cameras.values():
+        with self._lock:
+            workers = list(self.cameras.values())
+        for worker in workers:
+            worker.stop()
+        for worker in workers:
             worker.join(max(0.0, deadline - time.monotonic()))
         if self._outbox_thread is not None:
             self._outbox_thread.join(max(0.0, deadline - time.monotonic()))

@@ -17,7 +17,7 @@ from service.config import AppConfig
 from service.metrics import PushCounters
 from service.outbox import OutboxWorker
 from service.settings import Settings
-from service.workers import CameraRuntime, LatestFrames
+from service.workers import CameraRuntime, LatestFrames, ServiceWorkers
 
 __all__ = ["AdminDep", "CameraPusherDep", "ReviewerDep", "Services", "ServicesDep"]
 
@@ -39,6 +39,9 @@ class Services:
     latest_frames: LatestFrames = field(default_factory=LatestFrames)
     # Camera id -> its worker's state (empty when the app runs no camera workers).
     runtimes: dict[str, CameraRuntime] = field(default_factory=dict)
+    # The background workers while the app is running (None before startup, after shutdown, or when the app
+    # runs none); configuration changes call its sync().
+    workers: ServiceWorkers | None = None
 
 
 def get_services(request: Request) -> Services:

@@ -8,13 +8,17 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from service.cases import AuditPublic, CasePublic, EvidencePublic
-from service.config import PositionConfig, ZoneConfig
+from service.config import (CameraConfig, ModelSelection, PositionConfig, RulesConfig, TrackerSettings,
+                            ZoneConfig)
 
 __all__ = [
-    "AuditsPublic", "CameraHealth", "CameraPublic", "CamerasPublic", "CaseClassChange", "CaseMerge", "CasePublic",
-    "CaseReject", "CasesPublic", "ErrorItem", "ErrorPublic", "EvidencePublic", "FrameAccepted", "HealthPublic",
-    "OutboxRetried", "ZonesPublic", "ZonesUpdate",
+    "AuditsPublic", "CameraCreate", "CameraDeleted", "CameraHealth", "CameraPublic", "CameraSaved", "CameraUpdate",
+    "CamerasPublic", "CaseClassChange", "CaseMerge", "CasePublic", "CaseReject", "CasesPublic", "ErrorItem",
+    "ErrorPublic", "EvidencePublic", "FrameAccepted", "HealthPublic", "OutboxRetried", "ZonesPublic", "ZonesUpdate",
 ]
+
+_PERSISTED = ("True when the change was written to the configuration file (settings.config_path); false when "
+              "the service has no configuration file and keeps the change in memory only (lost at restart).")
 
 
 class _Body(BaseModel):
@@ -89,7 +93,7 @@ class CameraHealth(BaseModel):
 
 
 class CameraPublic(BaseModel):
-    """A configured camera; the source URL is left out (it may hold credentials)."""
+    """A configured camera; the source URL is left out (it may hold credentials), its scheme is shown."""
 
     id: str
     name: str
@@ -100,6 +104,47 @@ class CameraPublic(BaseModel):
     position: PositionConfig | None
     zones: list[ZoneConfig]
     health: CameraHealth
+    source_kind: str = Field("", description="How frames arrive: push, rtsp, rtsps, rtmp, http, https or file.")
+    sample_fps: float | None = Field(None, description="Frames analysed per second.")
+
+
+class CameraCreate(CameraConfig):
+    """A new camera: the same fields (and checks) as a camera of the configuration file.
+
+    The whole configuration is validated with it (unique camera id: 409 when taken; rules that name zones).
+    """
+
+
+class CameraUpdate(_Body):
+    """A partial update of a camera: only the fields sent change; ``null`` clears ``position``, ``model``,
+    ``rules`` or ``tracker``. The id is fixed (delete and create to rename); zones go through
+    ``PUT /cameras/{id}/zones``. Values are checked like the configuration file's (the same messages)."""
+
+    name: str | None = Field(None, description="Human-readable name.")
+    enabled: bool | None = Field(None, description="Whether the camera is processed (false stops its worker).")
+    source: str | None = Field(None, description="Stream URL (rtsp://, http(s)://, rtmp://, file://) or 'push'; "
+                                                 "a change restarts the camera's worker.")
+    sample_fps: float | None = Field(None, description="Frames analysed per second (a change restarts the worker).")
+    timezone: str | None = Field(None, description="IANA time zone of the camera's location (e.g. Asia/Shanghai).")
+    address: str | None = Field(None, description="Street address shown on cases.")
+    grid_code: str | None = Field(None, description="Grid cell code (网格编码) of the digital case system.")
+    position: PositionConfig | None = Field(None, description="Camera position; null clears it.")
+    model: ModelSelection | None = Field(None, description="Model for this camera; null: the default model.")
+    rules: RulesConfig | None = Field(None, description="Overrides of the default rules (replaces the camera's "
+                                                        "overrides); null removes them.")
+    tracker: TrackerSettings | None = Field(None, description="Overrides of the default tracker settings; null "
+                                                              "removes them.")
+
+
+class CameraSaved(CameraPublic):
+    """A camera as stored after a create or update."""
+
+    persisted: bool = Field(description=_PERSISTED)
+
+
+class CameraDeleted(BaseModel):
+    id: str
+    persisted: bool = Field(description=_PERSISTED)
 
 
 class CamerasPublic(BaseModel):
@@ -114,6 +159,7 @@ class ZonesUpdate(_Body):
 class ZonesPublic(BaseModel):
     camera_id: str
     zones: list[ZoneConfig]
+    persisted: bool = Field(description=_PERSISTED)
 
 
 class FrameAccepted(BaseModel):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
+import time
 from datetime import timedelta
 
 import cv2
@@ -11,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from service.app import create_app
-from service.config import AppConfig
+from service.config import AppConfig, load_config
 from service.db.models import AuditEntry, Evidence, OutboxMessage
 from service.settings import Settings, hash_api_key
 from tests.service.test_cases import T0, make_camera, make_violation
@@ -345,11 +349,298 @@ def test_unexpected_errors_are_a_generic_500(client, services, monkeypatch, capl
 def test_openapi_lists_every_route_with_schemas(client):
     spec = client.get("/openapi.json").json()
     operations = [(path, method, op) for path, ops in spec["paths"].items() for method, op in ops.items()]
-    assert len(operations) == 15
+    assert len(operations) == 19
     for path, method, op in operations:
         assert op.get("summary"), (path, method)
         ok = next(code for code in op["responses"] if code.startswith("2"))
         assert op["responses"][ok].get("content"), (path, method)
     case_ok = spec["paths"]["/api/v1/cases"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert case_ok == {"$ref": "#/components/schemas/CasesPublic"}
-    assert {"CasePublic", "CasesPublic", "CaseReject", "ZonesUpdate", "FrameAccepted"} <= set(spec["components"]["schemas"])
+    assert {"CasePublic", "CasesPublic", "CaseReject", "ZonesUpdate", "FrameAccepted", "CameraCreate", "CameraUpdate",
+            "CameraSaved", "CameraDeleted"} <= set(spec["components"]["schemas"])
+    cameras = spec["paths"]["/api/v1/cameras"]["post"]
+    body_schema = cameras["requestBody"]["content"]["application/json"]["schema"]
+    assert body_schema == {"$ref": "#/components/schemas/CameraCreate"}
+    assert {"201", "409", "422"} <= set(cameras["responses"])
+    snap = spec["paths"]["/api/v1/cameras/{camera_id}/snapshot.jpg"]["get"]
+    assert list(snap["responses"]["200"]["content"]) == ["image/jpeg"] and "404" in snap["responses"]
+    assert "persisted" in spec["components"]["schemas"]["ZonesPublic"]["required"]
+
+
+# --- camera administration: create, update, delete, persistence --------------------------------------------
+
+HAND_WRITTEN = """\
+# Hand-written configuration (comments are not kept once the service rewrites it).
+config_version: 1
+rules:
+  stall_occupation: {min_score: 0.7}
+cameras:
+  - id: cam-1
+    name: Gate
+    source: push
+    timezone: Asia/Shanghai
+    zones:
+      - {id: z1, kind: no_vending, polygon: [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9]]}
+    rules:
+      stall_occupation: {min_dwell_s: 60}
+  - id: cam-2
+    source: rtsp://10.0.0.6/stream
+    timezone: Asia/Shanghai
+"""
+NEW_CAMERA = {"id": "cam-3", "name": "Market St", "source": "push", "timezone": "Asia/Shanghai", "sample_fps": 2,
+              "address": "1 Market St", "grid_code": "310101-009", "position": {"lat_deg": 31.2, "lon_deg": 121.5},
+              "zones": [{"id": "bikes", "kind": "bike_parking", "polygon": [[0, 0.5], [1, 0.5], [1, 1], [0, 1]]}]}
+
+
+@pytest.fixture
+def config_file(tmp_path):
+    path = tmp_path / "conf" / "config.yaml"
+    path.parent.mkdir()
+    path.write_text(HAND_WRITTEN, encoding="utf-8")
+    path.chmod(0o640)
+    return path
+
+
+@pytest.fixture
+def file_settings(settings, config_file):
+    return settings.model_copy(update={"config_path": config_file})
+
+
+@pytest.fixture
+def file_client(file_settings):
+    with TestClient(create_app(file_settings), raise_server_exceptions=False) as c:
+        yield c
+
+
+def test_camera_crud_in_memory_without_a_config_file(client, services):
+    created = client.post("/api/v1/cameras", json=NEW_CAMERA, headers=ADMIN)
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert (body["id"], body["persisted"], body["source_kind"], body["sample_fps"]) == ("cam-3", False, "push", 2.0)
+    assert body["zones"][0]["id"] == "bikes" and "source" not in body
+    assert [c["id"] for c in client.get("/api/v1/cameras", headers=ALICE).json()["data"]] == ["cam-1", "cam-2", "cam-3"]
+    assert push(client, "cam-3", headers=ADMIN).status_code == 202  # a push buffer came with it
+
+    patched = client.patch("/api/v1/cameras/cam-3", json={"name": "Market St N", "enabled": False, "position": None,
+                                                          "address": "2 Market St"}, headers=ADMIN)
+    assert patched.status_code == 200, patched.text
+    got = client.get("/api/v1/cameras/cam-3", headers=ALICE).json()
+    assert (got["name"], got["enabled"], got["position"], got["address"], got["grid_code"]) == (
+        "Market St N", False, None, "2 Market St", "310101-009")
+    moved = client.patch("/api/v1/cameras/cam-3", json={"source": "rtsp://10.0.0.9/live"}, headers=ADMIN)
+    assert moved.json()["source_kind"] == "rtsp" and "cam-3" not in services.push_sources
+
+    deleted = client.delete("/api/v1/cameras/cam-3", headers=ADMIN)
+    assert deleted.status_code == 200 and deleted.json() == {"id": "cam-3", "persisted": False}
+    assert client.get("/api/v1/cameras/cam-3", headers=ALICE).status_code == 404
+    assert push(client, "cam-3", headers=ADMIN).status_code == 404
+    assert [c.id for c in services.config.cameras] == ["cam-1", "cam-2"]
+
+
+def test_first_camera_of_a_service_started_without_any(settings):
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:  # no config_path, no cameras
+        created = c.post("/api/v1/cameras", json=NEW_CAMERA, headers=ADMIN)
+        assert created.status_code == 201, created.text
+        assert created.json()["persisted"] is False
+        assert c.get("/api/v1/cameras", headers=ALICE).json()["count"] == 1
+
+
+def test_patch_keeps_rule_overrides_and_clears_them_with_null(file_client):
+    services = file_client.app.state.services
+    rules = services.config.rules_for(services.config.camera("cam-1"))
+    assert (rules.stall_occupation.min_score, rules.stall_occupation.min_dwell_s) == (0.7, 60)
+    assert file_client.patch("/api/v1/cameras/cam-1", json={"sample_fps": 0.5}, headers=ADMIN).status_code == 200
+    rules = services.config.rules_for(services.config.camera("cam-1"))
+    assert (rules.stall_occupation.min_score, rules.stall_occupation.min_dwell_s) == (0.7, 60)
+    assert file_client.patch("/api/v1/cameras/cam-1", json={"rules": None}, headers=ADMIN).status_code == 200
+    rules = services.config.rules_for(services.config.camera("cam-1"))
+    assert (rules.stall_occupation.min_score, rules.stall_occupation.min_dwell_s) == (0.7, 300)
+
+
+def test_changes_are_written_to_the_config_file_and_survive_a_restart(file_settings, config_file, caplog):
+    caplog.set_level(logging.INFO, logger="streetwatch.audit")
+    zone = {"id": "stalls", "kind": "no_vending", "name": "北侧人行道", "polygon": [[0.05, 0.55], [0.6, 0.5],
+                                                                                 [0.7, 0.98], [0.02, 0.98]]}
+    with TestClient(create_app(file_settings), raise_server_exceptions=False) as c:
+        put = c.put("/api/v1/cameras/cam-1/zones", json={"zones": [zone]}, headers=ADMIN)
+        assert put.status_code == 200 and put.json()["persisted"] is True
+        # the camera's rule override still only overrides what it set (min_score stays the file's default)
+        services = c.app.state.services
+        assert services.config.rules_for(services.config.camera("cam-1")).stall_occupation.min_score == 0.7
+        assert c.post("/api/v1/cameras", json=NEW_CAMERA, headers=ADMIN).json()["persisted"] is True
+        assert c.patch("/api/v1/cameras/cam-3", json={"enabled": False, "sample_fps": 0.5},
+                       headers=ADMIN).json()["persisted"] is True
+        assert c.delete("/api/v1/cameras/cam-2", headers=ADMIN).json() == {"id": "cam-2", "persisted": True}
+    text = config_file.read_text(encoding="utf-8")
+    assert "rewritten by the service" in text and "Hand-written configuration" not in text
+    assert "北侧人行道" in text  # readable, not escaped
+    assert os.stat(config_file).st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in config_file.parent.iterdir()) == ["config.yaml"]  # no temporary file left
+    on_disk = load_config(config_file)
+    assert [c.id for c in on_disk.cameras] == ["cam-1", "cam-3"]
+    assert on_disk.rules_for(on_disk.camera("cam-1")).stall_occupation.min_dwell_s == 60
+    audit = [r.getMessage() for r in caplog.records if r.name == "streetwatch.audit"]
+    assert [m.split()[1] for m in audit] == ["zones", "create", "update", "delete"]
+    assert all("by=root role=admin persisted=True" in m for m in audit)
+
+    with TestClient(create_app(file_settings), raise_server_exceptions=False) as fresh:  # a restart
+        cameras = {c["id"]: c for c in fresh.get("/api/v1/cameras", headers=ALICE).json()["data"]}
+        assert list(cameras) == ["cam-1", "cam-3"]
+        assert cameras["cam-1"]["zones"] == [{**zone, "schedule": None, "inertia_samples": 3, "anchor": "bottom_center",
+                                              "min_dwell_s": None}]
+        assert (cameras["cam-3"]["enabled"], cameras["cam-3"]["sample_fps"]) == (False, 0.5)
+        assert cameras["cam-3"]["zones"][0]["id"] == "bikes"
+
+
+BOWTIE = [[0, 0], [1, 1], [1, 0], [0, 1]]
+
+
+@pytest.mark.parametrize("method, path, body, headers, status, field, reason", [
+    ("post", "/api/v1/cameras", {**NEW_CAMERA, "id": "cam-1"}, ADMIN, 409, None, "a camera 'cam-1' exists already"),
+    ("post", "/api/v1/cameras", {**NEW_CAMERA, "timezone": "Asia/Shangai"}, ADMIN, 422, "timezone", "Asia/Shanghai"),
+    ("post", "/api/v1/cameras", {**NEW_CAMERA, "source": "ftp://x/y"}, ADMIN, 422, "source", "must be 'push' or a URL"),
+    ("post", "/api/v1/cameras", {**NEW_CAMERA, "id": "bad id!"}, ADMIN, 422, "id", "pattern"),
+    ("post", "/api/v1/cameras", {**NEW_CAMERA, "colour": "red"}, ADMIN, 422, "colour", "unknown field"),
+    ("post", "/api/v1/cameras", {**NEW_CAMERA, "zones": [{"id": "z", "kind": "no_vending", "polygon": BOWTIE}]},
+     ADMIN, 422, "zones[0].polygon", "self-intersecting at segment 2\u20133 (crosses segment 0\u20131)"),
+    ("post", "/api/v1/cameras", {**NEW_CAMERA, "zones": [{"id": "z", "kind": "no_vending",
+                                                          "polygon": [[0, 0], [1.2, 0], [0, 1]]}]},
+     ADMIN, 422, "zones[0].polygon", "point 1 (1.2, 0) lies outside [0, 1]"),
+    ("post", "/api/v1/cameras", {**NEW_CAMERA, "zones": [{"id": "z", "kind": "lava", "polygon": [[0, 0], [1, 0],
+                                                                                                  [0, 1]]}]},
+     ADMIN, 422, "zones[0].kind", "no_vending"),
+    ("post", "/api/v1/cameras", {**NEW_CAMERA, "rules": {"stall_occupation": {"zone_ids": ["nope"]}}}, ADMIN, 422,
+     "rules.stall_occupation.zone_ids[0]", "no zone 'nope' on this camera"),
+    ("post", "/api/v1/cameras", NEW_CAMERA, ALICE, 403, None, "Authorization"),
+    ("post", "/api/v1/cameras", NEW_CAMERA, CAM1, 403, None, "Authorization"),
+    ("post", "/api/v1/cameras", NEW_CAMERA, {}, 401, None, "Authorization"),
+    ("patch", "/api/v1/cameras/nope", {"name": "x"}, ADMIN, 404, None, "no camera 'nope'"),
+    ("patch", "/api/v1/cameras/cam-1", {"timezone": "Mars/Olympus"}, ADMIN, 422, "timezone", "unknown time zone"),
+    ("patch", "/api/v1/cameras/cam-1", {"sample_fps": 0}, ADMIN, 422, "sample_fps", "greater than 0"),
+    ("patch", "/api/v1/cameras/cam-1", {"name": None}, ADMIN, 422, "name", "valid string"),
+    ("patch", "/api/v1/cameras/cam-1", {"id": "cam-9"}, ADMIN, 422, "id", "unknown field"),
+    ("patch", "/api/v1/cameras/cam-1", {"position": {"lat_deg": 95, "lon_deg": 0}}, ADMIN, 422, "position.lat_deg",
+     "less than or equal to 90"),
+    ("patch", "/api/v1/cameras/cam-1", {"rules": {"bike_misparked": {"enabled": True}}}, ADMIN, 422,
+     "rules.bike_misparked", "enabled, but the camera has no bike_parking or watch_area zone"),
+    ("patch", "/api/v1/cameras/cam-1", {"enabled": False}, ALICE, 403, None, "Authorization"),
+    ("delete", "/api/v1/cameras/nope", None, ADMIN, 404, None, "no camera 'nope'"),
+    ("delete", "/api/v1/cameras/cam-1", None, ALICE, 403, None, "Authorization"),
+    ("put", "/api/v1/cameras/nope/zones", {"zones": []}, ADMIN, 404, None, "no camera 'nope'"),
+    ("put", "/api/v1/cameras/cam-1/zones", {"zones": [{"id": "z", "kind": "no_vending", "polygon": BOWTIE}]}, ADMIN,
+     422, "zones[0].polygon", "self-intersecting"),
+    ("put", "/api/v1/cameras/cam-1/zones", {"zones": []}, ALICE, 403, None, "Authorization"),
+])
+def test_camera_writes_refuse_bad_input_and_store_nothing(file_client, config_file, method, path, body, headers,
+                                                          status, field, reason):
+    services = file_client.app.state.services
+    before, file_before = services.config, config_file.read_bytes()
+    response = file_client.request(method, path, json=body, headers=headers)
+    assert response.status_code == status, response.text
+    if field is None:
+        assert reason in response.json()["detail"]
+    else:
+        problems = fields(response)
+        assert field in problems and reason in problems[field], problems
+    assert "Traceback" not in response.text
+    assert services.config is before and config_file.read_bytes() == file_before
+    assert set(services.push_sources) == {"cam-1"}
+
+
+def test_a_config_file_that_cannot_be_written_changes_nothing(file_client, config_file, caplog):
+    services = file_client.app.state.services
+    before = services.config
+    shutil.rmtree(config_file.parent)  # the configuration folder went away under the running service
+    response = file_client.put("/api/v1/cameras/cam-1/zones", json={"zones": []}, headers=ADMIN)
+    assert response.status_code == 500
+    assert response.json()["detail"].startswith("config_path: cannot write the configuration file")
+    assert "nothing was changed" in response.json()["detail"]
+    assert services.config is before and services.config.camera("cam-1").zones[0].id == "z1"
+
+
+# --- snapshots ------------------------------------------------------------------------------------------------
+
+def test_snapshot_404_before_a_frame_then_the_latest_frame_with_zones(client):
+    missing = client.get("/api/v1/cameras/cam-1/snapshot.jpg", headers=ALICE)
+    assert missing.status_code == 404 and "has no frame yet" in missing.json()["detail"]
+    assert client.get("/api/v1/cameras/nope/snapshot.jpg", headers=ALICE).status_code == 404
+    assert client.get("/api/v1/cameras/cam-1/snapshot.jpg", headers=CAM1).status_code == 403
+    bad = client.get("/api/v1/cameras/cam-1/snapshot.jpg", params={"zones": "maybe"}, headers=ALICE)
+    assert bad.status_code == 422 and "zones" in fields(bad)
+
+    # a dark blue-grey street with some texture (the frame guard refuses uniform frames)
+    ramp = np.linspace(40, 120, 320, dtype=np.float32)[None, :, None]
+    frame = np.broadcast_to(ramp, (240, 320, 3)).astype(np.uint8).copy()
+    frame[:, :, 2] //= 2
+    assert push(client, body=cv2.imencode(".jpg", frame)[1].tobytes(), at=0).status_code == 202
+    drawn = client.get("/api/v1/cameras/cam-1/snapshot.jpg", headers=ALICE)
+    bare = client.get("/api/v1/cameras/cam-1/snapshot.jpg", params={"zones": "false"}, headers=ALICE)
+    for response in (drawn, bare):
+        assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
+        assert response.headers["x-frame-timestamp"] == T0.isoformat()
+        assert response.headers["cache-control"] == "no-store"
+    drawn_img = cv2.imdecode(np.frombuffer(drawn.content, np.uint8), cv2.IMREAD_COLOR)
+    bare_img = cv2.imdecode(np.frombuffer(bare.content, np.uint8), cv2.IMREAD_COLOR)
+    assert drawn_img.shape == bare_img.shape == (240, 320, 3)
+    # z1 (no_vending, red) runs along y = 0.1 from x = 0.1 to 0.9: its outline is on the drawn frame only
+    b, g, r = (int(v) for v in drawn_img[24, 160])
+    assert r > 180 and b < 110 and g < 110, (b, g, r)
+    assert np.abs(bare_img.astype(int) - frame.astype(int)).mean() < 3  # nothing drawn
+    assert int(bare_img[22:27, 158:163, 2].max()) < 120
+    # the latest frame wins
+    assert push(client, body=cv2.imencode(".jpg", cv2.resize(frame, (160, 120)))[1].tobytes(), at=5).status_code == 202
+    newer = client.get("/api/v1/cameras/cam-1/snapshot.jpg", headers=ALICE)
+    assert cv2.imdecode(np.frombuffer(newer.content, np.uint8), cv2.IMREAD_COLOR).shape == (120, 160, 3)
+    # a deleted camera's frame is gone with it
+    assert client.delete("/api/v1/cameras/cam-1", headers=ADMIN).status_code == 200
+    assert client.get("/api/v1/cameras/cam-1/snapshot.jpg", headers=ALICE).status_code == 404
+
+
+# --- camera workers follow the changes --------------------------------------------------------------------------
+
+def wait_for(condition, timeout_s: float = 30.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_camera_workers_start_stop_and_reconfigure_with_the_api(settings, caplog):
+    caplog.set_level(logging.INFO, logger="streetwatch.workers")
+    worker_settings = settings.model_copy(update={"run_cameras": True, "inference_threads": 1})
+    config = AppConfig.model_validate({"config_version": 1, "model": {"name": "street"}, "cameras": []})
+    with TestClient(create_app(worker_settings, config=config), raise_server_exceptions=False) as c:
+        services = c.app.state.services
+        assert services.workers is not None and services.runtimes == {}
+        camera = {**NEW_CAMERA, "sample_fps": 1}
+        assert c.post("/api/v1/cameras", json=camera, headers=ADMIN).status_code == 201
+        worker = wait_for(lambda: services.workers.cameras.get("cam-3"), what="a worker for the new camera")
+        wait_for(lambda: services.runtimes["cam-3"].state == "running", what="the worker to run")
+        for i in range(2):
+            assert push(c, "cam-3", body=jpeg(i, (120, 160)), headers=ADMIN, at=i * 2.0).status_code == 202
+        wait_for(lambda: services.runtimes["cam-3"].frames_processed >= 2, what="frames through the pipeline")
+
+        # a zone edit reaches the running pipeline on its next frame (rules rebuilt, same worker)
+        zones = {"zones": [{"id": "stalls", "kind": "no_vending", "polygon": [[0, 0], [1, 0], [1, 1]]}]}
+        assert c.put("/api/v1/cameras/cam-3/zones", json=zones, headers=ADMIN).status_code == 200
+        assert push(c, "cam-3", body=jpeg(5, (120, 160)), headers=ADMIN, at=10.0).status_code == 202
+        wait_for(lambda: "camera cam-3: configuration changed; rules rebuilt" in caplog.text, what="the rebuild")
+        assert services.workers.cameras["cam-3"] is worker and worker.alive
+
+        # disabled: the worker stops; enabled again: a new one starts
+        assert c.patch("/api/v1/cameras/cam-3", json={"enabled": False}, headers=ADMIN).status_code == 200
+        wait_for(lambda: not worker.alive, what="the disabled camera's worker to stop")
+        assert services.runtimes["cam-3"].state == "disabled" and "cam-3" not in services.workers.cameras
+        assert c.get("/api/v1/cameras/cam-3", headers=ALICE).json()["health"]["worker"] == "disabled"
+        assert c.patch("/api/v1/cameras/cam-3", json={"enabled": True}, headers=ADMIN).status_code == 200
+        second = wait_for(lambda: services.workers.cameras.get("cam-3"), what="a worker for the re-enabled camera")
+        assert second is not worker
+        wait_for(lambda: services.runtimes["cam-3"].state == "running", what="the new worker to run")
+
+        # deleted: the worker stops and the camera leaves the health report
+        assert c.delete("/api/v1/cameras/cam-3", headers=ADMIN).status_code == 200
+        wait_for(lambda: not second.alive, what="the deleted camera's worker to stop")
+        assert "cam-3" not in services.runtimes and "cam-3" not in services.push_sources

@@ -1,24 +1,41 @@
-"""``/cameras``: configured cameras with a health placeholder, zone edits (admin), pushed frames (camera key)."""
+"""``/cameras``: configured cameras with their health; camera and zone edits (admin); snapshots; pushed frames.
+
+Every edit goes through `_apply`: the changed configuration is validated as a whole (`service.config_edit`;
+problems name the field of the request body), written back to ``settings.config_path`` atomically, swapped in
+for the old one, and the push buffers and camera workers are brought in line (`ServiceWorkers.sync`). When the
+settings name no configuration file the change lives in memory only, and the response says so
+(``persisted: false``). Each accepted change is logged on ``streetwatch.audit`` with the key's holder.
+"""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request, status
-from pydantic import ValidationError
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
+from detector.sources.base import one_line
 from detector.sources.push import PushRejected
+from service.api.auth import Principal
 from service.api.deps import AdminDep, CameraPusherDep, ReviewerDep, Services, ServicesDep
 from service.api.errors import problem
-from service.api.schemas import (CameraHealth, CameraPublic, CamerasPublic, ErrorPublic, FrameAccepted, ZonesPublic,
-                                 ZonesUpdate)
-from service.config import AppConfig, CameraConfig, format_validation_error
+from service.api.schemas import (CameraCreate, CameraDeleted, CameraHealth, CameraPublic, CamerasPublic,
+                                 CameraSaved, CameraUpdate, ErrorPublic, FrameAccepted, ZonesPublic, ZonesUpdate)
+from service.config import AppConfig, CameraConfig, ConfigError
+from service.config_edit import ConfigRejected, config_document, validate_config, write_config_file
+from service.snapshot import draw_zones, encode_jpeg
 
 router = APIRouter(prefix="/cameras", tags=["cameras"])
+audit_log = logging.getLogger("streetwatch.audit")
 
 _ERRORS = {401: {"model": ErrorPublic}, 403: {"model": ErrorPublic}, 404: {"model": ErrorPublic}}
+_WRITE_ERRORS = {**_ERRORS, 422: {"model": ErrorPublic},
+                 500: {"model": ErrorPublic, "description": "The configuration file could not be written; nothing "
+                                                            "was changed."}}
+# Camera fields a PATCH may set to null: the camera then falls back to the defaults.
+_NULLABLE = ("position", "model", "rules", "tracker")
 # PushRejected.reason -> HTTP status; every other reason (corrupt, truncated, empty, black, ...) is 422.
 _PUSH_STATUS = {"oversized": 413, "not_jpeg": 415, "out_of_order": 409, "stopped": 503}
 
@@ -50,7 +67,72 @@ def _public(services: Services, camera: CameraConfig) -> CameraPublic:
             lag_s=round(runtime.lag_s, 3) if runtime and runtime.lag_s is not None else None)
     return CameraPublic(id=camera.id, name=camera.name, enabled=camera.enabled, timezone=camera.timezone,
                         address=camera.address, grid_code=camera.grid_code, position=camera.position,
-                        zones=camera.zones, health=health)
+                        zones=camera.zones, health=health, source_kind=camera.source.partition("://")[0],
+                        sample_fps=camera.sample_fps)
+
+
+def _index(config: AppConfig, camera_id: str) -> int:
+    index = next((i for i, c in enumerate(config.cameras) if c.id == camera_id), None)
+    if index is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no camera {camera_id!r} in the configuration")
+    return index
+
+
+def _validated(raw: dict[str, Any], index: int) -> AppConfig:
+    """`raw` as a whole configuration; 422 naming each field relative to camera `index` (the request body)."""
+    try:
+        # Whole-config validation: ids unique, rules still reference existing zones of the right kind.
+        return validate_config(raw, prefix=f"cameras[{index}].")
+    except ConfigRejected as exc:
+        raise HTTPException(422, detail=[{"field": field, "msg": reason, "type": "value_error", "loc": ["body", field]}
+                                         for field, reason in exc.problems]) from None
+
+
+def _sync_push_sources(services: Services, old: AppConfig, new: AppConfig) -> None:
+    from service.app import make_push_source  # the app module imports this router
+
+    old_cameras = {c.id: c for c in old.cameras}
+    new_cameras = {c.id: c for c in new.cameras}
+    for camera_id in list(services.push_sources):
+        camera, before = new_cameras.get(camera_id), old_cameras.get(camera_id)
+        if camera is None or camera.source != "push" or before is None or camera.sample_fps != before.sample_fps:
+            services.push_sources.pop(camera_id).stop()
+    for camera in new.cameras:
+        if camera.source == "push" and camera.id not in services.push_sources:
+            services.push_sources[camera.id] = make_push_source(services.settings, camera)
+
+
+def _apply(services: Services, new_config: AppConfig, who: Principal, action: str, camera_id: str) -> bool:
+    """Make `new_config` (validated) the service's configuration; call with ``services.config_lock`` held.
+
+    Returns whether it was written to the configuration file. Raises a 500 naming the file when it could not
+    be written; the running configuration is then left as it was.
+    """
+    path = services.settings.config_path
+    if path is not None:
+        try:
+            write_config_file(path, new_config, note=f"{action} {camera_id} by {who.name}")
+        except (OSError, ConfigError) as exc:
+            audit_log.error("config %s camera=%s by=%s refused: %s: %s", action, camera_id, who.name, path,
+                            one_line(exc))
+            raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR,
+                                detail=f"config_path: cannot write the configuration file: {one_line(exc)}; "
+                                       "nothing was changed") from None
+    old = services.config
+    services.config = new_config  # only a fully valid configuration replaces the old one
+    _sync_push_sources(services, old, new_config)
+    for gone in {c.id for c in old.cameras} - {c.id for c in new_config.cameras}:
+        services.latest_frames.discard(gone)
+    if services.workers is not None:
+        services.workers.sync()
+    audit_log.info("config %s camera=%s by=%s role=%s persisted=%s%s", action, camera_id, who.name, who.role,
+                   path is not None, f" file={path}" if path is not None else " (memory only: no config_path)")
+    return path is not None
+
+
+def _saved(services: Services, camera_id: str, persisted: bool) -> CameraSaved:
+    public = _public(services, services.config.camera(camera_id))
+    return CameraSaved(**public.model_dump(), persisted=persisted)
 
 
 @router.get("", response_model=CamerasPublic, summary="List the configured cameras", responses=_ERRORS)
@@ -65,29 +147,82 @@ def get_camera(camera_id: str, services: ServicesDep, _: ReviewerDep) -> CameraP
     return _public(services, _camera(services, camera_id))
 
 
-@router.put("/{camera_id}/zones", response_model=ZonesPublic, summary="Replace a camera's zones",
-            responses={**_ERRORS, 422: {"model": ErrorPublic}})
-def put_zones(camera_id: str, body: ZonesUpdate, services: ServicesDep, _: AdminDep) -> ZonesPublic:
+@router.post("", response_model=CameraSaved, status_code=status.HTTP_201_CREATED, summary="Add a camera",
+             responses={**_WRITE_ERRORS, 409: {"model": ErrorPublic}})
+def create_camera(body: CameraCreate, services: ServicesDep, who: AdminDep) -> CameraSaved:
     with services.config_lock:
-        config = services.config
-        index = next((i for i, c in enumerate(config.cameras) if c.id == camera_id), None)
-        if index is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no camera {camera_id!r} in the configuration")
-        raw = config.model_dump()
-        raw["cameras"][index]["zones"] = [z.model_dump() for z in body.zones]
-        try:
-            # Whole-config validation: zone ids unique per camera, rules still reference existing zones.
-            new_config = AppConfig.model_validate(raw)
-        except ValidationError as exc:
-            prefix = f"cameras[{index}]."
-            items = []
-            for line in format_validation_error(exc):
-                path, _, reason = line.partition(": ")
-                field = path.removeprefix(prefix)
-                items.append({"field": field, "msg": reason, "type": "value_error", "loc": ["body", field]})
-            raise HTTPException(422, detail=items) from None
-        services.config = new_config  # only a fully valid configuration replaces the old one
-        return ZonesPublic(camera_id=camera_id, zones=new_config.cameras[index].zones)
+        raw = config_document(services.config)
+        if any(c.id == body.id for c in services.config.cameras):
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=f"id: a camera {body.id!r} exists already")
+        raw["cameras"].append(body.model_dump(mode="json", exclude_unset=True))
+        new_config = _validated(raw, len(raw["cameras"]) - 1)
+        persisted = _apply(services, new_config, who, "create", body.id)
+        return _saved(services, body.id, persisted)
+
+
+@router.patch("/{camera_id}", response_model=CameraSaved, summary="Change a camera's settings",
+              responses=_WRITE_ERRORS)
+def update_camera(camera_id: str, body: CameraUpdate, services: ServicesDep, who: AdminDep) -> CameraSaved:
+    with services.config_lock:
+        index = _index(services.config, camera_id)
+        raw = config_document(services.config)
+        camera = raw["cameras"][index]
+        for key, value in body.model_dump(mode="json", exclude_unset=True).items():
+            if value is None and key in _NULLABLE:
+                camera.pop(key, None)
+            else:
+                camera[key] = value  # a null for any other field is refused by the validation below
+        new_config = _validated(raw, index)
+        if new_config == services.config and config_document(new_config) == config_document(services.config):
+            return _saved(services, camera_id, services.settings.config_path is not None)  # nothing changed
+        persisted = _apply(services, new_config, who, "update", camera_id)
+        return _saved(services, camera_id, persisted)
+
+
+@router.delete("/{camera_id}", response_model=CameraDeleted, summary="Remove a camera (its cases stay)",
+               responses={**_ERRORS, 500: _WRITE_ERRORS[500]})
+def delete_camera(camera_id: str, services: ServicesDep, who: AdminDep) -> CameraDeleted:
+    with services.config_lock:
+        index = _index(services.config, camera_id)
+        raw = config_document(services.config)
+        del raw["cameras"][index]
+        new_config = _validated(raw, index)
+        persisted = _apply(services, new_config, who, "delete", camera_id)
+        return CameraDeleted(id=camera_id, persisted=persisted)
+
+
+@router.put("/{camera_id}/zones", response_model=ZonesPublic, summary="Replace a camera's zones",
+            responses=_WRITE_ERRORS)
+def put_zones(camera_id: str, body: ZonesUpdate, services: ServicesDep, who: AdminDep) -> ZonesPublic:
+    with services.config_lock:
+        index = _index(services.config, camera_id)
+        raw = config_document(services.config)
+        raw["cameras"][index]["zones"] = [z.model_dump(mode="json", exclude_unset=True) for z in body.zones]
+        new_config = _validated(raw, index)
+        persisted = _apply(services, new_config, who, "zones", camera_id)
+        return ZonesPublic(camera_id=camera_id, zones=new_config.cameras[index].zones, persisted=persisted)
+
+
+@router.get(
+    "/{camera_id}/snapshot.jpg", response_class=Response, summary="The camera's latest frame as JPEG",
+    description="The latest frame the service received from the camera, with its zones drawn (outline and "
+                "`id - kind` label, coloured by kind); `zones=false` gives the bare frame (the zone editor draws "
+                "on that). 404 while no frame has arrived yet.",
+    responses={200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
+                     "description": "JPEG; header X-Frame-Timestamp gives the frame's capture time."},
+               **_ERRORS, 422: {"model": ErrorPublic}},
+)
+def snapshot(camera_id: str, services: ServicesDep, _: ReviewerDep,
+             zones: Annotated[bool, Query(description="Draw the camera's zones on the frame.")] = True) -> Response:
+    camera = _camera(services, camera_id)
+    frame = services.latest_frames.get(camera_id)
+    if frame is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            detail=f"camera {camera_id!r} has no frame yet (a snapshot shows the latest frame "
+                                   "received from the camera; try again once it streams or pushes one)")
+    image = draw_zones(frame.image, camera.zones) if zones else frame.image
+    return Response(encode_jpeg(image), media_type="image/jpeg",
+                    headers={"Cache-Control": "no-store", "X-Frame-Timestamp": frame.ts.isoformat()})
 
 
 def _parse_ts(value: str, field: str) -> datetime:
@@ -166,5 +301,7 @@ async def push_frame(
         field = "ts" if exc.reason in ("out_of_order", "bad_ts") else "body"
         raise problem(code, field, str(exc), exc.reason, ["query" if field == "ts" else "body", field]) from None
     counters.accepted(camera_id)
+    if frame is not None:  # snapshots work whether or not a pipeline worker consumes the push buffer
+        services.latest_frames.put(camera_id, frame)
     return FrameAccepted(camera_id=camera_id, ts=frame_ts, queued=frame is not None,
                          index=None if frame is None else frame.index)
