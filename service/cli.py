@@ -273,6 +273,70 @@ def cmd_dataset_convert(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _from_reviews_source(args: argparse.Namespace) -> tuple[str, Path | None]:
+    """The database (URL or SQLite file) and evidence folder named by --db or --settings."""
+    evidence_dir = Path(args.evidence_dir) if args.evidence_dir else None
+    if args.db:
+        return args.db, evidence_dir
+    import yaml
+    from pydantic import ValidationError
+
+    from service.settings import Settings
+
+    path = Path(args.settings)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such settings file")
+    try:
+        settings = Settings.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: cannot parse: {str(exc).splitlines()[0]}") from None
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        field = ".".join(map(str, e["loc"])) or "settings"
+        raise ValueError(f"{path}: {field}: {e['msg'].removeprefix('Value error, ')}") from None
+    db = settings.database_url or str(settings.database_path)
+    return db, evidence_dir or settings.evidence_dir
+
+
+def cmd_dataset_from_reviews(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from datasets.from_reviews import ExportOptions, export_from_reviews
+    from datasets.yolo import load_dataset
+
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since)
+        except ValueError:
+            raise ValueError(f"--since {args.since!r}: not an ISO 8601 time (e.g. 2026-06-01T00:00:00+08:00)") from None
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=timezone.utc)
+    names = args.classes or load_dataset(Path(args.classes_from)).class_names
+    kind_classes = {}
+    for pair in args.kind_class or []:
+        kind, sep, classes = pair.partition("=")
+        if not sep or not kind or not classes:
+            raise ValueError(f"--kind-class {pair!r}: expected KIND=CLASS[,CLASS...]")
+        kind_classes[kind] = tuple(c for c in classes.split(",") if c)
+    options = ExportOptions(
+        class_names=tuple(names), val_frac=args.val_frac, split_by=args.split_by, seed=args.seed, since=since,
+        scope=args.scope, context_frac=args.context, max_box_age_s=args.max_box_age_s, kind_classes=kind_classes,
+        class_map=_class_map(args.map) or {}, negative_reason=args.negative_reason, negatives=not args.no_negatives,
+        link=not args.copy)
+    db, evidence_dir = _from_reviews_source(args)
+    out = Path(args.out)
+    summary = export_from_reviews(db, out, options, evidence_dir)
+    skipped = sum(summary["skipped"].values())
+    print(f"{out / summary['data_yaml']}: {summary['positives']} positives, {summary['negatives']} negatives "
+          f"({', '.join(f'{k} {v}' for k, v in summary['images'].items())}); boxes "
+          f"{', '.join(f'{k} {v}' for k, v in summary['boxes_per_class'].items())}; {skipped} skipped; "
+          f"details in {out / 'summary.json'}")
+    for warning in summary["warnings"]:
+        print(f"streetwatch: warning: {warning}", file=sys.stderr)
+    return EXIT_OK
+
+
 
 def cmd_dataset_synth(args: argparse.Namespace) -> int:
     from datasets.synth import generate_dataset
@@ -557,6 +621,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--map", nargs="*", metavar="SOURCE=TARGET")
     p.add_argument("--classes", nargs="*", default=None)
     p.set_defaults(func=cmd_dataset_convert)
+    p = dsub.add_parser(
+        "from-reviews", help="a YOLO dataset from reviewed cases (confirmed: positives, rejected: hard negatives)",
+        description="Export reviewed cases of the case store as a YOLO dataset for `streetwatch train` (or "
+                    "`dataset merge`): confirmed/posted cases are positives labelled with the reviewed class, "
+                    "rejected cases are images without labels (hard negatives). Uses each case's original evidence "
+                    "frame and its stored boxes; the database is opened read-only. See datasets/from_reviews.py.")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--db", metavar="URL_OR_FILE",
+                     help="sqlite:///cases.db, postgresql+psycopg://..., or a SQLite file")
+    src.add_argument("--settings", metavar="FILE", help="the service's settings (database and evidence_dir)")
+    p.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder")
+    names = p.add_mutually_exclusive_group(required=True)
+    names.add_argument("--classes", nargs="+", metavar="NAME", help="the target dataset's classes, in order")
+    names.add_argument("--classes-from", metavar="DATA.yaml", help="take the classes from this dataset")
+    p.add_argument("--since", metavar="ISO", help="only cases decided at or after this time (no zone given: UTC)")
+    p.add_argument("--val-frac", type=float, default=0.2, help="expected share of split groups in val (default 0.2)")
+    p.add_argument("--split-by", choices=["camera-day", "case"], default="camera-day",
+                   help="what stays on one side of the split (default: camera and UTC day of the frame)")
+    p.add_argument("--seed", type=int, default=0, help="changes the split assignment as a whole")
+    p.add_argument("--scope", choices=["region", "frame"], default="region",
+                   help="region (default): keep the boxes plus context, grey (114) elsewhere, so unlabelled objects "
+                        "elsewhere in the frame are not learnt as background; frame: the whole original frame")
+    p.add_argument("--context", type=float, default=0.5, metavar="FRAC",
+                   help="region scope: margin kept around a box, as a share of its longer side (at least 32 px)")
+    p.add_argument("--max-box-age-s", type=float, default=600.0, metavar="S",
+                   help="skip a case whose stored boxes were seen more than S seconds after its newest original "
+                        "frame (default 600)")
+    p.add_argument("--kind-class", nargs="*", metavar="KIND=CLASS[,CLASS]",
+                   help="classes of a violation kind, first = its default (built in: bike_misparked=bicycle,ebike "
+                        "stall_occupation=stall mobile_vendor=stall illegal_structure=illegal_structure)")
+    p.add_argument("--map", nargs="*", metavar="SOURCE=TARGET", help="rename classes (TARGET empty drops the case)")
+    p.add_argument("--negative-reason", metavar="REGEX",
+                   help="only rejections whose reason matches (case-insensitive) become negatives, e.g. "
+                        "'not a|false|误报|不是' (a rejection of the rule, such as 'parked in the allowed area', is "
+                        "not a detector error)")
+    p.add_argument("--no-negatives", action="store_true", help="export confirmed cases only")
+    p.add_argument("--evidence-dir", metavar="DIR",
+                   help="where relative evidence paths live (default: the working directory, then the settings' "
+                        "evidence_dir)")
+    p.add_argument("--copy", action="store_true", help="frame scope: copy images instead of hard-linking them")
+    p.set_defaults(func=cmd_dataset_from_reviews)
     return parser
 
 

@@ -1,0 +1,613 @@
+"""A YOLO dataset from reviewers' decisions: confirmed cases are positives, rejected cases hard negatives.
+
+`streetwatch dataset from-reviews` reads the case store (read-only), takes each reviewed case's *original*
+evidence frame (never the annotated copy) and its stored boxes (frame pixels), and writes a dataset that
+`streetwatch train` fine-tunes on and `streetwatch dataset merge` merges with others.
+
+What counts as what:
+
+* ``confirmed``, ``posted`` and ``post_failed`` cases are positives: every box of the case is labelled with
+  the case's class (see `case_class`: the detector's class when it belongs to the reviewed kind, else the
+  kind's default class, so a reviewer's change of kind changes the label).
+* ``rejected`` cases are hard negatives: the frame with an empty label file, which ultralytics trains as a
+  background image (no targets: everything it predicts there is a false positive). Only rejections that
+  say the detector was wrong should be used: "the bike is in the allowed area" rejects a *rule*, and the bike
+  is still a bike. `--negative-reason REGEX` keeps only rejections whose reason matches.
+* ``pending`` cases are not reviewed and ``merged`` ones live on in their target: neither is exported.
+
+ultralytics has no "ignore" regions: every pixel of a training image that is not inside a label is learnt as
+background, including a real bicycle parked legally next to the confirmed misparked one, which no reviewer
+labelled. A street frame almost always holds such things, so by default (``scope="region"``) only the
+case's boxes plus a context margin keep their pixels and the rest of the frame is filled with ultralytics'
+letterbox grey (114), at the frame's own size so object scale is unchanged. ``scope="frame"`` exports the
+whole frame (hard-linked or copied unchanged): use it only for frames known to hold nothing else of the
+target classes.
+
+Boxes and frames: a case stores the boxes of its latest observation, and an evidence frame is kept when a
+violation opens and then at most every ``evidence_interval_s``. The newest original frame of the case is
+used, and its boxes are trusted only when they were observed at most ``max_box_age_s`` after it (objects
+that trigger cases stand still, but a bike cluster can gain or lose members); older pairings are skipped.
+
+The split is by group, so near-duplicate frames of one camera and day (or of one case) never fall on both
+sides: a group's split comes from a hash of its key alone (`datasets.yolo.assign_split`), so re-exporting
+with more reviews never moves a frame from val to train.
+
+Example:
+    >>> from datasets.from_reviews import ExportOptions, export_from_reviews  # doctest: +SKIP
+    >>> summary = export_from_reviews("sqlite:///var/streetwatch.sqlite3", Path("var/reviews-ds"),
+    ...                               ExportOptions(class_names=("bicycle", "stall", "ebike")))  # doctest: +SKIP
+    >>> summary["images"]  # doctest: +SKIP
+    {'train': 41, 'val': 9}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Literal, Mapping, Sequence
+
+import cv2
+import numpy as np
+
+from datasets.yolo import DatasetError, LABEL_DECIMALS, assign_split, link_or_copy, write_data_yaml, write_labels
+
+__all__ = [
+    "DEFAULT_KIND_CLASSES", "ExportOptions", "ReviewedCase", "POSITIVE_STATUSES", "NEGATIVE_STATUSES",
+    "case_class", "choose_frame", "export_from_reviews", "export_reviewed_cases", "load_reviewed_cases",
+    "mask_outside_boxes", "open_case_database", "split_key", "xyxy_to_yolo",
+]
+
+POSITIVE_STATUSES = ("confirmed", "posted", "post_failed")
+NEGATIVE_STATUSES = ("rejected",)
+PAD_VALUE = 114
+"""ultralytics' letterbox grey: masked-out pixels look like padding, not like a scene."""
+
+DEFAULT_KIND_CLASSES: dict[str, tuple[str, ...]] = {
+    "bike_misparked": ("bicycle", "ebike"),
+    "stall_occupation": ("stall",),
+    "mobile_vendor": ("stall",),
+    "illegal_structure": ("illegal_structure",),
+}
+"""Violation kind → the detector classes it is made of; the first is the kind's class when the detector's
+class does not belong to the kind (a reviewer changed the kind)."""
+
+SplitBy = Literal["camera-day", "case"]
+Scope = Literal["region", "frame"]
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """How reviewed cases become a dataset.
+
+    Attributes:
+        class_names: The target dataset's classes, in class-id order (e.g. the street model's).
+        val_frac: Expected share of groups in val (0: train only).
+        split_by: ``camera-day`` (camera and UTC day of the frame) or ``case``: what a split group is.
+        seed: Changes the group assignment as a whole.
+        since: Only cases decided (confirmed or rejected) at or after this time.
+        scope: ``region`` (keep the boxes plus context, grey elsewhere) or ``frame`` (the whole frame).
+        context_frac: In ``region`` scope, the margin kept around each box as a share of its longer side.
+        min_context_px: ...and at least this many pixels.
+        max_box_age_s: Skip a case whose boxes were observed longer than this after its newest original frame.
+        kind_classes: Violation kind → detector classes of that kind (first = default); merged over
+            `DEFAULT_KIND_CLASSES`.
+        class_map: Renames applied to the final class (``None`` drops: the case is skipped).
+        negative_reason: A regular expression (case-insensitive, searched); when set, only rejections whose
+            reason matches become negatives.
+        negatives: Export rejected cases at all.
+        link: Hard-link (``frame`` scope) instead of copying the evidence file.
+        jpeg_quality: Quality of images written in ``region`` scope.
+    """
+
+    class_names: Sequence[str]
+    val_frac: float = 0.2
+    split_by: SplitBy = "camera-day"
+    seed: int = 0
+    since: datetime | None = None
+    scope: Scope = "region"
+    context_frac: float = 0.5
+    min_context_px: float = 32.0
+    max_box_age_s: float = 600.0
+    kind_classes: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    class_map: Mapping[str, str | None] = field(default_factory=dict)
+    negative_reason: str | None = None
+    negatives: bool = True
+    link: bool = True
+    jpeg_quality: int = 95
+
+    def __post_init__(self) -> None:
+        names = list(self.class_names)
+        if not names or len(set(names)) != len(names):
+            raise DatasetError(f"class names must be a non-empty list of distinct names, got {names}")
+        if not 0.0 <= self.val_frac < 1.0:
+            raise DatasetError(f"val fraction must lie within [0, 1), got {self.val_frac}")
+        if self.split_by not in ("camera-day", "case"):
+            raise DatasetError(f"split_by must be 'camera-day' or 'case', got {self.split_by!r}")
+        if self.scope not in ("region", "frame"):
+            raise DatasetError(f"scope must be 'region' or 'frame', got {self.scope!r}")
+        if self.context_frac < 0 or self.min_context_px < 0 or self.max_box_age_s < 0:
+            raise DatasetError("context_frac, min_context_px and max_box_age_s must not be negative")
+        if self.since is not None and self.since.tzinfo is None:
+            raise DatasetError(f"since {self.since.isoformat()}: give a time zone (e.g. ...Z or +08:00)")
+        if self.negative_reason is not None:
+            try:
+                re.compile(self.negative_reason)
+            except re.error as exc:
+                raise DatasetError(f"negative reason {self.negative_reason!r}: not a regular expression: {exc}") \
+                    from None
+
+    def kind_table(self) -> dict[str, tuple[str, ...]]:
+        return {**DEFAULT_KIND_CLASSES, **{k: tuple(v) for k, v in self.kind_classes.items()}}
+
+
+@dataclass(frozen=True)
+class EvidenceFrame:
+    """One original evidence frame of a case, as stored."""
+
+    path: str
+    ts: datetime
+    sha256: str | None
+
+
+@dataclass(frozen=True)
+class ReviewedCase:
+    """What the export needs of one reviewed case (read from the store, detached from it).
+
+    Attributes:
+        boxes: (N, 4) boxes of the case's latest observation, frame pixels.
+        decided_at, decided_by: The confirm/reject audit entry (None when the store has none).
+        originals: The case's ``original`` evidence frames, oldest first.
+    """
+
+    case_id: int
+    status: str
+    kind: str
+    corrected_kind: str | None
+    class_name: str | None
+    camera_id: str
+    boxes: np.ndarray
+    last_seen: datetime
+    reject_reason: str | None
+    decided_at: datetime | None
+    decided_by: str | None
+    originals: tuple[EvidenceFrame, ...]
+
+
+# --- pure decisions -----------------------------------------------------------------------------------------
+
+
+def case_class(kind: str, corrected_kind: str | None, class_name: str | None,
+               kind_classes: Mapping[str, Sequence[str]] = DEFAULT_KIND_CLASSES,
+               class_map: Mapping[str, str | None] | None = None) -> tuple[str | None, str]:
+    """The label class of a confirmed case, or None with the reason.
+
+    The reviewed kind is the corrected one when a reviewer changed it. The detector's class is kept when it
+    is one of that kind's classes (an e-bike stays an e-bike in a misparked-bike case); otherwise (the kind
+    was corrected, say from a stall to misparked bikes) the kind's first class is used. `class_map` renames
+    the result last (None drops it).
+
+    Example:
+        >>> case_class("bike_misparked", None, "ebike")
+        ('ebike', 'detector class')
+        >>> case_class("stall_occupation", "bike_misparked", "stall")
+        ('bicycle', 'class of corrected kind bike_misparked')
+        >>> case_class("graffiti", None, None)
+        (None, 'no class for kind graffiti')
+    """
+    reviewed = corrected_kind or kind
+    allowed = tuple(kind_classes.get(reviewed, ()))
+    if class_name and (class_name in allowed or (not allowed and reviewed == kind)):
+        name, why = class_name, "detector class"
+    elif allowed:
+        name, why = allowed[0], (f"class of corrected kind {reviewed}" if corrected_kind and corrected_kind != kind
+                                 else f"class of kind {reviewed}")
+    else:
+        return None, f"no class for kind {reviewed}"
+    if class_map and name in class_map:
+        mapped = class_map[name]
+        if mapped is None:
+            return None, f"class {name} dropped by the class map"
+        name = mapped
+    return name, why
+
+
+def choose_frame(originals: Sequence[EvidenceFrame], boxes_seen: datetime) -> tuple[EvidenceFrame | None, float]:
+    """The newest original frame taken at or before `boxes_seen`, and how much older it is than the boxes (s).
+
+    Example:
+        >>> t = datetime(2026, 6, 1, tzinfo=timezone.utc)
+        >>> frame, age = choose_frame([EvidenceFrame("a.jpg", t, None)], t.replace(minute=5))
+        >>> frame.path, age
+        ('a.jpg', 300.0)
+    """
+    usable = [e for e in originals if e.ts <= boxes_seen]
+    if not usable:
+        return None, float("nan")
+    best = max(usable, key=lambda e: (e.ts, e.path))
+    return best, (boxes_seen - best.ts).total_seconds()
+
+
+def split_key(split_by: SplitBy, case_id: int, camera_id: str, frame_ts: datetime) -> str:
+    """The group a case's image belongs to: its camera and the frame's UTC day, or the case.
+
+    Example:
+        >>> split_key("camera-day", 7, "gate-1", datetime(2026, 6, 1, 23, 0, tzinfo=timezone.utc))
+        'gate-1|2026-06-01'
+    """
+    if split_by == "case":
+        return f"case-{case_id}"
+    return f"{camera_id}|{frame_ts.astimezone(timezone.utc):%Y-%m-%d}"
+
+
+def xyxy_to_yolo(boxes_xyxy: np.ndarray, width_px: int, height_px: int) -> np.ndarray:
+    """Frame-pixel boxes → (N, 4) normalised ``cx cy w h``, clipped to the frame; empty boxes are dropped.
+
+    Example:
+        >>> xyxy_to_yolo(np.array([[0, 0, 64, 32], [700, 0, 900, 10]]), 640, 320).round(4).tolist()
+        [[0.05, 0.05, 0.1, 0.1]]
+    """
+    b = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4).copy()
+    b[:, [0, 2]] = b[:, [0, 2]].clip(0, width_px)
+    b[:, [1, 3]] = b[:, [1, 3]].clip(0, height_px)
+    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    keep = (w >= 1.0) & (h >= 1.0)
+    b, w, h = b[keep], w[keep], h[keep]
+    out = np.column_stack([(b[:, 0] + w / 2) / width_px, (b[:, 1] + h / 2) / height_px, w / width_px, h / height_px])
+    return out.round(LABEL_DECIMALS)
+
+
+def context_windows(boxes_xyxy: np.ndarray, width_px: int, height_px: int, context_frac: float,
+                    min_context_px: float) -> np.ndarray:
+    """(N, 4) integer windows: each box grown by max(`context_frac` × its longer side, `min_context_px`)."""
+    b = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)
+    margin = np.maximum(context_frac * np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]), min_context_px)
+    win = np.column_stack([b[:, 0] - margin, b[:, 1] - margin, b[:, 2] + margin, b[:, 3] + margin])
+    win[:, [0, 2]] = np.clip(np.round(win[:, [0, 2]]), 0, width_px)
+    win[:, [1, 3]] = np.clip(np.round(win[:, [1, 3]]), 0, height_px)
+    return win.astype(np.int64)
+
+
+def mask_outside_boxes(image: np.ndarray, boxes_xyxy: np.ndarray, context_frac: float = 0.5,
+                       min_context_px: float = 32.0, fill: int = PAD_VALUE) -> np.ndarray:
+    """A copy of `image` with everything outside the boxes' context windows set to `fill`.
+
+    Example:
+        >>> out = mask_outside_boxes(np.zeros((100, 100, 3), np.uint8), np.array([[40, 40, 50, 50]]), 0.0, 5)
+        >>> int(out[0, 0, 0]), int(out[45, 45, 0]), int(out[35, 35, 0]), int(out[34, 34, 0])
+        (114, 0, 0, 114)
+    """
+    h, w = image.shape[:2]
+    keep = np.zeros((h, w), bool)
+    for x1, y1, x2, y2 in context_windows(boxes_xyxy, w, h, context_frac, min_context_px):
+        keep[y1:y2, x1:x2] = True
+    out = np.full_like(image, fill)
+    out[keep] = image[keep]
+    return out
+
+
+# --- reading the store -------------------------------------------------------------------------------------
+
+
+def _sqlite_path(url: str) -> Path | None:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite"):
+        return None
+    if not parsed.database or parsed.database == ":memory:":
+        raise DatasetError(f"{url}: name a SQLite database file")
+    return Path(parsed.database)
+
+
+def open_case_database(db: str):
+    """A read-only engine on the case database: a SQLAlchemy URL or a SQLite file path.
+
+    A SQLite file must exist (it is opened read-only, so a wrong path cannot create an empty database), and
+    the database must hold streetwatch's ``cases`` table.
+
+    Raises:
+        DatasetError: The file is missing, the database cannot be opened, or it is not a case database.
+    """
+    from sqlalchemy import create_engine, inspect
+    from sqlalchemy.exc import SQLAlchemyError
+
+    url = db if "://" in db else f"sqlite:///{db}"
+    try:
+        path = _sqlite_path(url)
+    except Exception as exc:  # make_url raises ArgumentError for anything unparsable
+        raise DatasetError(f"{db}: not a database URL or SQLite file: {exc}") from None
+    if path is not None:
+        if not path.is_file():
+            raise DatasetError(f"{path}: no such case database")
+        engine = create_engine(f"sqlite+pysqlite:///file:{path.resolve()}?mode=ro&uri=true")
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    try:
+        has_cases = inspect(engine).has_table("cases")
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise DatasetError(f"{_safe_url(url)}: cannot open the case database: {str(exc).splitlines()[0]}") from None
+    if not has_cases:
+        engine.dispose()
+        raise DatasetError(f"{_safe_url(url)}: not a streetwatch case database (no cases table)")
+    return engine
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<database>"
+
+
+def load_reviewed_cases(engine, since: datetime | None = None) -> tuple[list[ReviewedCase], dict[str, int]]:
+    """Reviewed cases (positive and negative statuses), oldest case first, and counts of the others by status.
+
+    `since` selects by the time of the reviewer's decision (the confirm/reject audit entry; the case's last
+    update when there is none).
+    """
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from service.db.models import AuditEntry, Case, Evidence
+
+    reviewed_statuses = POSITIVE_STATUSES + NEGATIVE_STATUSES
+    with Session(engine) as session:
+        others = Counter(s for (s,) in session.execute(select(Case.status).where(
+            Case.status.not_in(reviewed_statuses))))
+        cases = list(session.scalars(select(Case).where(Case.status.in_(reviewed_statuses)).order_by(Case.id)))
+        ids = [c.id for c in cases]
+        decisions: dict[int, AuditEntry] = {}
+        originals: dict[int, list[EvidenceFrame]] = {i: [] for i in ids}
+        for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
+            for entry in session.scalars(select(AuditEntry).where(
+                    AuditEntry.case_id.in_(chunk), AuditEntry.action.in_(("confirm", "reject")))
+                    .order_by(AuditEntry.id)):
+                decisions[entry.case_id] = entry  # the latest decision wins
+            for ev in session.scalars(select(Evidence).where(Evidence.case_id.in_(chunk), Evidence.kind == "original")
+                                      .order_by(Evidence.ts, Evidence.id)):
+                originals[ev.case_id].append(EvidenceFrame(ev.path, ev.ts, ev.sha256))
+        out = []
+        for c in cases:
+            decision = decisions.get(c.id)
+            decided_at = decision.at if decision is not None else c.updated_at
+            if since is not None and decided_at < since:
+                continue
+            out.append(ReviewedCase(
+                case_id=c.id, status=c.status, kind=c.kind, corrected_kind=c.corrected_kind, class_name=c.class_name,
+                camera_id=c.camera_id, boxes=np.asarray(c.boxes or [], np.float64).reshape(-1, 4),
+                last_seen=c.last_seen, reject_reason=c.reject_reason, decided_at=decided_at,
+                decided_by=decision.actor if decision is not None else None, originals=tuple(originals[c.id])))
+    return out, dict(sorted(others.items()))
+
+
+# --- writing --------------------------------------------------------------------------------------------------
+
+
+def _resolve_evidence(path: str, evidence_root: Path | None) -> Path | None:
+    p = Path(path)
+    candidates = [p] if p.is_absolute() else [p] + ([evidence_root / p] if evidence_root is not None else [])
+    return next((c for c in candidates if c.is_file()), None)
+
+
+@dataclass
+class _Planned:
+    case: ReviewedCase
+    source: Path
+    frame_ts: datetime
+    box_age_s: float
+    label: str | None  # None: a negative
+    class_id: np.ndarray
+    cxcywh: np.ndarray
+    why: str
+    group: str
+    split: str = "train"
+
+
+def _assign_splits(planned: list[_Planned], options: ExportOptions) -> list[str]:
+    """Split per group from the group key's hash; when that leaves val or train empty, one group moves."""
+    warnings: list[str] = []
+    groups = sorted({p.group for p in planned})
+    fractions = {"train": 1.0 - options.val_frac, "val": options.val_frac}
+    split_of = {g: assign_split(g, fractions, options.seed) if options.val_frac > 0 else "train" for g in groups}
+    if options.val_frac > 0:
+        order = sorted(groups, key=lambda g: hashlib.sha256(f"{options.seed}|{g}".encode()).hexdigest())
+        if len(groups) < 2:
+            warnings.append(f"only {len(groups)} split group ({options.split_by}): val is empty; merge with a dataset "
+                            f"that has val (streetwatch dataset merge) or use --split-by case")
+        elif "val" not in split_of.values():
+            split_of[order[0]] = "val"
+            warnings.append(f"no group hashed into val; moved group {order[0]!r} there")
+        elif "train" not in split_of.values():
+            split_of[order[-1]] = "train"
+            warnings.append(f"no group hashed into train; moved group {order[-1]!r} there")
+    for p in planned:
+        p.split = split_of[p.group]
+    return warnings
+
+
+def export_reviewed_cases(cases: Iterable[ReviewedCase], out_dir: Path, options: ExportOptions,
+                          evidence_root: Path | None = None, not_reviewed: Mapping[str, int] | None = None,
+                          source: str = "") -> dict[str, Any]:
+    """Write the dataset of `cases` to `out_dir` (new or empty); returns the summary also written as
+    ``summary.json``.
+
+    Raises:
+        DatasetError: No reviewed cases, or none of them could be exported (the reasons are named).
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise DatasetError(f"{out_dir}: output folder is not empty; choose a new folder")
+    cases = list(cases)
+    since = f" decided since {options.since.isoformat()}" if options.since else ""
+    if not cases:
+        raise DatasetError(f"{source or 'database'}: no reviewed cases (confirmed, posted or rejected){since}")
+    names = list(options.class_names)
+    index = {n: i for i, n in enumerate(names)}
+    kinds = options.kind_table()
+    reason_re = re.compile(options.negative_reason, re.IGNORECASE) if options.negative_reason else None
+
+    planned: list[_Planned] = []
+    skipped: list[dict[str, Any]] = []
+
+    def skip(case: ReviewedCase, reason: str, detail: str = "") -> None:
+        skipped.append({"case_id": case.case_id, "status": case.status, "reason": reason, "detail": detail})
+
+    from service.evidence import file_sha256
+
+    for case in cases:
+        positive = case.status in POSITIVE_STATUSES
+        label: str | None = None
+        why = "rejected"
+        if positive:
+            label, why = case_class(case.kind, case.corrected_kind, case.class_name, kinds, options.class_map)
+            if label is None:
+                skip(case, "no class", why)
+                continue
+            if label not in index:
+                skip(case, "class not in target names", f"{label} (target: {', '.join(names)})")
+                continue
+        else:
+            if not options.negatives:
+                skip(case, "negatives not exported")
+                continue
+            if reason_re is not None and not reason_re.search(case.reject_reason or ""):
+                skip(case, "rejection reason does not match --negative-reason", case.reject_reason or "")
+                continue
+        if len(case.boxes) == 0:
+            skip(case, "no boxes")
+            continue
+        frame, age_s = choose_frame(case.originals, case.last_seen)
+        if frame is None:
+            skip(case, "no original evidence frame")
+            continue
+        if age_s > options.max_box_age_s:
+            skip(case, "boxes newer than the evidence frame",
+                 f"boxes seen {age_s:.0f} s after the frame (limit {options.max_box_age_s:.0f} s)")
+            continue
+        path = _resolve_evidence(frame.path, evidence_root)
+        if path is None:
+            skip(case, "evidence file missing", frame.path)
+            continue
+        if frame.sha256 is not None and file_sha256(path) != frame.sha256:
+            skip(case, "evidence file changed since it was stored (sha256)", str(path))
+            continue
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            skip(case, "evidence image unreadable", str(path))
+            continue
+        h, w = image.shape[:2]
+        del image  # decoded again when written: thousands of frames must not be held at once
+        b = case.boxes
+        tolerance_px = 0.02 * max(w, h)
+        if (b[:, :2] < -tolerance_px).any() or (b[:, 2] > w + tolerance_px).any() or (b[:, 3] > h + tolerance_px).any():
+            skip(case, "boxes do not fit the evidence frame", f"frame {w}x{h}, boxes {b.round(1).tolist()}")
+            continue
+        cxcywh = xyxy_to_yolo(b, w, h)
+        if len(cxcywh) == 0:
+            skip(case, "no boxes", "every box is empty after clipping to the frame")
+            continue
+        class_id = np.full(len(cxcywh) if positive else 0, index[label] if label else 0, np.int64)
+        planned.append(_Planned(case, path, frame.ts, age_s, label if positive else None, class_id,
+                                cxcywh if positive else np.zeros((0, 4)), why,
+                                split_key(options.split_by, case.case_id, case.camera_id, frame.ts)))
+
+    if not planned:
+        reasons = Counter(s["reason"] for s in skipped)
+        raise DatasetError(f"{source or 'database'}: none of {len(cases)} reviewed cases{since} could be exported ("
+                           + "; ".join(f"{r}: {n}" for r, n in sorted(reasons.items())) + ")")
+
+    warnings = _assign_splits(planned, options)
+    records = []
+    for p in planned:
+        stem = f"case_{p.case.case_id:07d}"
+        if options.scope == "frame":
+            image_path = out_dir / "images" / p.split / f"{stem}{p.source.suffix.lower()}"
+            link_or_copy(p.source, image_path, options.link)
+        else:
+            image_path = out_dir / "images" / p.split / f"{stem}.jpg"
+            image_path.parent.mkdir(parents=True, exist_ok=True)
+            image = cv2.imread(str(p.source), cv2.IMREAD_COLOR)
+            if image is None:
+                raise DatasetError(f"{p.source}: could be read a moment ago and cannot now")
+            masked = mask_outside_boxes(image, p.case.boxes, options.context_frac, options.min_context_px)
+            if not cv2.imwrite(str(image_path), masked, [cv2.IMWRITE_JPEG_QUALITY, int(options.jpeg_quality)]):
+                raise DatasetError(f"{image_path}: cannot write the image")
+        write_labels(out_dir / "labels" / p.split / f"{stem}.txt", p.class_id, p.cxcywh)
+        records.append({
+            "case_id": p.case.case_id, "status": p.case.status, "image": image_path.relative_to(out_dir).as_posix(),
+            "split": p.split, "group": p.group, "label": p.label, "label_from": p.why if p.label else None,
+            "boxes": int(len(p.class_id)), "kind": p.case.kind, "corrected_kind": p.case.corrected_kind,
+            "detector_class": p.case.class_name, "reject_reason": p.case.reject_reason,
+            "decided_by": p.case.decided_by,
+            "decided_at": p.case.decided_at.isoformat() if p.case.decided_at else None,
+            "evidence": str(p.source), "frame_ts": p.frame_ts.isoformat(), "box_age_s": round(p.box_age_s, 1),
+        })
+    splits = sorted({p.split for p in planned}, key=["train", "val"].index)
+    data_yaml = write_data_yaml(out_dir, names, splits)
+
+    boxes_per_class = {n: 0 for n in names}
+    images = {s: 0 for s in splits}
+    per_split: dict[str, dict[str, int]] = {s: {"positives": 0, "negatives": 0} for s in splits}
+    for p in planned:
+        images[p.split] += 1
+        per_split[p.split]["positives" if p.label else "negatives"] += 1
+        if p.label:
+            boxes_per_class[p.label] += len(p.class_id)
+    ages = [p.box_age_s for p in planned]
+    summary = {
+        "source": source,
+        "data_yaml": data_yaml.name,
+        "settings": {
+            "class_names": names, "val_frac": options.val_frac, "split_by": options.split_by, "seed": options.seed,
+            "since": options.since.isoformat() if options.since else None, "scope": options.scope,
+            "context_frac": options.context_frac, "min_context_px": options.min_context_px,
+            "max_box_age_s": options.max_box_age_s, "kind_classes": {k: list(v) for k, v in sorted(kinds.items())},
+            "class_map": dict(options.class_map), "negative_reason": options.negative_reason,
+            "negatives": options.negatives,
+        },
+        "reviewed_cases": len(cases),
+        "not_reviewed": dict(not_reviewed or {}),
+        "exported": len(planned),
+        "positives": sum(1 for p in planned if p.label),
+        "negatives": sum(1 for p in planned if not p.label),
+        "images": images,
+        "per_split": per_split,
+        "groups": {s: len({p.group for p in planned if p.split == s}) for s in splits},
+        "boxes_per_class": boxes_per_class,
+        "box_age_s": {"median": round(float(np.median(ages)), 1), "max": round(float(max(ages)), 1)},
+        "skipped": dict(sorted(Counter(s["reason"] for s in skipped).items())),
+        "skipped_cases": skipped,
+        "warnings": warnings,
+        "cases": records,
+    }
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return summary
+
+
+def export_from_reviews(db: str, out_dir: Path, options: ExportOptions,
+                        evidence_root: Path | None = None) -> dict[str, Any]:
+    """Open the case database `db` (URL or SQLite file) read-only and export its reviewed cases.
+
+    Relative evidence paths are looked up from the working directory, then under `evidence_root` (the
+    service's ``evidence_dir``).
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = open_case_database(db)
+    try:
+        cases, others = load_reviewed_cases(engine, options.since)
+    except SQLAlchemyError as exc:  # e.g. a database of an older schema: name it, no stack trace
+        raise DatasetError(f"{_safe_url(str(engine.url))}: cannot read the cases: {str(exc).splitlines()[0]}") \
+            from None
+    finally:
+        engine.dispose()
+    return export_reviewed_cases(cases, out_dir, options, evidence_root, others, _safe_url(
+        db if "://" in db else f"sqlite:///{db}"))
