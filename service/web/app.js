@@ -77,6 +77,24 @@
     fillKindSelects();
     renderQueue();
     if (state.current) renderCase(state.current, false);
+    if (window.SW_ZONES) window.SW_ZONES.relabel();
+  }
+
+  // --- views: the review queue, the zone editor (zones.js) ------------------------------------------------
+
+  function showView(name) {
+    var zones = name === "zones" && !!window.SW_ZONES;
+    $("review").hidden = zones;
+    $("zones-view").hidden = !zones;
+    $("nav-review").classList.toggle("active", !zones);
+    $("nav-zones").classList.toggle("active", zones);
+    if (zones) {
+      toggleHelp(false);
+      if (location.hash !== "#zones") history.replaceState(null, "", "#zones");
+      window.SW_ZONES.open(state.cameras);
+    } else if (location.hash) {
+      history.replaceState(null, "", location.pathname + location.search);
+    }
   }
 
   function fillKindSelects() {
@@ -127,6 +145,8 @@
 
   function showLogin(message) {
     $("review").hidden = true;
+    $("zones-view").hidden = true;
+    $("nav").hidden = true;
     $("sign-out").hidden = true;
     $("login").hidden = false;
     $("login-error").textContent = message || "";
@@ -145,9 +165,10 @@
     return api("/cameras").then(function (body) {
       state.cameras = body.data;
       $("login").hidden = true;
-      $("review").hidden = false;
       $("sign-out").hidden = false;
+      $("nav").hidden = false;
       fillKindSelects();
+      showView(location.hash === "#zones" ? "zones" : "review");
       return loadQueue();
     }).catch(function (err) {
       if (err instanceof ApiError && err.status !== 401) {
@@ -425,6 +446,8 @@
       start();
     });
     $("sign-out").addEventListener("click", function () { signOut(); });
+    $("nav-review").addEventListener("click", function () { showView("review"); });
+    $("nav-zones").addEventListener("click", function () { showView("zones"); });
     $("lang-toggle").addEventListener("click", function () {
       state.lang = state.lang === "zh" ? "en" : "zh";
       localStorage.setItem(LANG_STORE, state.lang);
@@ -445,6 +468,13 @@
     applyLanguage();
     if (state.key) start(); else showLogin();
   }
+
+  // What the zone editor (zones.js) shares with this page: the API with the key, strings, errors.
+  window.SW_APP = {
+    api: api, t: t, describe: describe, ApiError: ApiError,
+    lang: function () { return state.lang; },
+    key: function () { return state.key; }
+  };
 
   init();
 })();

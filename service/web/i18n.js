@@ -9,6 +9,14 @@
     illegal_structure: { code: "0101", zh: "私搭乱建", en: "Illegal structure" },
     mobile_vendor: { code: "0501", zh: "无照经营游商", en: "Unlicensed mobile vendor" }
   };
+  // Zone kinds of the configuration (detector.zones.ZoneKind), with the colours the snapshots use.
+  var ZONE_KINDS = {
+    no_vending: { zh: "禁止占道经营区", en: "No vending", color: "#e62828" },
+    vending_allowed: { zh: "允许经营区（疏导点）", en: "Vending allowed", color: "#28b43c" },
+    bike_parking: { zh: "非机动车停放区", en: "Bike parking", color: "#148ce6" },
+    watch_area: { zh: "重点关注区", en: "Watch area", color: "#fabe00" },
+    exclusion: { zh: "排除区（不检测）", en: "Exclusion (not analysed)", color: "#969696" }
+  };
   var STRINGS = {
     zh: {
       title: "城管案件审核",
@@ -68,7 +76,36 @@
       seconds: "{s} 秒",
       minutes: "{m} 分 {s} 秒",
       hours: "{h} 小时 {m} 分",
-      st_pending: "待审核", st_confirmed: "已确认", st_rejected: "已驳回", st_merged: "已合并"
+      st_pending: "待审核", st_confirmed: "已确认", st_rejected: "已驳回", st_merged: "已合并",
+      navReview: "案件审核",
+      navZones: "区域编辑",
+      zoneEditor: "区域编辑",
+      reloadFrame: "刷新画面",
+      frameAt: "画面时间：{ts}",
+      noFrame: "该摄像头尚无画面（{msg}）。仍可在空白画布上绘制区域。",
+      newZone: "新建区域",
+      closePolygon: "闭合多边形",
+      undoPoint: "撤销上一点",
+      cancelDrawing: "取消绘制",
+      revertZones: "放弃修改",
+      saveZones: "保存区域",
+      zonesOf: "区域",
+      zoneCount: "共 {n} 个",
+      noZones: "该摄像头还没有区域。",
+      zoneId: "区域编号",
+      zoneKind: "区域类型",
+      zoneName: "名称（可选）",
+      zonePoints: "{n} 个顶点，坐标为画面宽高的 0..1 比例。",
+      deleteZone: "删除区域",
+      hintIdle: "点击区域可选中；拖动顶点可调整，双击顶点可删除该点。点击“新建区域”开始绘制。",
+      hintDrawing: "在画面上依次点击添加顶点（已 {n} 个）；点击第一个点、按回车或“闭合多边形”完成，Esc 取消。",
+      needThree: "多边形至少需要 3 个顶点。",
+      zonesSaved: "摄像头 {cam} 的 {n} 个区域已保存。",
+      savedToFile: "已写入配置文件。",
+      savedInMemory: "服务未配置配置文件：修改仅保存在内存中，重启后丢失。",
+      zoneProblem: "区域“{id}”（{field}）：{msg}",
+      unsavedDropped: "未保存的修改已放弃。",
+      zoneDeleted: "区域“{id}”已删除（保存后生效）。"
     },
     en: {
       title: "Case review",
@@ -128,7 +165,38 @@
       seconds: "{s} s",
       minutes: "{m} min {s} s",
       hours: "{h} h {m} min",
-      st_pending: "pending", st_confirmed: "confirmed", st_rejected: "rejected", st_merged: "merged"
+      st_pending: "pending", st_confirmed: "confirmed", st_rejected: "rejected", st_merged: "merged",
+      navReview: "Review",
+      navZones: "Zone editor",
+      zoneEditor: "Zone editor",
+      reloadFrame: "Reload frame",
+      frameAt: "Frame of {ts}",
+      noFrame: "No frame from this camera yet ({msg}). You can still draw zones on the blank canvas.",
+      newZone: "New zone",
+      closePolygon: "Close polygon",
+      undoPoint: "Undo point",
+      cancelDrawing: "Cancel drawing",
+      revertZones: "Discard changes",
+      saveZones: "Save zones",
+      zonesOf: "Zones",
+      zoneCount: "{n} in total",
+      noZones: "This camera has no zones yet.",
+      zoneId: "Zone id",
+      zoneKind: "Kind",
+      zoneName: "Name (optional)",
+      zonePoints: "{n} points, as fractions 0..1 of the frame width and height.",
+      deleteZone: "Delete zone",
+      hintIdle: "Click a zone to select it; drag a point to move it, double-click a point to remove it. " +
+                "\"New zone\" starts drawing.",
+      hintDrawing: "Click on the frame to add points ({n} so far); click the first point, press Enter or " +
+                   "\"Close polygon\" to finish, Esc cancels.",
+      needThree: "A polygon needs at least 3 points.",
+      zonesSaved: "{n} zones of camera {cam} saved.",
+      savedToFile: "Written to the configuration file.",
+      savedInMemory: "The service has no configuration file: kept in memory only, lost at restart.",
+      zoneProblem: "Zone \"{id}\" ({field}): {msg}",
+      unsavedDropped: "Unsaved changes were discarded.",
+      zoneDeleted: "Zone \"{id}\" deleted (takes effect when saved)."
     }
   };
   function t(lang, key, params) {
@@ -145,5 +213,10 @@
     var c = code || (k && k.code);
     return c ? name + " (" + c + ")" : name;
   }
-  window.SW_I18N = { KINDS: KINDS, STRINGS: STRINGS, t: t, kindLabel: kindLabel };
+  function zoneKindLabel(lang, kind) {
+    var k = ZONE_KINDS[kind];
+    return k ? (lang === "en" ? k.en : k.zh) : kind;
+  }
+  window.SW_I18N = { KINDS: KINDS, ZONE_KINDS: ZONE_KINDS, STRINGS: STRINGS, t: t, kindLabel: kindLabel,
+                     zoneKindLabel: zoneKindLabel };
 })();

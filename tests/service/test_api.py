@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from service.app import create_app
+from detector.zones import ZoneKind
 from service.config import AppConfig, load_config
 from service.db.models import AuditEntry, Evidence, OutboxMessage
 from service.settings import Settings, hash_api_key
@@ -644,3 +645,11 @@ def test_camera_workers_start_stop_and_reconfigure_with_the_api(settings, caplog
         assert c.delete("/api/v1/cameras/cam-3", headers=ADMIN).status_code == 200
         wait_for(lambda: not second.alive, what="the deleted camera's worker to stop")
         assert "cam-3" not in services.runtimes and "cam-3" not in services.push_sources
+
+
+def test_the_zone_editor_is_served_and_knows_every_zone_kind(client):
+    script = client.get("/static/zones.js")
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+    strings = client.get("/static/i18n.js").text
+    for kind in ZoneKind:
+        assert f"    {kind.value}: {{ zh: " in strings, f"i18n.js has no zh-CN/English names for zone kind {kind.value}"

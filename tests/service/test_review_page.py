@@ -208,3 +208,162 @@ def test_api_errors_show_inline_and_class_change(served):
             expect(page.locator("#case-error")).to_have_text("")
         finally:
             browser.close()
+
+
+# --- the zone editor ------------------------------------------------------------------------------------------
+
+def street_frame(size=(360, 640)) -> bytes:
+    """A drawn street: pavement, kerb, a shop front (textured enough for the frame guard)."""
+    h, w = size
+    image = np.full((h, w, 3), (120, 118, 112), np.uint8)
+    image[int(h * 0.45):] = (150, 150, 150)
+    cv2.line(image, (0, int(h * 0.55)), (w, int(h * 0.5)), (230, 230, 230), 3)
+    cv2.rectangle(image, (40, 40), (300, int(h * 0.45)), (60, 90, 140), -1)
+    cv2.putText(image, "SHOP", (80, 120), cv2.FONT_HERSHEY_SIMPLEX, 1.5, (255, 255, 255), 3)
+    return cv2.imencode(".jpg", image)[1].tobytes()
+
+
+@pytest.fixture
+def editor_server(tmp_path):
+    config_path = tmp_path / "config.yaml"
+    camera = make_camera("cam-1").model_dump(mode="json", exclude_unset=True)
+    camera.update(source="push", zones=[{"id": "z1", "kind": "no_vending",
+                                         "polygon": [[0.05, 0.55], [0.45, 0.52], [0.45, 0.95], [0.05, 0.95]]}])
+    import yaml
+
+    config_path.write_text(yaml.safe_dump({"config_version": 1, "cameras": [camera]}), encoding="utf-8")
+    settings = Settings(database_path=tmp_path / "cases.db", evidence_dir=tmp_path / "evidence",
+                        config_path=config_path, run_cameras=False, outbox={"deliver": False}, api_keys=[
+                            {"name": "reviewer-wang", "role": "reviewer", "key": REVIEWER_KEY},
+                            {"name": "root", "role": "admin", "key": ADMIN_KEY},
+                        ])
+    with ServerThread(create_app(settings)) as server:
+        yield server.url, config_path
+
+
+def click_at(page, locator, fx: float, fy: float) -> None:
+    box = locator.bounding_box()
+    page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+
+
+def test_admin_draws_a_zone_on_the_snapshot_and_saves_it(editor_server):
+    url, config_path = editor_server
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    ARTIFACTS.mkdir(exist_ok=True)
+    with httpx.Client(base_url=url, headers=admin, timeout=10) as api:
+        assert api.get("/api/v1/cameras/cam-1/snapshot.jpg").status_code == 404
+        pushed = api.post("/api/v1/cameras/cam-1/frames", params={"ts": "2026-06-01T08:00:00+08:00"},
+                          content=street_frame(), headers={"Content-Type": "image/jpeg"})
+        assert pushed.status_code == 202, pushed.text
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai",
+                                       viewport={"width": 1280, "height": 900}).new_page()
+            page.set_default_timeout(10_000)
+            console_errors: list[str] = []
+            page.on("pageerror", lambda exc: console_errors.append(str(exc)))
+            page.on("dialog", lambda d: pytest.fail(f"unexpected dialog: {d.message}"))
+            expect = sync_api.expect
+            page.goto(url + "/")
+            page.fill("#api-key", ADMIN_KEY)
+            page.press("#api-key", "Enter")
+            page.click("#nav-zones")
+            expect(page.locator("#zones-view")).to_be_visible()
+            expect(page.locator("#review")).to_be_hidden()
+            expect(page.locator("#zc-img")).to_have_attribute("data-loaded", "cam-1")
+            assert page.evaluate("document.getElementById('zc-img').naturalWidth") == 640
+            canvas = page.locator("#zc-canvas")
+            expect(canvas).to_have_attribute("data-zones", "1")
+            expect(page.locator("#zc-list li")).to_have_count(1)
+            expect(page.locator("#zc-list li").first).to_contain_text("禁止占道经营区")
+            expect(page.locator("#zc-frame-ts")).to_contain_text("2026/6/1 08:00:00")
+
+            # draw a four-point polygon by clicking on the frame, close it, name it, choose its kind, save
+            page.click("#zc-new")
+            points = [(0.55, 0.55), (0.9, 0.5), (0.95, 0.9), (0.6, 0.95)]
+            for fx, fy in points:
+                click_at(page, canvas, fx, fy)
+            expect(canvas).to_have_attribute("data-drawing", "4")
+            page.click("#zc-close")
+            expect(canvas).to_have_attribute("data-zones", "2")
+            expect(page.locator("#zc-id")).to_be_focused()
+            page.fill("#zc-id", "night-market")
+            page.select_option("#zc-kind", "vending_allowed")
+            page.fill("#zc-name", "夜市疏导点")
+            expect(page.locator("#zc-list li").nth(1)).to_contain_text("允许经营区（疏导点）")
+            page.screenshot(path=str(ARTIFACTS / "zones-drawn.png"), full_page=True)
+            page.click("#zc-save")
+            expect(page.locator("#zc-notice")).to_contain_text("摄像头 cam-1 的 2 个区域已保存")
+            expect(page.locator("#zc-notice")).to_contain_text("已写入配置文件")
+            expect(page.locator("#zc-error")).to_have_text("")
+
+            # a self-intersecting polygon (closed with Enter): the server's reason is shown inline, per zone
+            page.click("#zc-new")
+            for fx, fy in [(0.1, 0.1), (0.4, 0.4), (0.4, 0.1), (0.1, 0.4)]:
+                click_at(page, canvas, fx, fy)
+            page.keyboard.press("Enter")
+            page.fill("#zc-id", "bow-tie")
+            page.click("#zc-save")
+            error = page.locator("#zc-error")
+            expect(error).to_contain_text("区域“bow-tie”（zones[2].polygon）")
+            expect(error).to_contain_text("self-intersecting at segment 2–3 (crosses segment 0–1)")
+            expect(page.locator("#zc-list li.bad")).to_have_count(1)
+            expect(page.locator("#zc-list li.bad")).to_contain_text("bow-tie")
+            page.screenshot(path=str(ARTIFACTS / "zones-error.png"), full_page=True)
+
+            # discard it, then drag a point of the saved zone and save again
+            page.click("#zc-revert")
+            expect(canvas).to_have_attribute("data-zones", "2")
+            page.locator("#zc-list li").nth(1).click()
+            box = canvas.bounding_box()
+            page.mouse.move(box["x"] + 0.9 * box["width"], box["y"] + 0.5 * box["height"])
+            page.mouse.down()
+            page.mouse.move(box["x"] + 0.8 * box["width"], box["y"] + 0.45 * box["height"], steps=5)
+            page.mouse.up()
+            page.click("#zc-save")
+            expect(page.locator("#zc-notice")).to_contain_text("已保存")
+
+            # English: kinds and hints follow the language
+            page.click("#lang-toggle")
+            expect(page.locator("#zc-list li").nth(1)).to_contain_text("Vending allowed")
+            expect(page.locator("#nav-zones")).to_have_text("Zone editor")
+            expect(page.locator("#zc-frame-ts")).to_contain_text("Frame of 01/06/2026")
+            page.screenshot(path=str(ARTIFACTS / "zones-english.png"), full_page=True)
+
+            # a camera without a frame yet: said so, and the blank canvas still takes a polygon
+            with httpx.Client(base_url=url, headers=admin, timeout=10) as api:
+                created = api.post("/api/v1/cameras", json={"id": "cam-2", "source": "push",
+                                                            "timezone": "Asia/Shanghai"})
+                assert created.status_code == 201, created.text
+            page.reload()
+            expect(page.locator("#zones-view")).to_be_visible()  # the #zones address reopens the editor
+            page.select_option("#zc-camera", "cam-2")
+            expect(page.locator("#zc-no-frame")).to_contain_text("No frame from this camera yet")
+            expect(page.locator("#zc-no-frame")).to_contain_text("has no frame yet")
+            expect(canvas).to_have_attribute("data-zones", "0")
+            page.click("#zc-new")
+            for fx, fy in [(0.1, 0.5), (0.9, 0.5), (0.9, 0.9)]:
+                click_at(page, canvas, fx, fy)
+            page.click("#zc-close")
+            page.select_option("#zc-kind", "bike_parking")
+            page.click("#zc-save")
+            expect(page.locator("#zc-notice")).to_contain_text("1 zones of camera cam-2 saved")
+            assert console_errors == []
+        finally:
+            browser.close()
+
+    with httpx.Client(base_url=url, headers=REVIEWER, timeout=10) as api:
+        assert [(z["id"], z["kind"]) for z in api.get("/api/v1/cameras/cam-2").json()["zones"]] == [
+            ("zone-1", "bike_parking")]
+        zones = api.get("/api/v1/cameras/cam-1").json()["zones"]
+        assert [(z["id"], z["kind"], z["name"]) for z in zones] == [
+            ("z1", "no_vending", ""), ("night-market", "vending_allowed", "夜市疏导点")]
+        drawn = zones[1]["polygon"]
+        expected = [(0.55, 0.55), (0.8, 0.45), (0.95, 0.9), (0.6, 0.95)]  # point 1 was dragged
+        assert len(drawn) == 4
+        for (x, y), (ex, ey) in zip(drawn, expected):
+            assert abs(x - ex) < 0.01 and abs(y - ey) < 0.01, (drawn, expected)
+        assert api.put("/api/v1/cameras/cam-1/zones", json={"zones": []}).status_code == 403  # reviewers read only
+    assert "night-market" in config_path.read_text(encoding="utf-8") and "bow-tie" not in config_path.read_text(
+        encoding="utf-8")

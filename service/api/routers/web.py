@@ -1,5 +1,7 @@
 """The reviewers' web page: ``/`` and ``/review`` serve ``service/web/index.html``, ``/static/<name>`` its files.
 
+The page has two views: the review queue (app.js) and the zone editor (zones.js, ``/#zones``).
+
 Plain HTML, CSS and JavaScript with no build step; the page itself is public (it holds no data) and calls the
 API with the key the reviewer pastes. Only the files of `STATIC_FILES` are served (no directory walking), with a
 Content-Security-Policy that admits this origin's scripts and styles and blob: images (evidence fetched with the
@@ -20,6 +22,7 @@ STATIC_FILES = {
     "app.js": "text/javascript; charset=utf-8",
     "i18n.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
+    "zones.js": "text/javascript; charset=utf-8",
 }
 _HEADERS = {
     "Cache-Control": "no-cache",
