@@ -448,6 +448,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- demo ---------------------------------------------------------------------------------------------
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from service.demo import DemoOptions, default_data_dir, run_demo
+
+    if args.exit_after_cases is not None and args.exit_after_cases < 1:
+        _error("--exit-after-cases must be at least 1")
+        return EXIT_USER_ERROR
+    if args.timeout_s is not None and not args.timeout_s > 0:
+        _error("--timeout-s must be positive")
+        return EXIT_USER_ERROR
+    if not 0 < args.speed <= 100:
+        _error(f"--speed must lie within (0, 100], got {args.speed}")
+        return EXIT_USER_ERROR
+    options = DemoOptions(data_dir=Path(args.data_dir) if args.data_dir else default_data_dir(), host=args.host,
+                          port=args.port, scenario=args.scenario, speed=args.speed, fps=args.fps, seed=args.seed,
+                          fresh=args.fresh, exit_after_cases=args.exit_after_cases, timeout_s=args.timeout_s,
+                          threads=args.threads)
+    return run_demo(options)
+
+
 # --- config -------------------------------------------------------------------------------------------
 
 def cmd_config_validate(args: argparse.Namespace) -> int:
@@ -552,6 +573,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("demo", help="the whole service on built-in defaults: a scenario camera, cases, review page",
+                       description="Run the service (API, review page, one camera, case store) on embedded defaults: "
+                                   "a rendered scenario clip plays as a camera in real time, the street model finds "
+                                   "what it shows, and cases appear for review. Everything lives in --data-dir.")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--data-dir", default=None, metavar="DIR",
+                   help="SQLite file, evidence, clip, settings and keys (default: "
+                        "$XDG_DATA_HOME/streetwatch/demo, i.e. ~/.local/share/streetwatch/demo)")
+    p.add_argument("--scenario", default="stall_2min", metavar="NAME",
+                   help="scenario clip the camera plays: stall_2min (default; first case after about 40 s), "
+                        "mixed_demo, stall_7min, bikes_outside_box_12min, passerby_30s")
+    p.add_argument("--speed", type=float, default=1.0, metavar="X",
+                   help="play the clip X times faster than real time (dwell times pass X times faster)")
+    p.add_argument("--fps", type=float, default=2.0, help="frame rate the clip is rendered at")
+    p.add_argument("--seed", type=int, default=0, help="varies the rendered street and objects")
+    p.add_argument("--fresh", action="store_true", help="start with an empty database and no evidence")
+    p.add_argument("--exit-after-cases", type=int, default=None, metavar="N",
+                   help="exit with status 0 once N new cases were created (headless runs, CI)")
+    p.add_argument("--timeout-s", type=float, default=None, metavar="S",
+                   help="give up after S seconds: status 1 when --exit-after-cases was not reached, else 0")
+    p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0 = its default)")
+    p.set_defaults(func=cmd_demo)
 
     cfg = sub.add_parser("config", help="configuration tools")
     csub = cfg.add_subparsers(dest="config_command", required=True, metavar="ACTION")
