@@ -1,0 +1,31 @@
+"""Scenario clips through the real `streetwatch run` with the shipped street model (issue: camera pipeline).
+
+Each rendered clip has a ground-truth timeline; every expected violation must be reported in its zone within
+10 s of becoming due, and nothing else may be reported (a passer-by who stops 30 s, bikes inside the painted box,
+a stall inside its allowed hours). The same runs, over more seeds, make benchmarks/results/scenarios_street.md.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.scenarios import PIPELINE_SCENARIOS, run_scenario
+from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def work_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("scenarios")
+
+
+@pytest.mark.parametrize("name", PIPELINE_SCENARIOS)
+def test_scenario_reports_exactly_the_due_violations_in_time(name, work_dir):
+    if not (REPO_ROOT / "models" / "street" / "street.onnx").is_file():
+        pytest.fail("models/street/street.onnx is missing: the shipped model is part of the repository")
+    row = run_scenario(name, work_dir, model="street", seed=0, fps=1.0, tolerance_s=10.0)
+    assert not row["missed"], f"missed: {row['missed']}"
+    assert not row["late"], f"late (more than 10 s after due): {row['late']}"
+    assert not row["unexpected"], f"reported but not in the ground truth: {row['unexpected']}"
+    assert row["passed"] and len(row["found"]) == row["expected"]
