@@ -14,8 +14,9 @@ What it sets up, all under one data folder (default ``$XDG_DATA_HOME/streetwatch
   file for ``streetwatch serve --settings`` as well.
 
 Then it runs the same app as ``streetwatch serve`` (`service.app.create_app`: API, review page, camera worker,
-outbox) under uvicorn and prints the review page's address, the reviewer key, and a line for every case that
-appears. ``exit_after_cases`` / ``timeout_s`` make it usable headless (tests, CI).
+outbox) under uvicorn and prints the review page's address, the same address with the reviewer key
+(``/?key=...``, which signs the browser tab in), the reviewer key, and a line for every case that appears.
+``exit_after_cases`` / ``timeout_s`` make it usable headless (tests, CI).
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, TextIO
+from urllib.parse import quote
 
-__all__ = ["DEFAULT_SCENARIO", "DemoOptions", "DemoSetup", "default_data_dir", "prepare_demo", "run_demo"]
+__all__ = ["DEFAULT_SCENARIO", "DemoOptions", "DemoSetup", "default_data_dir", "ensure_keys", "prepare_demo",
+           "run_demo"]
 
 DEFAULT_SCENARIO = "stall_2min"
 MODEL = "street"
@@ -95,8 +98,9 @@ def _clip(opts: DemoOptions, say: Callable[[str], None]) -> tuple[Path, dict]:
     return video, json.loads(timeline_path.read_text(encoding="utf-8"))
 
 
-def _keys(path: Path) -> dict[str, str]:
-    """The demo's plain API keys, made once; the file is readable by its owner only."""
+def ensure_keys(path: Path, prefix: str = "demo-") -> dict[str, str]:
+    """An admin and a reviewer key (``{"admin": ..., "reviewer": ...}``) kept in `path`, made once; the file is
+    readable by its owner only (`streetwatch demo`, and `streetwatch serve --config` without settings)."""
     if path.is_file():
         try:
             keys = json.loads(path.read_text(encoding="utf-8"))
@@ -104,7 +108,8 @@ def _keys(path: Path) -> dict[str, str]:
                 return keys
         except ValueError:
             pass
-    keys = {"admin": f"demo-admin-{secrets.token_urlsafe(18)}", "reviewer": f"demo-reviewer-{secrets.token_urlsafe(18)}"}
+    keys = {"admin": f"{prefix}admin-{secrets.token_urlsafe(18)}",
+            "reviewer": f"{prefix}reviewer-{secrets.token_urlsafe(18)}"}
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         json.dump(keys, out, indent=1)
@@ -154,7 +159,7 @@ def prepare_demo(opts: DemoOptions, say: Callable[[str], None] = print) -> DemoS
             (data_dir / name).unlink(missing_ok=True)
         shutil.rmtree(evidence_dir, ignore_errors=True)
     video, timeline = _clip(opts, say)
-    keys = _keys(data_dir / "keys.json")
+    keys = ensure_keys(data_dir / "keys.json")
 
     config_path, settings_path = data_dir / "config.yaml", data_dir / "settings.yaml"
     source = video.resolve().as_uri()
@@ -238,6 +243,10 @@ class _Monitor:
         with self.services.session_factory() as session:
             return int(session.scalar(select(func.max(Case.id))) or 0)
 
+    def signed_in_url(self) -> str:
+        """The review page's address with the reviewer key (``/?key=...``): opening it signs the tab in."""
+        return f"{self.base_url}/?key={quote(self.setup.reviewer_key, safe='')}"
+
     def banner(self) -> None:
         s, o = self.setup, self.opts
         expected = s.timeline.get("expected_violations") or []
@@ -246,7 +255,9 @@ class _Monitor:
         lines = [
             "",
             "streetwatch demo is running (Ctrl-C stops it)",
-            f"  review page:   {self.base_url}/   sign in with the reviewer key below",
+            f"  review page:   {self.base_url}/   sign in with the reviewer key below, or open",
+            f"  signed in:     {self.signed_in_url()}",
+            "                 (the page keeps the key for this tab and removes it from the address bar)",
             f"  reviewer key:  {s.reviewer_key}",
             f"  admin key:     {s.admin_key}   (cameras, zones, outbox; API docs at {self.base_url}/docs)",
             f"  camera:        {s.camera_id}, the {o.scenario} scenario ({loop_s:.0f} s, looping"

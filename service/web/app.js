@@ -1,6 +1,7 @@
-/* The review page: API key once per tab, the queue of pending cases, one case at a time, keyboard shortcuts.
-   Talks to /api/v1 with the key in the Authorization header; evidence images are fetched with the key and
-   shown through blob URLs (an <img> cannot send headers). No framework, no build step. */
+/* The review page: API key once per tab (typed in, or `?key=` in the address), the queue of pending cases, one
+   case at a time, keyboard shortcuts. Talks to /api/v1 with the key in the Authorization header; evidence images
+   are fetched with the key and shown through blob URLs (an <img> cannot send headers). No framework, no build
+   step. */
 (function () {
   "use strict";
   var I = window.SW_I18N;
@@ -8,6 +9,19 @@
   var KEY_STORE = "streetwatch.apiKey";   // sessionStorage: gone when the tab closes
   var LANG_STORE = "streetwatch.lang";    // localStorage: remembered
   var PAGE = 200;
+
+  // A key in the address (`/?key=...`, as `streetwatch demo` prints it) signs in like the form does: it is kept
+  // for this tab, then removed from the address bar and the history so it is not bookmarked or shared.
+  function keyFromAddress() {
+    var params = new URLSearchParams(location.search);
+    var key = (params.get("key") || "").trim();
+    if (!params.has("key")) return;
+    params.delete("key");
+    var query = params.toString();
+    history.replaceState(history.state, "", location.pathname + (query ? "?" + query : "") + location.hash);
+    if (key) sessionStorage.setItem(KEY_STORE, key);
+  }
+  keyFromAddress();
 
   var state = {
     key: sessionStorage.getItem(KEY_STORE) || "",

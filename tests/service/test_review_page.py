@@ -210,6 +210,63 @@ def test_api_errors_show_inline_and_class_change(served):
             browser.close()
 
 
+def test_key_in_the_address_signs_in_then_leaves_it_and_filters_narrow_the_queue(served):
+    """``/?key=...`` (what `streetwatch demo` prints) signs the tab in as the form would, and the key is gone from
+    the address bar; a wrong key there gets the login form with the reason. Then the filters by kind, camera and
+    time narrow the queue."""
+    url, (older_id, newer_id) = served  # older: stall_occupation seen 16:01:40-16:07:10 Shanghai; newer: bike
+    ARTIFACTS.mkdir(exist_ok=True)
+    expect = sync_api.expect
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            context = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai",
+                                          viewport={"width": 1280, "height": 900})
+            page = context.new_page()
+            page.set_default_timeout(10_000)
+            console_errors: list[str] = []
+            page.on("pageerror", lambda exc: console_errors.append(str(exc)))
+            page.goto(f"{url}/?key={REVIEWER_KEY}")
+            expect(page.locator("#queue-list li")).to_have_count(2)
+            expect(page.locator("#login")).to_be_hidden()
+            assert page.url == f"{url}/", page.url
+            assert page.evaluate("sessionStorage.getItem('streetwatch.apiKey')") == REVIEWER_KEY
+            page.reload()  # kept for the tab like a typed-in key, without the address carrying it
+            expect(page.locator("#queue-list li")).to_have_count(2)
+            assert page.url == f"{url}/"
+
+            # filters: kind, then camera, then the time window (local wall time, Asia/Shanghai)
+            page.select_option("#f-kind", "stall_occupation")
+            page.click("#filters button[type=submit]")
+            expect(page.locator("#queue-list li")).to_have_count(1)
+            expect(page.locator("#case-body")).to_have_attribute("data-case-id", str(older_id))
+            page.select_option("#f-kind", "")
+            page.select_option("#f-camera", "cam-1")
+            page.click("#filters button[type=submit]")
+            expect(page.locator("#queue-list li")).to_have_count(2)
+            page.fill("#f-from", "2026-06-01T16:08")  # last seen at or after: only the newer case
+            page.click("#filters button[type=submit]")
+            expect(page.locator("#queue-list li")).to_have_count(1)
+            expect(page.locator("#case-body")).to_have_attribute("data-case-id", str(newer_id))
+            page.fill("#f-from", "")
+            page.fill("#f-to", "2026-06-01T16:03")  # first seen before: only the older case
+            page.click("#filters button[type=submit]")
+            expect(page.locator("#queue-list li")).to_have_count(1)
+            expect(page.locator("#case-body")).to_have_attribute("data-case-id", str(older_id))
+            page.screenshot(path=str(ARTIFACTS / "review-filtered.png"), full_page=True)
+            assert console_errors == []
+
+            # a wrong key in the address: the sign-in form with the server's reason, the address cleaned too
+            other = browser.new_context(locale="en-GB").new_page()
+            other.set_default_timeout(10_000)
+            other.goto(f"{url}/review?key=not-a-real-key-00000000#zones")
+            expect(other.locator("#login-error")).to_contain_text("unknown API key")
+            assert other.url == f"{url}/review#zones", other.url
+            assert other.evaluate("sessionStorage.getItem('streetwatch.apiKey')") is None
+        finally:
+            browser.close()
+
+
 # --- the zone editor ------------------------------------------------------------------------------------------
 
 def street_frame(size=(360, 640)) -> bytes:
