@@ -345,8 +345,25 @@ def cmd_dataset_synth(args: argparse.Namespace) -> int:
     if args.size:
         w, _, h = args.size.lower().partition("x")
         size = (int(w), int(h))
+    views = None
+    if args.gsd_m is not None or args.oblique is not None:
+        from datasets.synth.aerial import AerialViewSampling
+
+        if args.kind != "aerial":
+            raise ValueError("--gsd-m and --oblique apply to --kind aerial only")
+        default = AerialViewSampling()
+        gsd = default.gsd_range_m
+        if args.gsd_m is not None:
+            lo, sep, hi = args.gsd_m.partition(",")
+            try:
+                gsd = (float(lo), float(hi if sep else lo))
+            except ValueError:
+                raise ValueError(f"--gsd-m {args.gsd_m!r}: expected MIN,MAX in metres per pixel, "
+                                 "e.g. 0.02,0.05") from None
+        views = AerialViewSampling(gsd, default.oblique_probability if args.oblique is None else args.oblique)
     data_yaml = generate_dataset(args.kind, Path(args.out), args.n, args.seed, args.val_fraction, size,
-                                 Path(args.shared) if args.shared else None, progress=not args.quiet)
+                                 Path(args.shared) if args.shared else None, progress=not args.quiet,
+                                 aerial_views=views)
     print(data_yaml)
     return EXIT_OK
 
@@ -417,33 +434,94 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 # --- serve --------------------------------------------------------------------------------------------
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def default_serve_dir() -> Path:
+    """Where ``serve --config`` keeps its data without ``--settings``: ``$XDG_DATA_HOME/streetwatch/serve``
+    (``~/.local/share/streetwatch/serve`` when XDG_DATA_HOME is unset)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "streetwatch" / "serve"
+
+
+def _serve_settings(args: argparse.Namespace):
+    """The service settings of ``serve``: the ``--settings`` file, or defaults around ``--config``.
+
+    Without ``--settings`` the data lives in ``--data-dir``: ``cases.sqlite3``, ``evidence/`` and ``keys.json``
+    (an admin and a reviewer key, made once, owner-only), and ``--config`` is the camera configuration. With
+    both, ``--config`` replaces the settings' ``config_path``. Returns (settings, keys file or None), or None
+    after printing the problems.
+    """
     import yaml
     from pydantic import ValidationError
 
-    from service.settings import Settings
+    from service.config import validate_config_file
+    from service.settings import Settings, hash_api_key
 
+    config_path = Path(args.config) if args.config else None
+    if config_path is not None:
+        problems = validate_config_file(config_path)  # every problem, each with its field, as `config validate`
+        for problem in problems:
+            print(f"{config_path}: {problem}", file=sys.stderr)
+        if problems:
+            return None
+    if args.settings is None:
+        from service.demo import ensure_keys
+
+        data_dir = Path(args.data_dir).expanduser() if args.data_dir else default_serve_dir()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        keys_path = data_dir / "keys.json"
+        keys = ensure_keys(keys_path, prefix="")
+        settings = Settings(
+            database_path=data_dir / "cases.sqlite3", evidence_dir=data_dir / "evidence",
+            config_path=config_path.resolve(),
+            api_keys=[{"name": "admin", "role": "admin", "key_sha256": hash_api_key(keys["admin"])},
+                      {"name": "reviewer", "role": "reviewer", "key_sha256": hash_api_key(keys["reviewer"])}])
+        return settings, keys_path
     path = Path(args.settings)
     if not path.is_file():
         _error(f"{path}: no such settings file")
-        return EXIT_USER_ERROR
+        return None
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         settings = Settings.model_validate(raw)
     except yaml.YAMLError as exc:
         _error(f"{path}: cannot parse: {str(exc).splitlines()[0]}")
-        return EXIT_USER_ERROR
+        return None
     except ValidationError as exc:
         for e in exc.errors():
             field = ".".join(map(str, e["loc"])) or "settings"
             print(f"{path}: {field}: {e['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+        return None
+    if config_path is not None:
+        settings = settings.model_copy(update={"config_path": config_path.resolve()})
+    elif settings.config_path is not None:
+        problems = validate_config_file(settings.config_path)
+        for problem in problems:
+            print(f"{settings.config_path}: {problem}", file=sys.stderr)
+        if problems:
+            return None
+    return settings, None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    if args.settings is None and args.config is None:
+        _error("serve needs --config FILE (cameras; defaults for the rest), --settings FILE, or both")
         return EXIT_USER_ERROR
+    if args.settings is not None and args.data_dir is not None:
+        _error("--data-dir is for serving without --settings (the settings file names the database and evidence)")
+        return EXIT_USER_ERROR
+    found = _serve_settings(args)
+    if found is None:
+        return EXIT_USER_ERROR
+    settings, keys_path = found
     import uvicorn
 
     from service.app import create_app
 
     app = create_app(settings)
-    print(f"streetwatch: serving on http://{args.host}:{args.port}  (API docs at /docs)", file=sys.stderr)
+    if keys_path is not None:
+        print(f"streetwatch: no --settings: cases in {settings.database_path}, evidence in {settings.evidence_dir}, "
+              f"an admin and a reviewer key in {keys_path}", file=sys.stderr)
+    print(f"streetwatch: serving on http://{args.host}:{args.port}  (review page at /, API docs at /docs)",
+          file=sys.stderr, flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return EXIT_OK
 
@@ -568,8 +646,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("serve", help="run the web service (API; cases; outbox)")
-    p.add_argument("--settings", required=True, metavar="FILE", help="service settings (YAML/JSON)")
+    p = sub.add_parser("serve", help="run the web service (API; cases; outbox)",
+                       description="Run the service: API, review page, one pipeline worker per camera, outbox. "
+                                   "Give the camera configuration (--config), the service settings (--settings: "
+                                   "database, evidence, keys, outbox; its config_path names the cameras), or both "
+                                   "(--config then replaces config_path).")
+    p.add_argument("--config", metavar="FILE",
+                   help="camera configuration (YAML/JSON, as `config validate` checks); without --settings the "
+                        "rest takes defaults: SQLite, evidence and keys.json (an admin and a reviewer key, made "
+                        "once) in --data-dir, no outbox")
+    p.add_argument("--settings", metavar="FILE", help="service settings (YAML/JSON)")
+    p.add_argument("--data-dir", metavar="DIR", default=None,
+                   help="without --settings: where cases.sqlite3, evidence/ and keys.json live (default: "
+                        "$XDG_DATA_HOME/streetwatch/serve, i.e. ~/.local/share/streetwatch/serve)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.set_defaults(func=cmd_serve)
@@ -634,6 +723,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=float, default=0.15)
     p.add_argument("--size", default=None, metavar="WxH")
     p.add_argument("--shared", default=None, help="../shared (real bike crops, footage backgrounds)")
+    p.add_argument("--gsd-m", default=None, metavar="MIN,MAX",
+                   help="aerial: ground sampling distance range in m/px (default 0.025,0.07)")
+    p.add_argument("--oblique", type=float, default=None, metavar="P",
+                   help="aerial: share of oblique views, 0..1 (default 0.35)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_dataset_synth)
     p = dsub.add_parser("scenario", help="render a scenario clip (mp4 + ground-truth timeline JSON)")
