@@ -74,7 +74,15 @@ class CaseError(StreetwatchError):
 
 
 class CaseNotFoundError(CaseError, KeyError):
-    """No case with that id (HTTP 404)."""
+    """No case with that id (HTTP 404).
+
+    Attributes:
+        case_id: The id asked for (None when not known).
+    """
+
+    def __init__(self, message: str, case_id: int | None = None):
+        super().__init__(message)
+        self.case_id = case_id
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
@@ -539,7 +547,7 @@ class CaseStore:
     def _get(session: Session, case_id: int) -> Case:
         case = session.get(Case, case_id)
         if case is None:
-            raise CaseNotFoundError(f"no case {case_id}")
+            raise CaseNotFoundError(f"no case {case_id}", case_id)
         return case
 
     def _transition(self, session: Session, case: Case, target: str, actor: str, action: str, now: datetime,

@@ -80,6 +80,9 @@ def render_metrics(session_factory: sessionmaker[Session], push: PushCounters,
                      (({"status": s}, n) for s, n in sorted(cases.items())))
     lines += _family("streetwatch_outbox_messages", "gauge", "Outbox rows by status (backlog: pending, sending).",
                      (({"status": s}, n) for s, n in sorted(outbox.items())))
+    lines += _family("streetwatch_outbox_backlog", "gauge",
+                     "Deliveries owed to case systems (outbox rows pending or sending).",
+                     [({}, outbox.get("pending", 0) + outbox.get("sending", 0))])
     lines += _family("streetwatch_push_frames_accepted_total", "counter", "Pushed frames accepted, per camera.",
                      (({"camera_id": c}, n) for c, n in sorted(accepted.items())))
     lines += _family("streetwatch_push_frames_rejected_total", "counter",

@@ -1,7 +1,8 @@
 """Error responses: always JSON ``{"detail": ...}`` naming the field and the reason, never a stack trace.
 
-``detail`` is a one-line message (401, 403, 404, 409) or a list of ``{field, msg, type, loc}`` problems
-(422, 413, 415). Unexpected exceptions become a generic 500; their trace is logged server-side only.
+``detail`` is a one-line message that starts with the field or parameter it is about (401, 403, 404, 409:
+``camera_id: no camera 'x' in the configuration``, ``Authorization: unknown API key``) or a list of
+``{field, msg, type, loc}`` problems (422, 413, 415). Unexpected exceptions become a generic 500; their trace is logged server-side only.
 """
 
 from __future__ import annotations
@@ -48,9 +49,10 @@ def problem(status_code: int, field: str, msg: str, type_: str, loc: Sequence[st
 
 
 def case_error_to_http(exc: CaseError, field: str = "request") -> HTTPException:
-    """Case store errors: unknown case 404, invalid transition 409, any other refusal 422."""
+    """Case store errors: unknown case 404 (``case_id: no case 42``), invalid transition 409, any other refusal
+    422 on `field`."""
     if isinstance(exc, CaseNotFoundError):
-        return HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc))
+        return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"case_id: {exc}")
     if isinstance(exc, InvalidTransitionError):
         return HTTPException(status.HTTP_409_CONFLICT, detail=str(exc))
     return problem(422, field, str(exc), "case_error")

@@ -14,7 +14,8 @@ from service.config import (CameraConfig, ModelSelection, PositionConfig, RulesC
 __all__ = [
     "AuditsPublic", "CameraCreate", "CameraDeleted", "CameraHealth", "CameraPublic", "CameraSaved", "CameraUpdate",
     "CamerasPublic", "CaseClassChange", "CaseMerge", "CasePublic", "CaseReject", "CasesPublic", "ErrorItem",
-    "ErrorPublic", "EvidencePublic", "FrameAccepted", "HealthPublic", "OutboxRetried", "ZonesPublic", "ZonesUpdate",
+    "ErrorPublic", "EvidencePublic", "FrameAccepted", "HealthPublic", "OutboxPublic", "OutboxRetried", "OutboxesPublic",
+    "ZonesPublic", "ZonesUpdate",
 ]
 
 _PERSISTED = ("True when the change was written to the configuration file (settings.config_path); false when "
@@ -172,6 +173,31 @@ class FrameAccepted(BaseModel):
 class OutboxRetried(BaseModel):
     id: int
     status: str
+
+
+class OutboxPublic(BaseModel):
+    """One delivery of a confirmed case to one case system (an outbox row); the payload is left out."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int = Field(description="Pass to POST /outbox/{id}/retry to queue a dead delivery again.")
+    case_id: int
+    adapter: str = Field(description="The case system: webhook or open311.")
+    idempotency_key: str = Field(description="Sent on every attempt; the receiver dedupes by it.")
+    status: str = Field(description="pending, sending, sent, or dead (gave up; last_error says why).")
+    attempts: int = Field(description="Attempts of the current series.")
+    next_attempt_at: datetime = Field(description="When a pending row is tried next.")
+    last_error: str | None = Field(description="The latest failure, one line.")
+    remote_id: str | None = Field(description="The receiver's id (Open311 service_request_id or token).")
+    sent_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class OutboxesPublic(BaseModel):
+    data: list[OutboxPublic]
+    count: int = Field(description="Number of rows on this page.")
+    next_cursor: int | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
 
 
 class HealthPublic(BaseModel):

@@ -153,11 +153,25 @@ def test_case_flow_confirm_audit_outbox(client, services, case_id):
     assert (row.case_id, row.adapter, row.status) == (case_id, "open311", "pending")
     again = client.post(f"/api/v1/cases/{case_id}/confirm", headers=ALICE)
     assert again.status_code == 409 and "cannot go from 'confirmed'" in again.json()["detail"]
-    # outbox retry: a pending row may be retried; the retry is audited under the admin's name
+    # a dead row is listed with its error for the admin, who queues it again; the retry is audited under their name
     with services.session_factory.begin() as s:
-        s.get(OutboxMessage, row.id).status = "dead"
+        dead = s.get(OutboxMessage, row.id)
+        dead.status, dead.attempts, dead.last_error = "dead", 16, "open311: HTTP 403: 403 Invalid api_key"
+    listed = client.get("/api/v1/outbox", params={"status": "dead"}, headers=ADMIN).json()
+    assert (listed["count"], listed["next_cursor"]) == (1, None)
+    assert {k: listed["data"][0][k] for k in ("id", "case_id", "adapter", "status", "attempts", "last_error",
+                                               "idempotency_key", "remote_id")} == {
+        "id": row.id, "case_id": case_id, "adapter": "open311", "status": "dead", "attempts": 16,
+        "last_error": "open311: HTTP 403: 403 Invalid api_key", "idempotency_key": row.idempotency_key,
+        "remote_id": None}
+    assert client.get("/api/v1/outbox", params={"status": "sent"}, headers=ADMIN).json()["data"] == []
+    assert client.get("/api/v1/outbox", params={"status": "lost"}, headers=ADMIN).status_code == 422
+    assert client.get("/api/v1/outbox", headers=ALICE).status_code == 403
     assert client.post(f"/api/v1/outbox/{row.id}/retry", headers=ADMIN).json() == {"id": row.id, "status": "pending"}
-    assert client.post("/api/v1/outbox/999/retry", headers=ADMIN).status_code == 404
+    assert client.get("/api/v1/outbox", params={"case_id": case_id}, headers=ADMIN).json()["data"][0]["status"] == (
+        "pending")
+    missing = client.post("/api/v1/outbox/999/retry", headers=ADMIN)
+    assert missing.status_code == 404 and missing.json()["detail"] == "outbox_id: no outbox row 999"
     with services.session_factory() as s:
         last = s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
     assert (last.actor, last.action) == ("root", "outbox_retry")
@@ -187,7 +201,9 @@ def test_unknown_case_and_invalid_transition(client, case_id):
     for method, path in [("get", "/api/v1/cases/4242"), ("post", "/api/v1/cases/4242/confirm"),
                          ("get", "/api/v1/cases/4242/audit")]:
         response = client.request(method, path, headers=ALICE)
-        assert response.status_code == 404 and response.json() == {"detail": "no case 4242"}
+        assert response.status_code == 404 and response.json() == {"detail": "case_id: no case 4242"}
+    not_a_number = client.get("/api/v1/cases/abc", headers=ALICE)
+    assert not_a_number.status_code == 422 and "case_id" in fields(not_a_number)
     client.post(f"/api/v1/cases/{case_id}/reject", json={"reason": "no"}, headers=ALICE)
     response = client.post(f"/api/v1/cases/{case_id}/class", json={"kind": "bike_misparked"}, headers=ALICE)
     assert response.status_code == 409
@@ -203,6 +219,12 @@ def test_class_change_and_merge(client, services, case_id):
     assert merged.status_code == 200
     assert client.get(f"/api/v1/cases/{other}", headers=ALICE).json()["merged_into"] == case_id
     assert client.post(f"/api/v1/cases/{case_id}/merge", json={"case_ids": []}, headers=ALICE).status_code == 422
+    unknown_source = client.post(f"/api/v1/cases/{case_id}/merge", json={"case_ids": [4242]}, headers=ALICE)
+    assert unknown_source.status_code == 422 and fields(unknown_source) == {"case_ids[0]": "no case 4242"}
+    unknown_target = client.post("/api/v1/cases/4242/merge", json={"case_ids": [case_id]}, headers=ALICE)
+    assert unknown_target.status_code == 404 and unknown_target.json()["detail"] == "case_id: no case 4242"
+    assert client.get(f"/api/v1/cases/{case_id}/evidence/9999", headers=ALICE).json()["detail"].startswith(
+        "evidence_id: ")
 
 
 def test_evidence_download_stays_under_the_evidence_dir(client, services, settings, tmp_path):
@@ -278,7 +300,7 @@ def test_push_accepts_a_good_jpeg(client, services):
     (dict(body=b"hello, not an image", content_type="text/plain"), 415, "content-type", "must be image/jpeg"),
     (dict(body=b"hello, not an image"), 415, "body", "not a JPEG"),
     (dict(body=jpeg()[:200]), 422, "body", "truncated"),
-    (dict(camera_id="nope", headers=ADMIN), 404, None, "no camera 'nope'"),
+    (dict(camera_id="nope", headers=ADMIN), 404, None, "camera_id: no camera 'nope'"),
     (dict(camera_id="cam-2"), 403, None, "cam-1"),
 ])
 def test_push_rejects_and_stores_nothing(client, services, kwargs, status, field, reason):
@@ -332,6 +354,7 @@ def test_health_and_metrics(client, services, case_id):
     assert "# TYPE streetwatch_cases gauge" in text
     assert 'streetwatch_cases{status="confirmed"} 1' in text and 'streetwatch_cases{status="pending"} 0' in text
     assert 'streetwatch_outbox_messages{status="pending"} 1' in text
+    assert "streetwatch_outbox_backlog 1" in text
     assert 'streetwatch_push_frames_accepted_total{camera_id="cam-1"} 1' in text
     assert 'streetwatch_push_frames_rejected_total{camera_id="cam-1",reason="not_jpeg"} 1' in text
 
@@ -350,7 +373,7 @@ def test_unexpected_errors_are_a_generic_500(client, services, monkeypatch, capl
 def test_openapi_lists_every_route_with_schemas(client):
     spec = client.get("/openapi.json").json()
     operations = [(path, method, op) for path, ops in spec["paths"].items() for method, op in ops.items()]
-    assert len(operations) == 19
+    assert len(operations) == 20
     for path, method, op in operations:
         assert op.get("summary"), (path, method)
         ok = next(code for code in op["responses"] if code.startswith("2"))
@@ -358,7 +381,14 @@ def test_openapi_lists_every_route_with_schemas(client):
     case_ok = spec["paths"]["/api/v1/cases"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert case_ok == {"$ref": "#/components/schemas/CasesPublic"}
     assert {"CasePublic", "CasesPublic", "CaseReject", "ZonesUpdate", "FrameAccepted", "CameraCreate", "CameraUpdate",
-            "CameraSaved", "CameraDeleted"} <= set(spec["components"]["schemas"])
+            "CameraSaved", "CameraDeleted", "OutboxesPublic", "HealthPublic"} <= set(spec["components"]["schemas"])
+    for path, method, op in operations:  # every JSON answer has a response model, every error the error model
+        for code, response in op["responses"].items():
+            schema = response.get("content", {}).get("application/json", {}).get("schema")
+            if schema is not None:
+                assert "$ref" in schema or schema.get("type") == "string", (path, method, code, schema)
+            if code.startswith("4") and code != "422":
+                assert schema == {"$ref": "#/components/schemas/ErrorPublic"}, (path, method, code)
     cameras = spec["paths"]["/api/v1/cameras"]["post"]
     body_schema = cameras["requestBody"]["content"]["application/json"]["schema"]
     assert body_schema == {"$ref": "#/components/schemas/CameraCreate"}
@@ -515,7 +545,7 @@ BOWTIE = [[0, 0], [1, 1], [1, 0], [0, 1]]
     ("post", "/api/v1/cameras", NEW_CAMERA, ALICE, 403, None, "Authorization"),
     ("post", "/api/v1/cameras", NEW_CAMERA, CAM1, 403, None, "Authorization"),
     ("post", "/api/v1/cameras", NEW_CAMERA, {}, 401, None, "Authorization"),
-    ("patch", "/api/v1/cameras/nope", {"name": "x"}, ADMIN, 404, None, "no camera 'nope'"),
+    ("patch", "/api/v1/cameras/nope", {"name": "x"}, ADMIN, 404, None, "camera_id: no camera 'nope'"),
     ("patch", "/api/v1/cameras/cam-1", {"timezone": "Mars/Olympus"}, ADMIN, 422, "timezone", "unknown time zone"),
     ("patch", "/api/v1/cameras/cam-1", {"sample_fps": 0}, ADMIN, 422, "sample_fps", "greater than 0"),
     ("patch", "/api/v1/cameras/cam-1", {"name": None}, ADMIN, 422, "name", "valid string"),
@@ -525,9 +555,9 @@ BOWTIE = [[0, 0], [1, 1], [1, 0], [0, 1]]
     ("patch", "/api/v1/cameras/cam-1", {"rules": {"bike_misparked": {"enabled": True}}}, ADMIN, 422,
      "rules.bike_misparked", "enabled, but the camera has no bike_parking or watch_area zone"),
     ("patch", "/api/v1/cameras/cam-1", {"enabled": False}, ALICE, 403, None, "Authorization"),
-    ("delete", "/api/v1/cameras/nope", None, ADMIN, 404, None, "no camera 'nope'"),
+    ("delete", "/api/v1/cameras/nope", None, ADMIN, 404, None, "camera_id: no camera 'nope'"),
     ("delete", "/api/v1/cameras/cam-1", None, ALICE, 403, None, "Authorization"),
-    ("put", "/api/v1/cameras/nope/zones", {"zones": []}, ADMIN, 404, None, "no camera 'nope'"),
+    ("put", "/api/v1/cameras/nope/zones", {"zones": []}, ADMIN, 404, None, "camera_id: no camera 'nope'"),
     ("put", "/api/v1/cameras/cam-1/zones", {"zones": [{"id": "z", "kind": "no_vending", "polygon": BOWTIE}]}, ADMIN,
      422, "zones[0].polygon", "self-intersecting"),
     ("put", "/api/v1/cameras/cam-1/zones", {"zones": []}, ALICE, 403, None, "Authorization"),

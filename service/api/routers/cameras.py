@@ -44,7 +44,7 @@ def _camera(services: Services, camera_id: str) -> CameraConfig:
     for camera in services.config.cameras:
         if camera.id == camera_id:
             return camera
-    raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no camera {camera_id!r} in the configuration")
+    raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"camera_id: no camera {camera_id!r} in the configuration")
 
 
 def _public(services: Services, camera: CameraConfig) -> CameraPublic:
@@ -74,7 +74,7 @@ def _public(services: Services, camera: CameraConfig) -> CameraPublic:
 def _index(config: AppConfig, camera_id: str) -> int:
     index = next((i for i, c in enumerate(config.cameras) if c.id == camera_id), None)
     if index is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no camera {camera_id!r} in the configuration")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"camera_id: no camera {camera_id!r} in the configuration")
     return index
 
 
@@ -269,7 +269,8 @@ async def push_frame(
     _camera(services, camera_id)
     source = services.push_sources.get(camera_id)
     if source is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"camera {camera_id!r} takes no pushed frames (its source is not 'push')")
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            detail=f"camera_id: camera {camera_id!r} takes no pushed frames (its source is not 'push')")
     counters = services.push_counters
 
     def reject(status_code: int, field: str, msg: str, reason: str) -> HTTPException:

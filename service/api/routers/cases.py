@@ -11,10 +11,10 @@ from pydantic import AwareDatetime
 from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import ReviewerDep, ServicesDep
-from service.api.errors import case_error_to_http
+from service.api.errors import case_error_to_http, problem
 from service.api.schemas import (AuditsPublic, CaseClassChange, CaseMerge, CasePublic, CaseReject, CasesPublic,
                                  ErrorPublic)
-from service.cases import CaseError, CaseFilter
+from service.cases import CaseError, CaseFilter, CaseNotFoundError
 from service.db.models import CASE_STATUSES
 
 router = APIRouter(prefix="/cases", tags=["cases"])
@@ -86,6 +86,11 @@ def change_case_class(case_id: int, body: CaseClassChange, services: ServicesDep
 def merge_cases(case_id: int, body: CaseMerge, services: ServicesDep, reviewer: ReviewerDep) -> CasePublic:
     try:
         return services.cases.merge(body.case_ids, into=case_id, actor=reviewer.name)
+    except CaseNotFoundError as exc:
+        if exc.case_id is not None and exc.case_id != case_id and exc.case_id in body.case_ids:
+            i = body.case_ids.index(exc.case_id)  # the path's case exists; one in the body does not
+            raise problem(422, f"case_ids[{i}]", str(exc), "not_found", ["body", "case_ids", i]) from None
+        raise case_error_to_http(exc) from None
     except CaseError as exc:
         raise case_error_to_http(exc, "case_ids") from None
 
@@ -110,7 +115,8 @@ async def case_evidence(case_id: int, evidence_id: int, services: ServicesDep, _
         raise case_error_to_http(exc) from None
     evidence = next((e for e in case.evidence if e.id == evidence_id), None)
     if evidence is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"case {case_id} has no evidence {evidence_id}")
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            detail=f"evidence_id: case {case_id} has no evidence {evidence_id}")
     root = Path(services.settings.evidence_dir).resolve()
     path = Path(evidence.path)
     path = (path if path.is_absolute() else root / path).resolve()

@@ -1,26 +1,57 @@
-"""``/outbox``: manual retry of a dead delivery (admin)."""
+"""``/outbox`` (admin): the deliveries to case systems, dead ones with their error, and manual retry."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query, status
+from sqlalchemy import select
 
 from service.api.deps import AdminDep, ServicesDep
-from service.api.schemas import ErrorPublic, OutboxRetried
-from service.db.models import OutboxMessage
+from service.api.schemas import ErrorPublic, OutboxesPublic, OutboxPublic, OutboxRetried
+from service.db.models import OUTBOX_STATUSES, OutboxMessage
 from service.outbox import OutboxError
 
 router = APIRouter(prefix="/outbox", tags=["outbox"])
 
+OutboxStatus = Literal[OUTBOX_STATUSES]  # type: ignore[valid-type]
+_ERRORS = {401: {"model": ErrorPublic}, 403: {"model": ErrorPublic}}
+
+
+@router.get("", response_model=OutboxesPublic, summary="List deliveries to case systems, newest first",
+            responses={**_ERRORS, 422: {"model": ErrorPublic}})
+def list_outbox(
+    services: ServicesDep, _: AdminDep,
+    status_: Annotated[OutboxStatus | None, Query(alias="status", description="Only rows in this status "
+                                                                             "(dead: gave up).")] = None,
+    case_id: Annotated[int | None, Query(ge=1, description="Only the deliveries of this case.")] = None,
+    adapter: Annotated[str | None, Query(max_length=64, description="Only this case system.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
+    cursor: Annotated[int | None, Query(ge=1, description="`next_cursor` of the previous page.")] = None,
+) -> OutboxesPublic:
+    query = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit + 1)
+    if status_ is not None:
+        query = query.where(OutboxMessage.status == status_)
+    if case_id is not None:
+        query = query.where(OutboxMessage.case_id == case_id)
+    if adapter is not None:
+        query = query.where(OutboxMessage.adapter == adapter)
+    if cursor is not None:
+        query = query.where(OutboxMessage.id < cursor)
+    with services.session_factory() as session:
+        rows = [OutboxPublic.model_validate(row) for row in session.scalars(query)]
+    page = rows[:limit]
+    return OutboxesPublic(data=page, count=len(page), next_cursor=page[-1].id if len(rows) > limit else None)
+
 
 @router.post("/{outbox_id}/retry", response_model=OutboxRetried, summary="Queue a dead delivery again",
-             responses={401: {"model": ErrorPublic}, 403: {"model": ErrorPublic}, 404: {"model": ErrorPublic},
-                        409: {"model": ErrorPublic}})
+             responses={**_ERRORS, 404: {"model": ErrorPublic}, 409: {"model": ErrorPublic}})
 def retry_outbox(outbox_id: int, services: ServicesDep, admin: AdminDep) -> OutboxRetried:
     with services.session_factory() as session:
         if session.get(OutboxMessage, outbox_id) is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no outbox row {outbox_id}")
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"outbox_id: no outbox row {outbox_id}")
     try:
         services.outbox.retry(outbox_id, actor=admin.name)
     except OutboxError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=f"outbox_id: {exc}") from None
     return OutboxRetried(id=outbox_id, status="pending")
