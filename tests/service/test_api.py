@@ -130,6 +130,25 @@ def test_auth_table(client, case_id, method, path, body, headers, expected):
         assert "Authorization" in response.json()["detail"]
 
 
+def test_no_anonymous_write_and_no_camera_key_beyond_its_frames(client, case_id):
+    """Every write route of the OpenAPI schema refuses a call without a key (401), and a camera key everywhere
+    but its own frame push (403); reads other than /health and /metrics need a key too."""
+    spec = client.get("/openapi.json").json()
+    routes = [(method, path) for path, ops in spec["paths"].items() for method in ops]
+    writes = [(m, p) for m, p in routes if m in ("post", "put", "patch", "delete")]
+    assert len(writes) >= 10
+    for method, path in routes:
+        url = path.replace("{camera_id}", "cam-1").replace("{case_id}", str(case_id)).replace(
+            "{outbox_id}", "1").replace("{evidence_id}", "1")
+        anonymous = client.request(method, url, json={})
+        if path in ("/health", "/metrics"):
+            assert anonymous.status_code == 200, (method, path)
+            continue
+        assert anonymous.status_code == 401, (method, path, anonymous.text)
+        if path != "/api/v1/cameras/{camera_id}/frames":
+            assert client.request(method, url, json={}, headers=CAM1).status_code == 403, (method, path)
+
+
 @pytest.mark.parametrize("headers, expected", [({}, 401), ({"Authorization": "Bearer nope-nope-nope-nope"}, 401),
                                                (ALICE, 403), (CAM2, 403), (CAM1, 202), (ADMIN, 202)])
 def test_push_auth(client, services, headers, expected):
