@@ -1,8 +1,9 @@
 """Error responses: always JSON ``{"detail": ...}`` naming the field and the reason, never a stack trace.
 
-``detail`` is a one-line message that starts with the field or parameter it is about (401, 403, 404, 409:
-``camera_id: no camera 'x' in the configuration``, ``Authorization: unknown API key``) or a list of
-``{field, msg, type, loc}`` problems (422, 413, 415). Unexpected exceptions become a generic 500; their trace is logged server-side only.
+``detail`` is a one-line message naming what it is about (401, 403, 404, 409; e.g.
+``camera_id: no camera 'x' in the configuration``, ``Authorization: unknown API key``,
+``case 3: cannot go from 'rejected' to 'confirmed' ...``) or a list of ``{field, msg, type, loc}`` problems
+(422, 413, 415). Unexpected exceptions become a generic 500; their trace is logged server-side only.
 """
 
 from __future__ import annotations

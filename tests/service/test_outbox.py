@@ -150,10 +150,11 @@ class RecordingAdapter:
         return SendResult(remote_id=f"R-{message.case_id}")
 
 
-def confirmed_cases(session_factory, clock, n: int) -> list[int]:  # noqa: F811
-    store = CaseStore(session_factory, CaseSettings(adapters=("open311",)), clock=clock)
+def confirmed_cases(session_factory, clock, n: int,  # noqa: F811
+                    adapter: str = "open311", first: int = 0) -> list[int]:
+    store = CaseStore(session_factory, CaseSettings(adapters=(adapter,)), clock=clock)
     ids = []
-    for i in range(n):
+    for i in range(first, first + n):
         case = store.ingest(make_violation(f"v{i}", zone_id=f"z{i}"), camera=make_camera())
         ids.append(store.confirm(case.id, "alice").id)
     return ids
@@ -476,3 +477,88 @@ def test_crash_after_send_resends_once_and_receiver_dedupes(session_factory, geo
     assert (record["received"], record["created"]) == (2, 1)
     assert (row.status, row.attempts, row.remote_id) == ("sent", 2, record["service_request_id"])
     assert CaseStore(session_factory, clock=clock).get(case_id).status == "posted"
+
+
+# --- against a real webhook receiver process ---------------------------------------------------------------
+
+WEBHOOK_SECRET = "webhook-secret-0123456789"
+
+
+class WebhookReceiver:
+    """tests/webhook_server.py as a subprocess: checks the HMAC signature, dedupes by Idempotency-Key."""
+
+    def __init__(self, tmp_path: Path, fail_first: int = 0):
+        self.port, self.fail_first = free_port(), fail_first
+        self.record = tmp_path / "webhook.json"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/city/cases"
+
+    def start(self) -> "WebhookReceiver":
+        self.proc = subprocess.Popen(
+            [sys.executable, str(REPO_ROOT / "tests" / "webhook_server.py"), "--port", str(self.port),
+             "--secret", WEBHOOK_SECRET, "--record", str(self.record), "--fail-first", str(self.fail_first)],
+            stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        assert line.startswith("listening"), line
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=5)
+            self.proc.stdout.close()
+            self.proc = None
+
+    def records(self) -> dict[str, dict]:
+        return json.loads(self.record.read_text(encoding="utf-8")) if self.record.is_file() else {}
+
+
+def test_webhook_receiver_down_then_503_then_every_case_once_signed(session_factory, tmp_path):  # noqa: F811
+    clock = FakeClock()
+    receiver = WebhookReceiver(tmp_path, fail_first=2)  # not listening yet; then two 503s once it is
+    adapter = WebhookAdapter(WebhookSettings(url=receiver.url, secret=WEBHOOK_SECRET, timeout_s=5))
+    wrong = WebhookAdapter(WebhookSettings(url=receiver.url, secret="not-the-city-secret-000", timeout_s=5))
+    try:
+        ids = confirmed_cases(session_factory, clock, 3, adapter="webhook")
+        worker = OutboxWorker(session_factory, [adapter], clock=clock, max_attempts=12, rng=random.Random(3))
+        for _ in range(5):  # refused connections: retried with back-off, nothing lost
+            worker.run_once()
+            clock.advance(20)
+        rows = outbox_rows(session_factory)
+        assert {r.status for r in rows} == {"pending"} and all("ConnectError" in r.last_error for r in rows)
+        receiver.start()
+        for _ in range(40):  # simulated time only: each step jumps past the longest possible wait
+            worker.run_once()
+            if all(r.status == "sent" for r in outbox_rows(session_factory)):
+                break
+            clock.advance(3600)
+        rows = outbox_rows(session_factory)
+        assert {r.status for r in rows} == {"sent"}
+        records = receiver.records()
+        assert sorted(records) == sorted(f"streetwatch-{i}-webhook" for i in ids)
+        assert all((r["received"], r["created"]) == (1, 1) for r in records.values())
+        assert [r.remote_id for r in rows] == [records[r.idempotency_key]["id"] for r in rows]
+        body = records[f"streetwatch-{ids[0]}-webhook"]["body"]
+        assert (body["case_id"], body["category_code"], body["idempotency_key"]) == (
+            ids[0], "0504", f"streetwatch-{ids[0]}-webhook")
+        assert {c for c in (CaseStore(session_factory, clock=clock).get(i).status for i in ids)} == {"posted"}
+
+        # a wrong secret: the receiver refuses the signature (401), a permanent error kept on the dead row; once
+        # the secret is right, the manual retry delivers it
+        [late] = confirmed_cases(session_factory, clock, 1, adapter="webhook", first=3)
+        OutboxWorker(session_factory, [wrong], clock=clock).run_once()
+        dead = outbox_rows(session_factory)[-1]
+        assert (dead.case_id, dead.status, dead.attempts) == (late, "dead", 1)
+        assert dead.last_error == f"webhook {receiver.url}: HTTP 401: " + '{"error": "bad signature"}'
+        assert f"streetwatch-{late}-webhook" not in receiver.records()
+        worker.retry(dead.id, actor="root")
+        assert worker.run_once() == 1
+        assert outbox_rows(session_factory)[-1].status == "sent"
+        assert receiver.records()[f"streetwatch-{late}-webhook"]["received"] == 1
+    finally:
+        adapter.close()
+        wrong.close()
+        receiver.stop()

@@ -74,7 +74,8 @@ def _public(services: Services, camera: CameraConfig) -> CameraPublic:
 def _index(config: AppConfig, camera_id: str) -> int:
     index = next((i for i, c in enumerate(config.cameras) if c.id == camera_id), None)
     if index is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"camera_id: no camera {camera_id!r} in the configuration")
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            detail=f"camera_id: no camera {camera_id!r} in the configuration")
     return index
 
 
