@@ -15,7 +15,7 @@ Example:
     (360, 640, 3)
 """
 
-from datasets.synth.aerial import AerialView, render_aerial_frame_4k, render_aerial_scene
+from datasets.synth.aerial import AerialView, AerialViewSampling, render_aerial_frame_4k, render_aerial_scene
 from datasets.synth.bike_bank import BikeCropBank
 from datasets.synth.classes import AERIAL_CLASSES, STREET_CLASSES, classes_for
 from datasets.synth.dataset import generate_dataset, load_street_assets, resolve_shared_dir
@@ -25,6 +25,7 @@ from datasets.synth.street import StreetAssets, render_street_scene
 
 __all__ = [
     "STREET_CLASSES", "AERIAL_CLASSES", "classes_for", "SceneSample", "StreetAssets", "BikeCropBank", "AerialView",
-    "generate_dataset", "load_street_assets", "resolve_shared_dir", "render_street_scene", "render_aerial_scene",
-    "render_aerial_frame_4k", "SCENARIOS", "ScenarioClip", "render_scenario", "scenario_timeline",
+    "AerialViewSampling", "generate_dataset", "load_street_assets", "resolve_shared_dir", "render_street_scene",
+    "render_aerial_scene", "render_aerial_frame_4k", "SCENARIOS", "ScenarioClip", "render_scenario",
+    "scenario_timeline",
 ]

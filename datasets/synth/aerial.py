@@ -31,7 +31,7 @@ from datasets.synth.photometric import (Lighting, add_blur, add_fog, add_grain, 
 from datasets.synth.sample import SceneSample
 from datasets.synth.sketch import BGR, Light, Pose, Sketch
 
-__all__ = ["render_aerial_scene", "render_aerial_frame_4k", "AerialView"]
+__all__ = ["render_aerial_scene", "render_aerial_frame_4k", "AerialView", "AerialViewSampling"]
 
 Rng = np.random.Generator
 
@@ -52,6 +52,37 @@ def _u(rng: Rng, lo: float, hi: float) -> float:
 
 
 @dataclass(frozen=True)
+class AerialViewSampling:
+    """How drone views are drawn for chips: the range of ground sampling distances and the share of oblique views.
+
+    The defaults are the generator's original ones (2.5..7 cm/px, 35 % oblique). The view is drawn from the same
+    numbers whatever the range: another range rescales a scene's view without shifting what is drawn after it,
+    and the oblique share only moves the threshold on the draw that decides nadir or oblique.
+
+    Attributes:
+        gsd_range_m: (min, max) ground sampling distance at the image centre, metres per pixel, drawn uniformly.
+            A 4K frame from 100 m with a typical drone camera is about 3..4.5 cm/px.
+        oblique_probability: Share of oblique views (pitch 48..72 degrees); the rest look straight down.
+
+    Example:
+        >>> AerialViewSampling(gsd_range_m=(0.02, 0.05), oblique_probability=0.2).gsd_range_m
+        (0.02, 0.05)
+    """
+
+    gsd_range_m: tuple[float, float] = (0.025, 0.07)
+    oblique_probability: float = 0.35
+
+    def __post_init__(self) -> None:
+        lo, hi = (float(v) for v in self.gsd_range_m)
+        if not 0.005 <= lo <= hi <= 1.0:
+            raise ValueError(f"gsd_range_m must be (min, max) with 0.005 <= min <= max <= 1.0 m/px, "
+                             f"got {self.gsd_range_m}")
+        if not 0.0 <= self.oblique_probability <= 1.0:
+            raise ValueError(f"oblique_probability must lie within [0, 1], got {self.oblique_probability}")
+        object.__setattr__(self, "gsd_range_m", (lo, hi))
+
+
+@dataclass(frozen=True)
 class AerialView:
     """How the drone looks at the ground.
 
@@ -68,11 +99,12 @@ class AerialView:
     principal_offset_px: tuple[float, float] = (0.0, 0.0)
 
     @classmethod
-    def sample(cls, rng: Rng, size_px: tuple[int, int], frame_width_px: int = 3840) -> "AerialView":
-        """Nadir (65 %) or oblique; chips of a 4K frame get a random place in that frame."""
+    def sample(cls, rng: Rng, size_px: tuple[int, int], frame_width_px: int = 3840,
+               sampling: AerialViewSampling = AerialViewSampling()) -> "AerialView":
+        """Nadir (65 % by default) or oblique; chips of a 4K frame get a random place in that frame."""
         w, h = size_px
-        oblique = rng.random() < 0.35
-        gsd = _u(rng, 0.025, 0.07)
+        oblique = rng.random() < sampling.oblique_probability
+        gsd = _u(rng, *sampling.gsd_range_m)
         if oblique:
             offset = (_u(rng, -0.15, 0.15) * w, _u(rng, -0.1, 0.1) * h)
             return cls(gsd, _u(rng, 48.0, 72.0), _u(rng, 0.0, 360.0), offset)
@@ -797,7 +829,8 @@ def _aerial_lighting(rng: Rng) -> Lighting:
 
 def render_aerial_scene(rng: Rng, size_px: tuple[int, int] = (1024, 1024), *, view: AerialView | None = None,
                         lighting: Lighting | None = None, omit_classes: frozenset[int] | set[int] = frozenset(),
-                        min_visible_fraction: float = 0.4, frame_width_px: int = 3840) -> SceneSample:
+                        min_visible_fraction: float = 0.4, frame_width_px: int = 3840,
+                        view_sampling: AerialViewSampling = AerialViewSampling()) -> SceneSample:
     """Render one drone view with `AERIAL_CLASSES` labels.
 
     Args:
@@ -809,6 +842,7 @@ def render_aerial_scene(rng: Rng, size_px: tuple[int, int] = (1024, 1024), *, vi
         min_visible_fraction: Objects whose in-frame part is hidden (under trees, behind buildings) beyond
             this share get no label; objects cut by the frame keep theirs while a quarter is inside.
         frame_width_px: Width of the camera's full frame that chips are cut from.
+        view_sampling: Range of scales and share of oblique views the view is drawn from (when `view` is None).
 
     Returns:
         The image and labels; ``meta`` counts sheds, new builds and factory roofs (hard negatives).
@@ -819,7 +853,7 @@ def render_aerial_scene(rng: Rng, size_px: tuple[int, int] = (1024, 1024), *, vi
         ['bicycle', 'stall', 'illegal_structure']
     """
     w, h = int(size_px[0]), int(size_px[1])
-    view = view or AerialView.sample(rng, (w, h), frame_width_px)
+    view = view or AerialView.sample(rng, (w, h), frame_width_px, view_sampling)
     camera = view.camera((w, h), frame_width_px=frame_width_px)
     lighting = lighting or _aerial_lighting(rng)
     light = lighting.sun or Light(sun_dir=(0.2, -0.3, 0.93), ambient=0.72, diffuse=0.3)

@@ -17,7 +17,7 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from datasets.synth.aerial import render_aerial_scene
+from datasets.synth.aerial import AerialViewSampling, render_aerial_scene
 from datasets.synth.bike_bank import BikeCropBank, default_cache_dir
 from datasets.synth.classes import classes_for
 from datasets.synth.footage import load_footage_backgrounds
@@ -87,7 +87,8 @@ def generate_dataset(kind: Literal["street", "aerial"], out_dir: Path, n_images:
                      val_fraction: float = 0.15, image_size_px: tuple[int, int] | None = None,
                      shared_dir: Path | None = None, progress: bool = True, *, cache_dir: Path | None = None,
                      max_bike_crops: int | None = None, real_background_probability: float = 0.25,
-                     real_assets: bool = True, overwrite: bool = False) -> Path:
+                     real_assets: bool = True, overwrite: bool = False,
+                     aerial_views: AerialViewSampling | None = None) -> Path:
     """Render `n_images` synthetic scenes into a YOLO dataset.
 
     Writes ``out_dir/images/{train,val}/*.jpg``, ``out_dir/labels/{train,val}/*.txt`` (``class cx cy w h``,
@@ -110,6 +111,8 @@ def generate_dataset(kind: Literal["street", "aerial"], out_dir: Path, n_images:
         real_background_probability: Share of street scenes on real footage backgrounds.
         real_assets: False renders procedural street scenes only, even when shared data is present.
         overwrite: Replace an existing dataset in `out_dir`.
+        aerial_views: Scales (ground sampling distance range) and share of oblique views of aerial chips; None
+            keeps the generator's defaults. Aerial only.
 
     Returns:
         The path of ``data.yaml``.
@@ -127,6 +130,8 @@ def generate_dataset(kind: Literal["street", "aerial"], out_dir: Path, n_images:
         raise ValueError(f"n_images must be >= 1, got {n_images}")
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if aerial_views is not None and kind != "aerial":
+        raise ValueError(f"aerial_views applies to aerial datasets only, not {kind!r}")
     size = tuple(int(v) for v in (image_size_px or DEFAULT_SIZES_PX[kind]))
     if len(size) != 2 or min(size) < 32:
         raise ValueError(f"image_size_px must be (width, height) of at least 32 px, got {image_size_px}")
@@ -150,7 +155,7 @@ def generate_dataset(kind: Literal["street", "aerial"], out_dir: Path, n_images:
         if kind == "street":
             sample = render_street_scene(rng, size, assets=assets)
         else:
-            sample = render_aerial_scene(rng, size)
+            sample = render_aerial_scene(rng, size, view_sampling=aerial_views or AerialViewSampling())
         stem = f"{kind}_s{seed}_{index:06d}"
         split = splits[index]
         _write_image(out_dir / "images" / split / f"{stem}.jpg", sample)

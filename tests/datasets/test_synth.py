@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import cv2
@@ -10,8 +11,9 @@ import numpy as np
 import pytest
 import yaml
 
-from datasets.synth import (AERIAL_CLASSES, STREET_CLASSES, BikeCropBank, generate_dataset, load_street_assets,
-                            render_aerial_frame_4k, render_aerial_scene, render_street_scene)
+from datasets.synth import (AERIAL_CLASSES, STREET_CLASSES, AerialView, AerialViewSampling, BikeCropBank,
+                            generate_dataset, load_street_assets, render_aerial_frame_4k, render_aerial_scene,
+                            render_street_scene)
 from datasets.synth.bike_bank import cut_out_bicycle
 from datasets.synth.classes import BICYCLE
 from datasets.synth.compositor import Compositor
@@ -160,6 +162,75 @@ def test_aerial_4k_frame_for_tiled_inference():
     assert len(sample) > 0
     widths = sample.xyxy[:, 2] - sample.xyxy[:, 0]
     assert widths.min() < 160  # objects small against the frame: what tiling is for
+
+
+# --- aerial view sampling (scale range, oblique share) ---------------------------------------------------
+
+
+def _scene_views(root: Path) -> list[dict]:
+    return [json.loads(line)["meta"]["view"] for line in (root / "scenes.jsonl").read_text().splitlines()]
+
+
+def test_aerial_view_sampling_is_deterministic_and_keeps_to_its_range(tmp_path):
+    views = AerialViewSampling(gsd_range_m=(0.02, 0.03), oblique_probability=0.0)
+    kwargs = dict(n_images=4, seed=5, val_fraction=0.3, image_size_px=(256, 256), progress=False,
+                  aerial_views=views)
+    a = generate_dataset("aerial", tmp_path / "a", **kwargs).parent
+    b = generate_dataset("aerial", tmp_path / "b", **kwargs).parent
+    default = generate_dataset("aerial", tmp_path / "d", **{**kwargs, "aerial_views": None}).parent
+    assert _tree_digest(a) == _tree_digest(b)
+    assert _tree_digest(a) != _tree_digest(default)
+    for view in _scene_views(a):
+        assert 0.02 <= view["gsd_m"] <= 0.03
+        assert view["pitch_deg"] == 90.0
+
+
+def test_default_view_sampling_is_the_generators_original_one():
+    explicit = render_aerial_scene(np.random.default_rng([8, 1]), SMALL_AERIAL, view_sampling=AerialViewSampling())
+    implicit = render_aerial_scene(np.random.default_rng([8, 1]), SMALL_AERIAL)
+    assert np.array_equal(explicit.image, implicit.image)
+    assert np.array_equal(explicit.xyxy, implicit.xyxy)
+    assert AerialViewSampling() == AerialViewSampling((0.025, 0.07), 0.35)
+
+
+@pytest.mark.parametrize("gsd_range_m", [(0.02, 0.05), (0.04, 0.04), (0.1, 0.3)])
+@pytest.mark.parametrize("seed", range(6))
+def test_gsd_range_rescales_the_view_without_shifting_later_draws(gsd_range_m, seed):
+    # The rest of the scene comes from the same generator: it must be in the same state whatever the range.
+    reference, rng = np.random.default_rng(seed), np.random.default_rng(seed)
+    a = AerialView.sample(reference, (256, 256))
+    b = AerialView.sample(rng, (256, 256), sampling=AerialViewSampling(gsd_range_m))
+    assert (a.pitch_deg, a.yaw_deg) == (b.pitch_deg, b.yaw_deg)
+    assert gsd_range_m[0] <= b.gsd_m <= gsd_range_m[1]
+    assert reference.random() == rng.random()
+
+
+@pytest.mark.parametrize("gsd, oblique", [((0.05, 0.02), 0.3), ((0.0, 0.05), 0.3), ((0.02, 0.05), 1.5),
+                                          ((0.02, 2.0), 0.3)])
+def test_view_sampling_rejects_impossible_values(gsd, oblique):
+    with pytest.raises(ValueError):
+        AerialViewSampling(gsd, oblique)
+
+
+def test_view_sampling_is_for_aerial_datasets_only(tmp_path):
+    with pytest.raises(ValueError, match="aerial"):
+        generate_dataset("street", tmp_path / "s", 1, seed=0, image_size_px=SMALL_STREET, progress=False,
+                         real_assets=False, aerial_views=AerialViewSampling())
+
+
+def test_cli_synth_takes_the_gsd_range_and_oblique_share(tmp_path, capsys):
+    from service.cli import main
+
+    out = tmp_path / "chips"
+    code = main(["dataset", "synth", "--kind", "aerial", "--out", str(out), "--n", "2", "--seed", "4",
+                 "--size", "192x192", "--gsd-m", "0.03,0.03", "--oblique", "0", "--quiet"])
+    assert code == 0
+    assert [(v["gsd_m"], v["pitch_deg"]) for v in _scene_views(out)] == [(0.03, 90.0), (0.03, 90.0)]
+    assert main(["dataset", "synth", "--kind", "aerial", "--out", str(tmp_path / "bad"), "--n", "1",
+                 "--gsd-m", "0.05,0.02", "--quiet"]) == 2
+    assert main(["dataset", "synth", "--kind", "street", "--out", str(tmp_path / "street"), "--n", "1",
+                 "--oblique", "0.5", "--quiet"]) == 2
+    assert "aerial only" in capsys.readouterr().err
 
 
 # --- real material from ../shared ---------------------------------------------------------------------
