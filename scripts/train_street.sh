@@ -41,6 +41,14 @@ $SW train --data "$WORK/street-v1/data.yaml" --name street-v1 --model "$INIT" --
   --epochs "$EPOCHS" --runs-dir "$WORK/runs" --release street ${HYP:+--hyp $HYP} \
   --training-data "bicycles-2000 train split (1,406 real photos, CC BY 4.0, Roboflow Universe user thesis-2-eoeid, project bicycle-3ln52) + 2,000 synthetic street scenes (streetwatch datasets/synth, seed 1)"
 
-# 5. Holdout: bicycles-2000 test (all, and photos whose source never appears in train).
-$SW eval --model street --data "$SHARED/data/bicycles-2000/data.yaml" --split test
-$SW eval --model street --data "$SHARED/data/bicycles-2000/data.yaml" --split test --unseen-sources --tag unseen
+# 5. Holdouts, recorded in the card: bicycles-2000 test (all, and photos whose source never appears in train),
+#    and synthetic street scenes from a seed never trained on (100).
+$SW eval --model street --data "$SHARED/data/bicycles-2000/data.yaml" --split test \
+  --card-key holdout_bicycles2000_test
+$SW eval --model street --data "$SHARED/data/bicycles-2000/data.yaml" --split test --unseen-sources --tag unseen \
+  --card-key holdout_bicycles2000_test_unseen_sources
+[ -f "$WORK/synth-street-holdout-s100/data.yaml" ] || \
+  $SW dataset synth --kind street --out "$WORK/synth-street-holdout-s100" --n 300 --seed 100 --val-fraction 1.0 \
+    --shared "$SHARED"
+$SW eval --model street --data "$WORK/synth-street-holdout-s100/data.yaml" --split val --tag synth-s100 \
+  --card-key holdout_synth_street_seed100
