@@ -18,6 +18,8 @@ Example:
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import threading
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
@@ -76,7 +78,9 @@ def create_app(settings: Settings, config: AppConfig | None = None) -> FastAPI:
         workers = None
         if settings.run_cameras or o.deliver:
             ctx = WorkerContext(config=lambda: services.config, cases=services.cases,
-                                evidence_dir=settings.evidence_dir, latest_frames=services.latest_frames,
+                                # Absolute, so stored evidence paths do not depend on the working directory.
+                                evidence_dir=Path(settings.evidence_dir).resolve(),
+                                latest_frames=services.latest_frames,
                                 push_sources=services.push_sources,
                                 detectors=DetectorPool(settings.inference_threads), stop=threading.Event(),
                                 evidence_interval_s=settings.evidence_interval_s,

@@ -265,6 +265,25 @@ def test_evidence_download_stays_under_the_evidence_dir(client, services, settin
     assert client.get(f"/api/v1/cases/{case.id}/evidence/{good.id}", headers=CAM1).status_code == 403
 
 
+def test_evidence_stored_relative_to_the_working_directory_is_served(tmp_path, monkeypatch):
+    # Settings with a relative evidence_dir (as examples/settings.yaml has), and a row whose path was stored
+    # relative to the working directory: the file must be found once, not under evidence_dir/evidence_dir.
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(database_path="cases.db", evidence_dir="var/evidence", run_cameras=False,
+                        outbox={"deliver": False}, api_keys=[{"name": "alice", "role": "reviewer", "key": KEYS["alice"]}])
+    (tmp_path / "var/evidence/cam/2026-06-01").mkdir(parents=True)
+    (tmp_path / "var/evidence/cam/2026-06-01/v1.jpg").write_bytes(jpeg())
+    (tmp_path / "outside.jpg").write_bytes(jpeg())
+    app = create_app(settings, config=make_config())
+    with TestClient(app) as client:
+        services = app.state.services
+        case = services.cases.ingest(make_violation("v1"), {"annotated": "var/evidence/cam/2026-06-01/v1.jpg",
+                                                            "original": "outside.jpg"})
+        good, outside = case.evidence
+        assert client.get(f"/api/v1/cases/{case.id}/evidence/{good.id}", headers=ALICE).status_code == 200
+        assert client.get(f"/api/v1/cases/{case.id}/evidence/{outside.id}", headers=ALICE).status_code == 404
+
+
 # --- cameras and zones ----------------------------------------------------------------------------------
 
 def test_cameras_list_and_get(client):

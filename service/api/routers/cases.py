@@ -118,8 +118,12 @@ async def case_evidence(case_id: int, evidence_id: int, services: ServicesDep, _
         raise HTTPException(status.HTTP_404_NOT_FOUND,
                             detail=f"evidence_id: case {case_id} has no evidence {evidence_id}")
     root = Path(services.settings.evidence_dir).resolve()
-    path = Path(evidence.path)
-    path = (path if path.is_absolute() else root / path).resolve()
+    stored = Path(evidence.path)
+    path = (stored if stored.is_absolute() else root / stored).resolve()
+    if not stored.is_absolute() and not path.is_file() and (Path.cwd() / stored).resolve().is_file():
+        # Rows written before evidence paths were made absolute are relative to the service's working
+        # directory (e.g. "var/evidence/cam/day/x.jpg" with evidence_dir "var/evidence").
+        path = (Path.cwd() / stored).resolve()
     if not path.is_relative_to(root):
         # Never serve a file outside the evidence folder, whatever the database says.
         raise HTTPException(status.HTTP_404_NOT_FOUND,
