@@ -18,10 +18,9 @@ Example:
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import threading
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import AsyncIterator
 
 from fastapi import FastAPI
