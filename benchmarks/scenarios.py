@@ -28,10 +28,12 @@ from typing import Any
 
 import yaml
 
-from datasets.synth.scenario import SCENARIOS, render_scenario
-from datasets.synth.scenario_eval import config_for_timeline, score_run
-
 REPO = Path(__file__).resolve().parents[1]
+# Run as a script, benchmarks/ comes first on sys.path and its detector.py would shadow the detector package.
+sys.path.insert(0, str(REPO))
+from datasets.synth.scenario import SCENARIOS, render_scenario  # noqa: E402
+from datasets.synth.scenario_eval import config_for_timeline, score_run  # noqa: E402
+
 # stall_2min is a real-time clip for the service tests; the others are the pipeline's acceptance scenarios.
 PIPELINE_SCENARIOS = tuple(s for s in SCENARIOS if s != "stall_2min")
 

@@ -1,15 +1,24 @@
 """Static int8 quantisation of a detector with onnxruntime, calibrated on real images.
 
 Static (not dynamic) quantisation: activation ranges are measured once on calibration images, so at run
-time no DynamicQuantizeLinear is computed per tensor. Only Conv and MatMul are quantised (QDQ format,
-per-channel weights); the detection head's sigmoid, concatenations and box arithmetic stay in float,
-because quantising box coordinates and scores costs far more accuracy than it saves time.
+time no DynamicQuantizeLinear is computed per tensor (QDQ format, per-channel weights).
+
+Which operators: for ultralytics exports, the whole body (`BODY_OPS`: convolutions and what lies between them,
+SiLU's Sigmoid and Mul, residual Add, Concat, MaxPool, Resize, Split), so a tensor stays int8 from one
+convolution to the next instead of being dequantised and requantised around every activation: on the street
+model (YOLOv8n, 416 px, one thread) that ran 1.39x faster than fp32 where Conv/MatMul alone ran 1.20x, with the same
+holdout AP50, measured interleaved on a busy machine. The detection head's non-convolution nodes (the last
+module: box distribution decoding, sigmoid of the class scores, the final concatenation of boxes and scores)
+stay in float: quantised with one scale, box coordinates (0..416) and scores (0..1) share a tensor and every
+score rounds to 0 (AP50 0.000 measured). Other formats (YOLOX's head concatenates boxes and scores inside the
+body's naming) keep Conv/MatMul only.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
@@ -17,7 +26,27 @@ from detector.imageio import read_image
 from detector.runtime.card import ModelCard
 from detector.runtime.preprocess import make_blob, prepare_image
 
-__all__ = ["quantize_static_int8", "calibration_images"]
+if TYPE_CHECKING:
+    import onnx
+
+__all__ = ["quantize_static_int8", "calibration_images", "BODY_OPS", "CONV_OPS", "head_nodes"]
+
+CONV_OPS = ("Conv", "MatMul")
+BODY_OPS = ("Conv", "MatMul", "Sigmoid", "Mul", "Add", "Concat", "MaxPool", "Resize", "Split")
+_MODULE = re.compile(r"^/model\.(\d+)/")
+
+
+def head_nodes(model: "onnx.ModelProto") -> list[str]:
+    """Names of the non-convolution nodes of an ultralytics export's last module (its Detect head).
+
+    Ultralytics names nodes after their module (``/model.22/dfl/...``); the head is the highest index.
+    Returns an empty list for graphs not named that way.
+    """
+    indexed = [(int(m.group(1)), n) for n in model.graph.node if (m := _MODULE.match(n.name))]
+    if not indexed:
+        return []
+    last = max(i for i, _ in indexed)
+    return [n.name for i, n in indexed if i == last and n.op_type not in CONV_OPS]
 
 
 def calibration_images(folder: Path, n_images: int, seed: int = 0) -> list[Path]:
@@ -82,12 +111,17 @@ def quantize_static_int8(card: ModelCard, out_onnx: Path, calibration: Sequence[
         quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)
         if source != src:
             source.unlink(missing_ok=True)
+        body = card.format == "ultralytics"
+        excluded = head_nodes(onnx.load(str(pre))) if body else []
+        if body and not excluded:
+            body = False  # no recognisable head: quantising its concatenation would zero every score
         quantize_static(
             str(pre),
             str(out_onnx),
             Reader(),
             quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=["Conv", "MatMul"],
+            op_types_to_quantize=list(BODY_OPS if body else CONV_OPS),
+            nodes_to_exclude=excluded,
             per_channel=per_channel,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,

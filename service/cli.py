@@ -204,7 +204,8 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     out = quantize_static_int8(card, folder / f"{name}.onnx", calibration_images(Path(args.calib), args.n))
     q_card = card.model_copy(update={
         "name": name, "file": out.name, "sha256": sha256_of(out), "card_path": str(folder / "card.yaml"),
-        "notes": (f"Static int8 (QDQ, per-channel, Conv/MatMul only) of {card.name}, calibrated on {args.n} images "
+        "notes": (f"Static int8 (QDQ, per-channel, {'body ops, head in float' if card.format == 'ultralytics' else 'Conv/MatMul only'}) "
+                  f"of {card.name}, calibrated on {args.n} images "
                   f"from {args.calib}. " + card.notes).strip(),
         "metrics": {},
     })
