@@ -48,7 +48,7 @@ $SW eval --model street --data "$SHARED/data/bicycles-2000/data.yaml" --split te
 $SW eval --model street --data "$SHARED/data/bicycles-2000/data.yaml" --split test --unseen-sources --tag unseen \
   --card-key holdout_bicycles2000_test_unseen_sources
 [ -f "$WORK/synth-street-holdout-s100/data.yaml" ] || \
-  $SW dataset synth --kind street --out "$WORK/synth-street-holdout-s100" --n 300 --seed 100 --val-fraction 1.0 \
+  $SW dataset synth --kind street --out "$WORK/synth-street-holdout-s100" --n 300 --seed 100 --val-fraction 0.99 \
     --shared "$SHARED"
 $SW eval --model street --data "$WORK/synth-street-holdout-s100/data.yaml" --split val --tag synth-s100 \
   --card-key holdout_synth_street_seed100
