@@ -47,27 +47,30 @@ def render_cached(name: str, work_dir: Path, seed: int = 0, fps: float = 1.0) ->
     return video, json.loads(timeline.read_text())
 
 
-def operating_score(model: str, classes: tuple[str, ...] = ("stall", "bicycle", "ebike")) -> float:
-    """The model's operating point for tracking: the highest of its card's thresholds for the tracked classes.
-
-    The card's per-class thresholds are chosen by `streetwatch release` on the validation split (best F1), so
-    they say where this model's scores separate objects from clutter; the tracker's and the rules' defaults
-    (0.5 / 0.6 / 0.4) assume a differently calibrated detector.
-    """
+def operating_score(model: str) -> float | None:
+    """The model's operating point for tracking: its card's ``thresholds.track_score`` (written by
+    `streetwatch release`: the highest per-class threshold, chosen on val). The service uses it for every
+    tracker and rule score threshold a configuration leaves out."""
     from detector.runtime import resolve_card
 
-    thresholds = resolve_card(model).thresholds
-    return max(thresholds.per_class.get(c, thresholds.default) for c in classes)
+    return resolve_card(model).thresholds.track_score
+
+
+# The tracker's and the rules' built-in score thresholds, for cards without a track_score: they assume a
+# detector calibrated like the COCO models.
+BUILTIN_SCORES = {"tracker": {"high_score": 0.5, "new_track_score": 0.6}, "min_score": {"stall": 0.5, "bike": 0.4}}
 
 
 def scenario_config(timeline: dict, model: str, at_operating_score: bool = True) -> dict:
-    """The scenario camera's configuration; with `at_operating_score`, tracking and rule score thresholds at
-    the model card's operating point (`operating_score`) instead of the built-in defaults."""
+    """The scenario camera's configuration. With `at_operating_score` the file leaves the score thresholds
+    out, as an operator's file would, so they come from the model card's track_score; without it they are
+    pinned to the built-in values (`BUILTIN_SCORES`) to show what a model with a different calibration loses."""
+    config = config_for_timeline(timeline, model)
     if not at_operating_score:
-        return config_for_timeline(timeline, model)
-    score = round(operating_score(model), 3)
-    return config_for_timeline(timeline, model, tracker={"high_score": score, "new_track_score": score},
-                               min_score=score)
+        config["tracker"] = dict(BUILTIN_SCORES["tracker"])
+        config["rules"]["stall_occupation"]["min_score"] = BUILTIN_SCORES["min_score"]["stall"]
+        config["rules"]["bike_misparked"]["min_score"] = BUILTIN_SCORES["min_score"]["bike"]
+    return config
 
 
 def run_scenario(name: str, work_dir: Path, model: str = "street", seed: int = 0, fps: float = 1.0,
@@ -111,7 +114,9 @@ def _markdown(rows: list[dict], model: str) -> str:
     lines = [f"# Scenario clips through `streetwatch run` (model `{model}`)", "",
              "Pass: every expected violation reported in its zone within 10 s of becoming due, nothing else.", "",
              "Score thresholds: " + "; ".join(f"tracker {t}, rules' min_score {m}" for t, m in scores)
-             + " (null: the built-in defaults, tracker 0.5 / 0.6 and min_score 0.5 stall, 0.4 bikes).", "",
+             + f" (null: left out of the file, so the model card's track_score, {operating_score(model)}, applies;"
+             " with no track_score in the card, the built-in tracker 0.5 / 0.6 and min_score 0.5 stall, 0.4 bikes).",
+             "",
              "| scenario | seed | expected | found (delay s) | missed | late | unexpected | frames | inference ms "
              "(median) | result |",
              "|---|---|---|---|---|---|---|---|---|---|"]

@@ -52,7 +52,13 @@ import benchmarks.common as common  # noqa: E402
 from benchmarks.common import environment, md_table, shared_dir  # noqa: E402
 from detector.motion import MotionGate, MotionGateConfig  # noqa: E402
 from detector.pipeline import CameraPipeline  # noqa: E402
-from detector.rules import BikeMisparkedRule, BikeRuleParams, RuleEngine, RuleParams, StallOccupationRule  # noqa: E402
+from detector.rules import (  # noqa: E402
+    BikeMisparkedRule,
+    BikeRuleParams,
+    RuleEngine,
+    StallOccupationRule,
+    StallRuleParams,
+)
 from detector.runtime import OnnxDetector, RuntimeOptions, load_model  # noqa: E402
 from detector.sources import RtspSource  # noqa: E402
 from detector.tracking import Tracker, TrackerConfig  # noqa: E402
@@ -110,7 +116,7 @@ def make_pipeline(camera_id: str, detector: OnnxDetector, keep_classes: set[str]
     card_classes = dict(detector.card.violation_classes)
     zones = [Zone("street", "no_vending", [(0, 0.55), (1, 0.55), (1, 1), (0, 1)]),
              Zone("bike-box", "bike_parking", [(0.05, 0.6), (0.3, 0.6), (0.3, 0.95), (0.05, 0.95)])]
-    rules = [StallOccupationRule(RuleParams({"stall"})), BikeMisparkedRule(BikeRuleParams({"bicycle", "ebike"}))]
+    rules = [StallOccupationRule(StallRuleParams({"stall"})), BikeMisparkedRule(BikeRuleParams({"bicycle", "ebike"}))]
     engine = RuleEngine(camera_id, zones, rules, class_names=detector.class_names, class_map=card_classes)
     gate = MotionGate(MotionGateConfig()) if motion_gate else None
     return CameraPipeline(camera_id, detector, Tracker(TrackerConfig()), engine, card_classes, keep_classes,

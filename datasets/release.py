@@ -75,7 +75,10 @@ def release_model(weights_pt: Path, data_yaml: Path, name: str, out_root: Path, 
         conf = DEFAULT_CONF if row.best_f1_conf is None else min(MAX_CONF, max(MIN_CONF, row.best_f1_conf))
         per_class[row.name] = round(conf, 3)
     card = card.model_copy(update={
-        "thresholds": Thresholds(default=DEFAULT_CONF, per_class=per_class),
+        # Scores of this model separate objects from clutter around its per-class thresholds; the tracker and
+        # the rules start from the highest of them so no class is tracked on scores below its own threshold.
+        "thresholds": Thresholds(default=DEFAULT_CONF, per_class=per_class,
+                                 track_score=max(per_class.values(), default=None)),
         "metrics": {"val": {"data": str(data_yaml), **_summary(run.report)}},
     })
     write_card(card, folder)

@@ -52,10 +52,12 @@ __all__ = [
     "RuleEngine",
     "RuleParams",
     "StallOccupationRule",
+    "StallRuleParams",
     "TrackView",
     "Violation",
     "cluster_boxes",
     "make_rule",
+    "overlap_groups",
     "register_rule",
 ]
 
@@ -225,6 +227,24 @@ class BikeRuleParams(RuleParams):
             raise ValueError(f"BikeRuleParams: cluster_distance must lie within [0, 20], got {self.cluster_distance}")
 
 
+@dataclass(frozen=True)
+class StallRuleParams(RuleParams):
+    """`RuleParams` plus merging of one stall's parts.
+
+    Attributes:
+        merge_overlap: Due stall boxes in one zone whose intersection covers at least this fraction of the
+            smaller box are one stall (a canopy and the table under it, or a stall the detector splits in
+            two), so it is reported once. 1.0 merges only a box lying wholly inside another.
+    """
+
+    merge_overlap: float = 0.3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 < self.merge_overlap <= 1.0:
+            raise ValueError(f"StallRuleParams: merge_overlap must lie within (0, 1], got {self.merge_overlap}")
+
+
 @runtime_checkable
 class Rule(Protocol):
     """What the engine needs from a rule. One instance per camera (rules keep per-track state).
@@ -314,12 +334,13 @@ class StallOccupationRule(_BaseRule):
     ``vending_allowed`` zone in its hours; it is stationary; the place has been forbidden for it for at
     least ``min_dwell_s`` (counted from when it entered, or when the vending hours or enforcement hours
     ended: vendors get the same grace to pack up); and its median recent score is at least ``min_score``.
-    One violation per stall.
+    One violation per stall: due tracks in one zone whose boxes overlap by ``merge_overlap`` of the smaller box
+    are one stall seen as several parts (`overlap_groups`).
     """
 
     kind: ClassVar[str] = "stall_occupation"
     zone_kinds: ClassVar[frozenset[ZoneKind]] = frozenset({ZoneKind.NO_VENDING, ZoneKind.VENDING_ALLOWED})
-    params_type: ClassVar[type[RuleParams]] = RuleParams
+    params_type: ClassVar[type[RuleParams]] = StallRuleParams
 
     def forbidding_zone(self, frame: FrameView, track: TrackView) -> Zone | None:
         """The zone that makes the track's place forbidden now, or None when it may stand there."""
@@ -336,7 +357,7 @@ class StallOccupationRule(_BaseRule):
     def evaluate(self, frame: FrameView) -> list[Finding]:
         self._forget_absent(frame)
         in_force = self.in_force(frame.ts)
-        findings = []
+        by_zone: dict[str, list[tuple[TrackView, float]]] = {}
         for track in frame.tracks:
             if track.class_name not in self.params.classes:
                 continue
@@ -347,8 +368,8 @@ class StallOccupationRule(_BaseRule):
             dwell_s = track.last_seen_s - since_s
             if (dwell_s >= self._min_dwell_s(zone) and track.stationary
                     and track.median_score >= self.params.min_score):
-                findings.append(Finding(zone.zone_id, frozenset({track.track_id}), since_s))
-        return findings
+                by_zone.setdefault(zone.zone_id, []).append((track, since_s))
+        return _group_findings(by_zone, lambda xyxy: overlap_groups(xyxy, self.params.merge_overlap))
 
 
 @register_rule
@@ -382,37 +403,26 @@ class BikeMisparkedRule(_BaseRule):
             if (track.last_seen_s - start_s >= self._min_dwell_s(watch[0])
                     and track.median_score >= self.params.min_score):
                 by_zone.setdefault(watch[0].zone_id, []).append((track, start_s))
-        findings = []
-        for zone_id, members in by_zone.items():
-            labels = cluster_boxes(np.stack([t.xyxy for t, _ in members]), self.params.cluster_distance)
-            for label in np.unique(labels):
-                group = [members[i] for i in np.flatnonzero(labels == label)]
-                findings.append(Finding(zone_id, frozenset(t.track_id for t, _ in group), min(s for _, s in group)))
-        return findings
+        return _group_findings(by_zone, lambda xyxy: cluster_boxes(xyxy, self.params.cluster_distance))
 
 
-def cluster_boxes(xyxy: np.ndarray, cluster_distance: float) -> np.ndarray:
-    """(N,) cluster label of each box: connected components of "close" boxes.
+def _group_findings(by_zone: Mapping[str, list[tuple[TrackView, float]]],
+                    label: Callable[[np.ndarray], np.ndarray]) -> list[Finding]:
+    """One finding per group of due tracks in each zone (`label` gives each box its group), due since the
+    earliest member."""
+    findings = []
+    for zone_id, members in by_zone.items():
+        labels = label(np.stack([t.xyxy for t, _ in members]))
+        for k in np.unique(labels):
+            group = [members[i] for i in np.flatnonzero(labels == k)]
+            findings.append(Finding(zone_id, frozenset(t.track_id for t, _ in group), min(s for _, s in group)))
+    return findings
 
-    Two boxes are close when they overlap, or when their bottom-centre anchors are at most
-    `cluster_distance` × the larger box's size (sqrt(w*h)) apart. Labels are 0..K-1 in order of first box.
 
-    Example:
-        >>> cluster_boxes(np.array([[0, 0, 10, 10], [12, 0, 22, 10], [100, 0, 110, 10]]), 1.5).tolist()
-        [0, 0, 1]
-    """
-    boxes = np.asarray(xyxy, np.float64).reshape(-1, 4)
-    n = len(boxes)
-    if n == 0:
-        return np.zeros((0,), np.int64)
-    wh = np.clip(boxes[:, 2:] - boxes[:, :2], 0, None)
-    size = np.sqrt(wh[:, 0] * wh[:, 1])
-    anchor = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, boxes[:, 3]], axis=1)
-    dist = np.linalg.norm(anchor[:, None, :] - anchor[None, :, :], axis=2)
-    near = dist <= cluster_distance * np.maximum(size[:, None], size[None, :])
-    ix = np.minimum(boxes[:, None, 2], boxes[None, :, 2]) - np.maximum(boxes[:, None, 0], boxes[None, :, 0])
-    iy = np.minimum(boxes[:, None, 3], boxes[None, :, 3]) - np.maximum(boxes[:, None, 1], boxes[None, :, 1])
-    adjacent = near | ((ix > 0) & (iy > 0))
+def _components(adjacent: np.ndarray) -> np.ndarray:
+    """(N,) connected-component label of each node of a symmetric (N, N) adjacency matrix; labels are 0..K-1
+    in order of first node."""
+    n = len(adjacent)
     parent = list(range(n))
 
     def root(i: int) -> int:
@@ -428,6 +438,51 @@ def cluster_boxes(xyxy: np.ndarray, cluster_distance: float) -> np.ndarray:
     roots = [root(i) for i in range(n)]
     relabel = {r: k for k, r in enumerate(dict.fromkeys(roots))}
     return np.array([relabel[r] for r in roots], np.int64)
+
+
+def _intersection_px2(boxes: np.ndarray) -> np.ndarray:
+    ix = np.minimum(boxes[:, None, 2], boxes[None, :, 2]) - np.maximum(boxes[:, None, 0], boxes[None, :, 0])
+    iy = np.minimum(boxes[:, None, 3], boxes[None, :, 3]) - np.maximum(boxes[:, None, 1], boxes[None, :, 1])
+    return np.clip(ix, 0, None) * np.clip(iy, 0, None)
+
+
+def overlap_groups(xyxy: np.ndarray, min_overlap: float) -> np.ndarray:
+    """(N,) group label of each box: connected components of boxes whose intersection covers at least
+    `min_overlap` of the smaller box. Labels are 0..K-1 in order of first box.
+
+    Example:
+        >>> overlap_groups(np.array([[0, 0, 10, 10], [5, 0, 15, 10], [9, 0, 19, 10], [30, 0, 40, 10]]), 0.3).tolist()
+        [0, 0, 0, 1]
+    """
+    boxes = np.asarray(xyxy, np.float64).reshape(-1, 4)
+    if len(boxes) == 0:
+        return np.zeros((0,), np.int64)
+    wh = np.clip(boxes[:, 2:] - boxes[:, :2], 0, None)
+    area = wh[:, 0] * wh[:, 1]
+    smaller = np.minimum(area[:, None], area[None, :])
+    inter = _intersection_px2(boxes)
+    return _components((inter > 0) & (inter >= min_overlap * smaller))
+
+
+def cluster_boxes(xyxy: np.ndarray, cluster_distance: float) -> np.ndarray:
+    """(N,) cluster label of each box: connected components of "close" boxes.
+
+    Two boxes are close when they overlap, or when their bottom-centre anchors are at most
+    `cluster_distance` × the larger box's size (sqrt(w*h)) apart. Labels are 0..K-1 in order of first box.
+
+    Example:
+        >>> cluster_boxes(np.array([[0, 0, 10, 10], [12, 0, 22, 10], [100, 0, 110, 10]]), 1.5).tolist()
+        [0, 0, 1]
+    """
+    boxes = np.asarray(xyxy, np.float64).reshape(-1, 4)
+    if len(boxes) == 0:
+        return np.zeros((0,), np.int64)
+    wh = np.clip(boxes[:, 2:] - boxes[:, :2], 0, None)
+    size = np.sqrt(wh[:, 0] * wh[:, 1])
+    anchor = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, boxes[:, 3]], axis=1)
+    dist = np.linalg.norm(anchor[:, None, :] - anchor[None, :, :], axis=2)
+    near = dist <= cluster_distance * np.maximum(size[:, None], size[None, :])
+    return _components(near | (_intersection_px2(boxes) > 0))
 
 
 # --- engine ---------------------------------------------------------------------------------------------
@@ -466,7 +521,7 @@ class RuleEngine:
     Args:
         camera_id: Camera the engine serves (goes into every violation).
         zones: The camera's zones (ids unique).
-        rules: Rule instances (one per kind at most), e.g. ``[StallOccupationRule(RuleParams({"stall"}))]``.
+        rules: Rule instances (one per kind at most), e.g. ``[StallOccupationRule(StallRuleParams({"stall"}))]``.
         class_column: `Detections.data` column holding each box's class name (the runtime's ``class_name``).
         class_names: Class names by class id, used when `class_column` is absent.
         class_map: Maps the detector's class names to pipeline classes (a model card's
@@ -475,7 +530,7 @@ class RuleEngine:
     Example:
         >>> from datetime import datetime, timedelta, timezone
         >>> zone = Zone("nv-1", "no_vending", [(0, 0.5), (1, 0.5), (1, 1), (0, 1)], inertia_samples=1)
-        >>> engine = RuleEngine("cam-1", [zone], [StallOccupationRule(RuleParams({"stall"}, min_dwell_s=60))],
+        >>> engine = RuleEngine("cam-1", [zone], [StallOccupationRule(StallRuleParams({"stall"}, min_dwell_s=60))],
         ...                     class_names=["stall"])
         >>> t0 = datetime(2026, 6, 1, 8, tzinfo=timezone.utc)
         >>> stall = Detections(xyxy=[[100, 200, 200, 300]], confidence=[0.9], class_id=[0], tracker_id=[4],

@@ -26,7 +26,7 @@ import json
 import re
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, ClassVar, Literal, Mapping, Sequence
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -184,10 +184,15 @@ def _tracker_field(name: str, description: str) -> Any:
 class TrackerSettings(_Model):
     """Tracker settings (see detector.tracking.TrackerConfig); cross-field checks run on the merged result."""
 
-    high_score: float = _tracker_field("high_score",
-                                       "Detections at or above this are matched first and may start tracks.")
+    high_score: float | None = Field(
+        None, ge=0, le=1,
+        description="Detections at or above this are matched first and may start tracks (omit: the model card's "
+                    f"track_score, or {_TRACKER_DEFAULTS.high_score} for a card without one).")
     low_score: float = _tracker_field("low_score", "Weaker detections down to this only extend existing tracks.")
-    new_track_score: float = _tracker_field("new_track_score", "Minimum score to start a track.")
+    new_track_score: float | None = Field(
+        None, ge=0, le=1,
+        description="Minimum score to start a track (omit: the model card's track_score, or "
+                    f"{_TRACKER_DEFAULTS.new_track_score} for a card without one).")
     match_iou: float = _tracker_field("match_iou", "Minimum IoU with a track's predicted box (first stage).")
     low_match_iou: float = _tracker_field("low_match_iou", "Minimum IoU for weak detections (second stage).")
     center_distance_max: float = _tracker_field(
@@ -206,8 +211,18 @@ class TrackerSettings(_Model):
         "reattach_iou", "IoU with the last box a reappearing object needs to resume its stationary track.")
     score_history: int = _tracker_field("score_history", "Recent scores kept per track for the median score.")
 
-    def to_detector(self) -> TrackerConfig:
-        return TrackerConfig(**self.model_dump())
+    def to_detector(self, track_score: float | None = None) -> TrackerConfig:
+        """The detector's tracker settings; omitted score fields come from the model's `track_score`.
+
+        The built-in 0.5 / 0.6 suit a detector calibrated like the COCO models; a model trained here reports
+        real objects at lower scores (its card's track_score, chosen on val), and with the built-in values it
+        would never start a bike track.
+        """
+        values = self.model_dump()
+        for name in ("high_score", "new_track_score"):
+            if values[name] is None:
+                values[name] = getattr(_TRACKER_DEFAULTS, name) if track_score is None else track_score
+        return TrackerConfig(**values)
 
 
 _MOTION_DEFAULTS = MotionGateConfig()
@@ -243,12 +258,18 @@ class MotionSettings(_Model):
 class RuleConfig(_Model):
     """Settings every rule kind has."""
 
+    # min_score of a rule when neither the file nor the model card's track_score gives one.
+    BUILTIN_MIN_SCORE: ClassVar[float] = 0.5
+
     enabled: bool = Field(True, description="Whether the rule runs.")
     classes: list[str] = Field(min_length=1, max_length=50,
                                description="Pipeline classes the rule looks at (after the model's class map).")
     min_dwell_s: float = Field(300.0, ge=0, le=_WEEK_S,
                                description="Seconds the condition must hold before a violation opens.")
-    min_score: float = Field(0.5, ge=0, le=1, description="Minimum median of a track's recent scores.")
+    min_score: float | None = Field(
+        None, ge=0, le=1,
+        description="Minimum median of a track's recent scores (omit: the model card's track_score, or the "
+                    "rule's built-in value for a card without one).")
     cooldown_s: float = Field(600.0, ge=0, le=_WEEK_S,
                               description="After a violation closes, the same tracks cannot open another "
                                           "in that zone for this long.")
@@ -269,6 +290,9 @@ class StallRuleConfig(RuleConfig):
     classes: list[str] = Field(default_factory=lambda: ["stall"], min_length=1, max_length=50,
                                description="Pipeline classes that are stalls.")
     min_dwell_s: float = Field(300.0, ge=0, le=_WEEK_S, description="Seconds a stall must stand in a forbidden place.")
+    merge_overlap: float = Field(0.3, gt=0, le=1,
+                                 description="Stall boxes in one zone overlapping by this fraction of the smaller "
+                                             "box are one stall, reported once (1: only a box wholly inside another).")
 
 
 class BikeRuleConfig(RuleConfig):
@@ -276,8 +300,8 @@ class BikeRuleConfig(RuleConfig):
 
     classes: list[str] = Field(default_factory=lambda: ["bicycle", "ebike"], min_length=1, max_length=50,
                                description="Pipeline classes that are bikes.")
+    BUILTIN_MIN_SCORE: ClassVar[float] = 0.4
     min_dwell_s: float = Field(600.0, ge=0, le=_WEEK_S, description="Seconds a bike must stand misparked.")
-    min_score: float = Field(0.4, ge=0, le=1, description="Minimum median of a track's recent scores.")
     cluster_distance: float = Field(1.0, ge=0, le=20,
                                     description="Bikes whose anchors are this many box sizes apart (or closer) "
                                                 "form one cluster.")
@@ -659,11 +683,23 @@ def validate_config_file(path: Path | str) -> list[str]:
     problems = []
     for i, camera in enumerate(config.cameras):
         try:
-            build_tracker(config, camera)
-            build_rule_engine(config, camera)
+            track_score = _card_track_score(config.model_for(camera).name)
+            build_tracker(config, camera, track_score=track_score)
+            build_rule_engine(config, camera, track_score=track_score)
         except (StreetwatchError, ValueError, KeyError, TypeError) as exc:
             problems.append(f"cameras[{i}]: cannot build its pipeline: {exc}")
     return problems
+
+
+def _card_track_score(model_name: str) -> float | None:
+    """The track_score of the named model's card; None when the card cannot be read (the camera's worker
+    reports a missing model when it starts, and other cameras keep running)."""
+    from detector.runtime import resolve_card
+
+    try:
+        return resolve_card(model_name).thresholds.track_score
+    except (StreetwatchError, OSError, ValueError):
+        return None
 
 
 # --- configuration -> detector objects ------------------------------------------------------------------
@@ -691,9 +727,14 @@ def build_zones(camera: CameraConfig) -> list[Zone]:
     ]
 
 
-def build_tracker(config: AppConfig, camera: CameraConfig, first_track_id: int = 1) -> Tracker:
-    """A fresh tracker for one camera with its effective settings."""
-    return Tracker(config.tracker_for(camera).to_detector(), first_track_id=first_track_id)
+def build_tracker(config: AppConfig, camera: CameraConfig, first_track_id: int = 1,
+                  track_score: float | None = None) -> Tracker:
+    """A fresh tracker for one camera with its effective settings.
+
+    ``track_score`` is the camera's model's operating point (``card.thresholds.track_score``): it fills the
+    score fields the file leaves out.
+    """
+    return Tracker(config.tracker_for(camera).to_detector(track_score), first_track_id=first_track_id)
 
 
 def build_motion_gate(config: AppConfig, camera: CameraConfig) -> MotionGate | None:
@@ -702,8 +743,9 @@ def build_motion_gate(config: AppConfig, camera: CameraConfig) -> MotionGate | N
     return MotionGate(settings.to_detector()) if settings.enabled else None
 
 
-def build_rules(config: AppConfig, camera: CameraConfig) -> list[Rule]:
-    """Instances of the camera's enabled rules with their effective settings."""
+def build_rules(config: AppConfig, camera: CameraConfig, track_score: float | None = None) -> list[Rule]:
+    """Instances of the camera's enabled rules with their effective settings (``track_score``: as in
+    `build_tracker`, for an omitted min_score)."""
     rules = []
     for kind, rule_config in config.rules_for(camera).items():
         if not rule_config.enabled:
@@ -714,15 +756,23 @@ def build_rules(config: AppConfig, camera: CameraConfig) -> list[Rule]:
             classes=frozenset(rule_config.classes),
             schedule=build_schedule(rule_config.schedule, camera.timezone),
             zone_ids=None if rule_config.zone_ids is None else frozenset(rule_config.zone_ids),
-            **{name: getattr(rule_config, name) for name in names},
+            **{name: getattr(rule_config, name) for name in names - {"min_score"}},
+            min_score=_effective_min_score(rule_config, track_score),
         )
         rules.append(make_rule(kind, params))
     return rules
 
 
+def _effective_min_score(rule_config: RuleConfig, track_score: float | None) -> float:
+    if rule_config.min_score is not None:
+        return rule_config.min_score
+    return type(rule_config).BUILTIN_MIN_SCORE if track_score is None else track_score
+
+
 def build_rule_engine(config: AppConfig, camera: CameraConfig, *,
                       class_names: Sequence[str] | None = None,
-                      class_map: Mapping[str, str] | None = None) -> RuleEngine:
+                      class_map: Mapping[str, str] | None = None,
+                      track_score: float | None = None) -> RuleEngine:
     """A fresh rule engine for one camera.
 
     Args:
@@ -730,9 +780,10 @@ def build_rule_engine(config: AppConfig, camera: CameraConfig, *,
         camera: One of its cameras.
         class_names: The model's class names by id (used when detections carry no ``class_name`` column).
         class_map: The model card's ``violation_classes``; the camera's ``model.class_map`` is added on top.
+        track_score: The model card's operating point, for rules whose min_score the file leaves out.
     """
     merged_map = {**(class_map or {}), **config.model_for(camera).class_map}
-    return RuleEngine(camera.id, build_zones(camera), build_rules(config, camera),
+    return RuleEngine(camera.id, build_zones(camera), build_rules(config, camera, track_score),
                       class_names=class_names, class_map=merged_map)
 
 

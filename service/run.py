@@ -51,10 +51,11 @@ def build_pipeline(config: AppConfig, camera: CameraConfig, detector: OnnxDetect
     selection = config.model_for(camera)
     detector = detector or load_model(selection.name, options=RuntimeOptions(intra_op_threads=threads))
     class_map = {**detector.card.violation_classes, **selection.class_map}
+    track_score = detector.card.thresholds.track_score
     engine = build_rule_engine(config, camera, class_names=detector.class_names,
-                               class_map=detector.card.violation_classes)
-    return CameraPipeline(camera.id, detector, build_tracker(config, camera), engine, class_map,
-                          TRACKED_CLASSES, selection.conf, motion_gate=build_motion_gate(config, camera))
+                               class_map=detector.card.violation_classes, track_score=track_score)
+    return CameraPipeline(camera.id, detector, build_tracker(config, camera, track_score=track_score), engine,
+                          class_map, TRACKED_CLASSES, selection.conf, motion_gate=build_motion_gate(config, camera))
 
 
 def annotate(frame: Frame, camera: CameraConfig, detections: Detections) -> np.ndarray:

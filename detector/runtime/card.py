@@ -58,6 +58,11 @@ class Thresholds(BaseModel):
     nms_iou: float = Field(0.45, description="IoU above which a lower-scored box of the same class is suppressed.",
                            gt=0.0, le=1.0)
     max_det: int = Field(300, description="Most detections kept per image after NMS.", ge=1, le=10000)
+    track_score: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="The model's operating point for tracking: score at which a detection may start a track and "
+                    "the median a track's recent scores need for a rule (chosen on val by `streetwatch release`: "
+                    "the highest per-class threshold). Omit: the configuration's built-in values (0.5 / 0.6).")
 
     @field_validator("per_class")
     @classmethod

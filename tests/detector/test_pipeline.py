@@ -11,7 +11,7 @@ import pytest
 
 from detector.motion import MotionGate, MotionGateConfig
 from detector.pipeline import CameraPipeline, PipelineStep
-from detector.rules import RuleEngine, RuleParams, StallOccupationRule
+from detector.rules import RuleEngine, StallOccupationRule, StallRuleParams
 from detector.tracking import Tracker, TrackerConfig
 from detector.types import Detections, Frame
 from detector.zones import Zone
@@ -59,7 +59,7 @@ def make_frame(t_s: float, stall: bool) -> Frame:
 
 
 def make_pipeline(detector: FakeDetector, gate: MotionGate | None) -> CameraPipeline:
-    engine = RuleEngine("cam-1", [NO_VENDING], [StallOccupationRule(RuleParams({"stall"}, min_dwell_s=60))])
+    engine = RuleEngine("cam-1", [NO_VENDING], [StallOccupationRule(StallRuleParams({"stall"}, min_dwell_s=60))])
     return CameraPipeline("cam-1", detector, Tracker(TrackerConfig()), engine, keep_classes={"stall"},
                           motion_gate=gate)
 
@@ -117,7 +117,7 @@ def test_a_removed_stall_is_noticed_at_once() -> None:
 
 
 def test_reverify_interval_must_be_below_stationary_max_missing_s() -> None:
-    engine = RuleEngine("cam-1", [NO_VENDING], [StallOccupationRule(RuleParams({"stall"}))])
+    engine = RuleEngine("cam-1", [NO_VENDING], [StallOccupationRule(StallRuleParams({"stall"}))])
     with pytest.raises(ValueError, match="reverify_interval_s"):
         CameraPipeline("cam-1", FakeDetector(), Tracker(TrackerConfig(stationary_max_missing_s=60)), engine,
                        motion_gate=MotionGate(MotionGateConfig(reverify_interval_s=60.0)))

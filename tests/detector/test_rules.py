@@ -13,9 +13,11 @@ from detector.rules import (
     RuleEngine,
     RuleParams,
     StallOccupationRule,
+    StallRuleParams,
     Violation,
     cluster_boxes,
     make_rule,
+    overlap_groups,
     register_rule,
 )
 from detector.schedule import WeeklySchedule
@@ -79,7 +81,7 @@ def every(start_s: float, stop_s: float, step_s: float, objs_at) -> list:
 
 def stall_engine(**params) -> RuleEngine:
     defaults = dict(min_dwell_s=60, min_score=0.5, end_grace_s=30, update_interval_s=60, cooldown_s=300)
-    rule = StallOccupationRule(RuleParams({"stall"}, **{**defaults, **params}))
+    rule = StallOccupationRule(StallRuleParams({"stall"}, **{**defaults, **params}))
     return RuleEngine("cam-1", ZONES, [rule])
 
 
@@ -145,7 +147,7 @@ def test_an_active_vending_strip_inside_a_no_vending_street_exempts_it(start_s, 
     street = Zone("street", "no_vending", [(0, 0.5), (1, 0.5), (1, 1), (0, 1)], inertia_samples=1)
     strip = Zone("strip", "vending_allowed", [(0.6, 0.6), (0.9, 0.6), (0.9, 0.9), (0.6, 0.9)], schedule=EVENINGS,
                  inertia_samples=1)
-    engine = RuleEngine("cam-1", [street, strip], [StallOccupationRule(RuleParams({"stall"}, min_dwell_s=60))])
+    engine = RuleEngine("cam-1", [street, strip], [StallOccupationRule(StallRuleParams({"stall"}, min_dwell_s=60))])
     events = run(engine, every(start_s, start_s + 600, 10, lambda t: [Obj(3, STALL_IN_MARKET)]))
     opened = [(t, e.zone_id) for t, e in events if e.event == "opened"]
     assert opened == ([] if opened_at_s is None else [(opened_at_s, "street")])
@@ -171,7 +173,7 @@ def test_cooldown_stops_a_returning_stall_from_opening_a_second_violation():
 def test_a_violation_opens_only_on_a_fresh_observation():
     # The bike rule keeps tracks in memory for 100 s; the stall rule gives up after 10 s without cooldown.
     # The hidden stall's remembered state must not reopen a violation nobody has seen.
-    stall = StallOccupationRule(RuleParams({"stall"}, min_dwell_s=60, end_grace_s=10, cooldown_s=0))
+    stall = StallOccupationRule(StallRuleParams({"stall"}, min_dwell_s=60, end_grace_s=10, cooldown_s=0))
     bikes = BikeMisparkedRule(BikeRuleParams({"bicycle"}, end_grace_s=100))
     engine = RuleEngine("cam-1", ZONES, [stall, bikes])
     events = run(engine, every(0, 90, 5, lambda t: [Obj(7, STALL_AT)]) + every(95, 180, 5, lambda t: []))
@@ -189,7 +191,7 @@ def test_rule_schedule_limits_enforcement_hours():
 
 def test_a_zone_can_override_min_dwell():
     quick = Zone("nv", "no_vending", NO_VENDING.polygon, inertia_samples=1, min_dwell_s=10)
-    engine = RuleEngine("cam-1", [quick], [StallOccupationRule(RuleParams({"stall"}, min_dwell_s=600))])
+    engine = RuleEngine("cam-1", [quick], [StallOccupationRule(StallRuleParams({"stall"}, min_dwell_s=600))])
     assert [(t, e.event) for t, e in run(engine, every(0, 30, 5, lambda t: [Obj(1, STALL_AT)]))] == [(10, "opened")]
 
 
@@ -199,6 +201,49 @@ def test_finish_closes_everything_open():
     closed = engine.finish(T0 + timedelta(seconds=110))
     assert sorted(e.track_ids for e in closed) == [(1,), (2,)] and {e.event for e in closed} == {"closed"}
     assert engine.open_violations == []
+
+
+# A stall the detector sees as two overlapping parts (canopy and table, or left and right half), and a
+# neighbouring stall that only touches the first.
+CANOPY = (100, 640, 220, 800)
+TABLE = (130, 720, 260, 800)     # 90x80 of its 130x80 inside CANOPY: 0.69 of the smaller box
+NEIGHBOUR = (215, 700, 330, 800)  # 5 px of CANOPY, 45 px of TABLE wide: 0.35 of the smaller box with TABLE
+
+
+@pytest.mark.parametrize("parts, merge_overlap, groups", [
+    ([Obj(1, CANOPY), Obj(2, TABLE)], 0.3, [(1, 2)]),                       # one stall, reported once
+    ([Obj(1, CANOPY), Obj(2, TABLE)], 1.0, [(1,), (2,)]),                   # only boxes wholly inside merge
+    ([Obj(1, CANOPY), Obj(3, NEIGHBOUR)], 0.3, [(1,), (3,)]),               # neighbours touch: two stalls
+    ([Obj(1, CANOPY), Obj(2, TABLE), Obj(3, NEIGHBOUR)], 0.3, [(1, 2, 3)]),  # TABLE bridges them
+    ([Obj(1, CANOPY), Obj(2, TABLE), Obj(3, NEIGHBOUR)], 0.5, [(1, 2), (3,)]),
+])
+def test_overlapping_parts_of_one_stall_are_one_violation(parts, merge_overlap, groups):
+    events = run(stall_engine(merge_overlap=merge_overlap), every(0, 90, 10, lambda t: parts))
+    assert sorted(e.track_ids for _, e in events if e.event == "opened") == groups
+
+
+def test_a_part_due_later_joins_the_stalls_violation():
+    seen = lambda t: [Obj(1, CANOPY)] + ([Obj(2, TABLE, since_s=30)] if t >= 30 else [])  # noqa: E731
+    events = run(stall_engine(), every(0, 120, 10, seen))
+    assert [(t, e.event, e.track_ids) for t, e in events] == [(60, "opened", (1,)), (90, "updated", (1, 2))]
+    assert len({e.violation_id for _, e in events}) == 1
+
+
+@pytest.mark.parametrize("boxes, min_overlap, labels", [
+    ([], 0.3, []),
+    ([(0, 0, 10, 10), (5, 0, 15, 10), (9, 0, 19, 10), (30, 0, 40, 10)], 0.3, [0, 0, 0, 1]),  # a chain
+    ([(0, 0, 10, 10), (8, 0, 18, 10)], 0.3, [0, 1]),        # 0.2 of the smaller box
+    ([(0, 0, 100, 100), (40, 40, 50, 50)], 1.0, [0, 0]),    # wholly inside
+    ([(0, 0, 10, 10), (10, 0, 20, 10)], 0.01, [0, 1]),      # touching edges do not overlap
+])
+def test_overlap_groups_table(boxes, min_overlap, labels):
+    assert overlap_groups(np.array(boxes, np.float32).reshape(-1, 4), min_overlap).tolist() == labels
+
+
+@pytest.mark.parametrize("merge_overlap", [0.0, 1.5])
+def test_stall_params_bound_merge_overlap(merge_overlap):
+    with pytest.raises(ValueError, match="merge_overlap"):
+        StallRuleParams({"stall"}, merge_overlap=merge_overlap)
 
 
 # --- bike_misparked ------------------------------------------------------------------------------------
@@ -304,8 +349,8 @@ def test_engine_rejects_time_going_backwards():
     "zones, rules, message",
     [
         ([NO_VENDING, NO_VENDING], [], "duplicate zone ids \\['nv'\\]"),
-        ([NO_VENDING], [make_rule("stall_occupation", RuleParams({"stall"}))] * 2, "one rule per kind"),
-        ([NO_VENDING], [make_rule("stall_occupation", RuleParams({"stall"}, zone_ids={"x"}))],
+        ([NO_VENDING], [make_rule("stall_occupation", StallRuleParams({"stall"}))] * 2, "one rule per kind"),
+        ([NO_VENDING], [make_rule("stall_occupation", StallRuleParams({"stall"}, zone_ids={"x"}))],
          "unknown zones \\['x'\\]"),
     ],
 )
@@ -362,7 +407,7 @@ def test_tracker_and_engine_report_one_stall_through_an_occlusion():
     """Raw detections at 1 fps: a stall stands 8 minutes (hidden by a bus for a minute) while people pass."""
     tracker = Tracker(TrackerConfig())
     no_vending = Zone("nv", "no_vending", NO_VENDING.polygon)  # default inertia: 3 samples
-    engine = RuleEngine("cam-1", [no_vending], [StallOccupationRule(RuleParams({"stall"}, min_dwell_s=300,
+    engine = RuleEngine("cam-1", [no_vending], [StallOccupationRule(StallRuleParams({"stall"}, min_dwell_s=300,
                                                                                end_grace_s=120))],
                         class_names=["stall", "person"])
     events = []

@@ -187,7 +187,8 @@ def test_camera_overrides_change_only_the_keys_they_set(example_raw):
     assert config.tracker_for(exit3).low_score == 0.6 and config.tracker_for(exit3).high_score == 0.7
     assert config.tracker_for(north) == config.tracker
     bikes = config.rules_for(exit3).bike_misparked
-    assert (bikes.min_dwell_s, bikes.cluster_distance, bikes.min_score) == (300, 1.5, 0.4)  # own, default, default
+    # own, default, and left to the model card's track_score
+    assert (bikes.min_dwell_s, bikes.cluster_distance, bikes.min_score) == (300, 1.5, None)
     assert bikes.schedule[0].start == "07:00"
     assert config.rules_for(north).stall_occupation.min_dwell_s == 300
 
@@ -270,11 +271,61 @@ def test_a_minimal_file_gets_defaults():
 
 # --- the configuration and the detector agree ----------------------------------------------------------
 
+# Score fields a file may leave out: they come from the model card's track_score (or TrackerConfig's default).
+_FROM_THE_CARD = {"high_score", "new_track_score"}
+
+
 def test_tracker_settings_mirror_the_detector_config():
     assert list(TrackerSettings.model_fields) == [f.name for f in fields(TrackerConfig)]
     for name, info in TrackerSettings.model_fields.items():
         assert _bounds(info) == TrackerConfig.LIMITS[name], name
-        assert info.default == getattr(TrackerConfig(), name), name
+        assert info.default == (None if name in _FROM_THE_CARD else getattr(TrackerConfig(), name)), name
+    assert TrackerSettings().to_detector() == TrackerConfig()
+
+
+# --- the model's operating point -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("tracker, rules, track_score, expect", [
+    # (high, new_track, stall min_score, bike min_score)
+    ({}, {}, None, (0.5, 0.6, 0.5, 0.4)),                                 # no card value: built-in
+    ({}, {}, 0.224, (0.224, 0.224, 0.224, 0.224)),                        # the card's operating point
+    ({"high_score": 0.3}, {"bike_misparked": {"min_score": 0.35}}, 0.224,  # the file wins where it speaks
+     (0.3, 0.224, 0.224, 0.35)),
+    ({"new_track_score": 0.7}, {"stall_occupation": {"min_score": 0.45}}, None, (0.5, 0.7, 0.45, 0.4)),
+])
+def test_omitted_score_thresholds_come_from_the_model_card(tracker, rules, track_score, expect):
+    raw = {"config_version": 1, "tracker": tracker, "rules": rules, "cameras": [{
+        "id": "cam-1", "source": "push", "timezone": "UTC",
+        "zones": [{"id": "pavement", "kind": "no_vending", "polygon": [[0, 0.5], [1, 0.5], [1, 1], [0, 1]]},
+                  {"id": "street", "kind": "watch_area", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]]}]}]}
+    config = parse_config(raw)
+    camera = config.cameras[0]
+    tracker_config = build_tracker(config, camera, track_score=track_score).config
+    stall, bikes = build_rules(config, camera, track_score=track_score)
+    assert (tracker_config.high_score, tracker_config.new_track_score, stall.params.min_score,
+            bikes.params.min_score) == expect
+
+
+def test_the_shipped_street_model_carries_its_operating_point():
+    from detector.runtime import resolve_card
+
+    card = resolve_card("street")
+    # release writes the highest per-class threshold chosen on val: no class is tracked below its own.
+    assert card.thresholds.track_score == max(card.thresholds.per_class.values())
+    assert resolve_card("street-int8").thresholds.track_score == card.thresholds.track_score
+
+
+def test_validate_checks_the_tracker_against_the_cards_operating_point(tmp_path):
+    # low_score 0.3 is fine against the built-in high_score 0.5, not against street's track_score (0.224).
+    raw = {"config_version": 1, "model": {"name": "street"}, "tracker": {"low_score": 0.3},
+           "cameras": [{"id": "cam-1", "source": "push", "timezone": "UTC"}]}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    [problem] = validate_config_file(path)
+    assert problem.startswith("cameras[0]: cannot build its pipeline") and "low_score (0.3)" in problem
+    raw["model"]["name"] = "yolox-nano-coco"  # no track_score: the built-in 0.5 applies
+    path.write_text(yaml.safe_dump(raw))
+    assert validate_config_file(path) == []
 
 
 def test_motion_settings_mirror_the_detector_config():

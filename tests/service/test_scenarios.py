@@ -4,9 +4,9 @@ Each rendered clip has a ground-truth timeline; every expected violation must be
 10 s of becoming due, and nothing else may be reported (a passer-by who stops 30 s, bikes inside the painted box,
 a stall inside its allowed hours). The same runs, over more seeds, make benchmarks/results/scenarios_street.md.
 
-Score thresholds of the tracker and the rules sit at the model's operating point (the highest per-class threshold
-of its card, chosen on the validation split at release; `benchmarks.scenarios.operating_score`): the built-in
-defaults (0.5 / 0.6) are above every score the shipped model gives the misparked bikes (0.25..0.49), so with them
+The configuration leaves the score thresholds out, as an operator's would: the tracker and the rules then use
+the model card's track_score (its operating point, chosen on the validation split at release). The built-in
+values (0.5 / 0.6) are above every score the shipped model gives the misparked bikes (0.25..0.49), so with them
 no bike track ever starts (benchmarks/results/scenarios_street_default_scores.md).
 """
 
