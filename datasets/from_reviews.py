@@ -6,9 +6,11 @@ evidence frame (never the annotated copy) and its stored boxes (frame pixels), a
 
 What counts as what:
 
-* ``confirmed``, ``posted`` and ``post_failed`` cases are positives: every box of the case is labelled with
-  the case's class (see `case_class`: the detector's class when it belongs to the reviewed kind, else the
-  kind's default class, so a reviewer's change of kind changes the label).
+* ``confirmed``, ``posted`` and ``post_failed`` cases are positives: every box of the frame is labelled with
+  the reviewed class (see `case_class`: the detector's class when it belongs to the reviewed kind, else the
+  kind's default class, so a reviewer's change of kind changes the label). With per-frame boxes (below) the
+  detector's class is each box's own (a cluster of bicycles and an e-bike keeps both classes); with the
+  case's boxes it is the case's main class for every box.
 * ``rejected`` cases are hard negatives: the frame with an empty label file, which ultralytics trains as a
   background image (no targets: everything it predicts there is a false positive). Only rejections that
   say the detector was wrong should be used: "the bike is in the allowed area" rejects a *rule*, and the bike
@@ -23,10 +25,15 @@ letterbox grey (114), at the frame's own size so object scale is unchanged. ``sc
 whole frame (hard-linked or copied unchanged): use it only for frames known to hold nothing else of the
 target classes.
 
-Boxes and frames: a case stores the boxes of its latest observation, and an evidence frame is kept when a
-violation opens and then at most every ``evidence_interval_s``. The newest original frame of the case is
-used, and its boxes are trusted only when they were observed at most ``max_box_age_s`` after it (objects
-that trigger cases stand still, but a bike cluster can gain or lose members); older pairings are skipped.
+Boxes and frames: an evidence frame is kept when a violation opens and then at most every
+``evidence_interval_s``, and since migration 0002 each evidence row stores the boxes (and classes) of the
+observation its frame shows (``evidence.boxes``). The newest original frame that has its own boxes is used,
+with exactly those boxes: they belong to that frame, so no age check applies (``boxes_from: frame``).
+Evidence rows written before 0002 have no boxes; for a case with only such frames the old pairing applies:
+the case stores the boxes of its latest observation, the newest original frame taken at or before it is
+used, and the boxes are trusted only when they were observed at most ``max_box_age_s`` after it (objects
+that trigger cases stand still, but a bike cluster can gain or lose members); older pairings are skipped
+(``boxes_from: case``). A database still at schema 0001 is read the same way (no boxes at all).
 
 The split is by group, so near-duplicate frames of one camera and day (or of one case) never fall on both
 sides: a group's split comes from a hash of its key alone (`datasets.yolo.assign_split`), so re-exporting
@@ -58,8 +65,9 @@ from datasets.yolo import DatasetError, LABEL_DECIMALS, assign_split, link_or_co
 
 __all__ = [
     "DEFAULT_KIND_CLASSES", "ExportOptions", "ReviewedCase", "POSITIVE_STATUSES", "NEGATIVE_STATUSES",
-    "case_class", "choose_frame", "export_from_reviews", "export_reviewed_cases", "load_reviewed_cases",
-    "mask_outside_boxes", "open_case_database", "split_key", "xyxy_to_yolo",
+    "EvidenceFrame", "case_class", "choose_frame", "export_from_reviews", "export_reviewed_cases", "frame_boxes",
+    "load_reviewed_cases", "mask_outside_boxes", "newest_frame_with_boxes", "open_case_database", "split_key",
+    "xyxy_to_yolo",
 ]
 
 POSITIVE_STATUSES = ("confirmed", "posted", "post_failed")
@@ -93,7 +101,8 @@ class ExportOptions:
         scope: ``region`` (keep the boxes plus context, grey elsewhere) or ``frame`` (the whole frame).
         context_frac: In ``region`` scope, the margin kept around each box as a share of its longer side.
         min_context_px: ...and at least this many pixels.
-        max_box_age_s: Skip a case whose boxes were observed longer than this after its newest original frame.
+        max_box_age_s: Skip a case whose boxes were observed longer than this after its newest original frame
+            (only for cases whose frames carry no boxes of their own: evidence stored before migration 0002).
         kind_classes: Violation kind → detector classes of that kind (first = default); merged over
             `DEFAULT_KIND_CLASSES`.
         class_map: Renames applied to the final class (``None`` drops: the case is skipped).
@@ -147,11 +156,18 @@ class ExportOptions:
 
 @dataclass(frozen=True)
 class EvidenceFrame:
-    """One original evidence frame of a case, as stored."""
+    """One original evidence frame of a case, as stored.
+
+    Attributes:
+        boxes: The frame's own boxes as stored in ``evidence.boxes`` (a list of ``{"xyxy", "class_name",
+            ...}`` objects, see `service.db.models.Evidence`; parsed by `frame_boxes`), or None for a row
+            written before they were stored.
+    """
 
     path: str
     ts: datetime
     sha256: str | None
+    boxes: Any = None
 
 
 @dataclass(frozen=True)
@@ -159,7 +175,8 @@ class ReviewedCase:
     """What the export needs of one reviewed case (read from the store, detached from it).
 
     Attributes:
-        boxes: (N, 4) boxes of the case's latest observation, frame pixels.
+        boxes: (N, 4) boxes of the case's latest observation, frame pixels (used only with frames that have
+            no boxes of their own).
         decided_at, decided_by: The confirm/reject audit entry (None when the store has none).
         originals: The case's ``original`` evidence frames, oldest first.
     """
@@ -232,6 +249,50 @@ def choose_frame(originals: Sequence[EvidenceFrame], boxes_seen: datetime) -> tu
     return best, (boxes_seen - best.ts).total_seconds()
 
 
+def newest_frame_with_boxes(originals: Sequence[EvidenceFrame]) -> EvidenceFrame | None:
+    """The newest original frame that stores its own boxes (None when none does: older evidence rows).
+
+    Example:
+        >>> t = datetime(2026, 6, 1, tzinfo=timezone.utc)
+        >>> frames = [EvidenceFrame("a.jpg", t, None, []), EvidenceFrame("b.jpg", t.replace(hour=1), None)]
+        >>> newest_frame_with_boxes(frames).path
+        'a.jpg'
+    """
+    own = [e for e in originals if e.boxes is not None]
+    return max(own, key=lambda e: (e.ts, e.path)) if own else None
+
+
+def frame_boxes(frame: EvidenceFrame) -> tuple[np.ndarray, tuple[str | None, ...]]:
+    """(N, 4) frame-pixel boxes and the class of each (None when not stored) from a frame's stored boxes.
+
+    Raises:
+        ValueError: The stored value is not a list of ``{"xyxy": [x1, y1, x2, y2], ...}`` objects with
+            finite coordinates.
+
+    Example:
+        >>> t = datetime(2026, 6, 1, tzinfo=timezone.utc)
+        >>> xyxy, classes = frame_boxes(EvidenceFrame("a.jpg", t, None, [
+        ...     {"xyxy": [1, 2, 3, 4], "class_name": "ebike", "track_id": 7}]))
+        >>> xyxy.tolist(), classes
+        ([[1.0, 2.0, 3.0, 4.0]], ('ebike',))
+    """
+    if not isinstance(frame.boxes, list):
+        raise ValueError(f"expected a list of boxes, got {type(frame.boxes).__name__}")
+    xyxy, classes = [], []
+    for i, box in enumerate(frame.boxes):
+        coords = box.get("xyxy") if isinstance(box, dict) else None
+        try:
+            row = [float(c) for c in coords]  # type: ignore[union-attr]
+        except (TypeError, ValueError):
+            row = []
+        if len(row) != 4 or not all(np.isfinite(row)):
+            raise ValueError(f"box {i}: expected {{'xyxy': [x1, y1, x2, y2], ...}}, got {box!r}")
+        name = box.get("class_name")
+        xyxy.append(row)
+        classes.append(str(name) if name else None)
+    return np.asarray(xyxy, np.float64).reshape(-1, 4), tuple(classes)
+
+
 def split_key(split_by: SplitBy, case_id: int, camera_id: str, frame_ts: datetime) -> str:
     """The group a case's image belongs to: its camera and the frame's UTC day, or the case.
 
@@ -251,14 +312,25 @@ def xyxy_to_yolo(boxes_xyxy: np.ndarray, width_px: int, height_px: int) -> np.nd
         >>> xyxy_to_yolo(np.array([[0, 0, 64, 32], [700, 0, 900, 10]]), 640, 320).round(4).tolist()
         [[0.05, 0.05, 0.1, 0.1]]
     """
+    b = _clip_boxes(boxes_xyxy, width_px, height_px)
+    keep = _kept_after_clipping(boxes_xyxy, width_px, height_px)
+    b = b[keep]
+    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    out = np.column_stack([(b[:, 0] + w / 2) / width_px, (b[:, 1] + h / 2) / height_px, w / width_px, h / height_px])
+    return out.round(LABEL_DECIMALS)
+
+
+def _clip_boxes(boxes_xyxy: np.ndarray, width_px: int, height_px: int) -> np.ndarray:
     b = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4).copy()
     b[:, [0, 2]] = b[:, [0, 2]].clip(0, width_px)
     b[:, [1, 3]] = b[:, [1, 3]].clip(0, height_px)
-    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
-    keep = (w >= 1.0) & (h >= 1.0)
-    b, w, h = b[keep], w[keep], h[keep]
-    out = np.column_stack([(b[:, 0] + w / 2) / width_px, (b[:, 1] + h / 2) / height_px, w / width_px, h / height_px])
-    return out.round(LABEL_DECIMALS)
+    return b
+
+
+def _kept_after_clipping(boxes_xyxy: np.ndarray, width_px: int, height_px: int) -> np.ndarray:
+    """Which boxes `xyxy_to_yolo` keeps: at least 1 px wide and high after clipping to the frame."""
+    b = _clip_boxes(boxes_xyxy, width_px, height_px)
+    return ((b[:, 2] - b[:, 0]) >= 1.0) & ((b[:, 3] - b[:, 1]) >= 1.0)
 
 
 def context_windows(boxes_xyxy: np.ndarray, width_px: int, height_px: int, context_frac: float,
@@ -351,14 +423,18 @@ def load_reviewed_cases(engine, since: datetime | None = None) -> tuple[list[Rev
     """Reviewed cases (positive and negative statuses), oldest case first, and counts of the others by status.
 
     `since` selects by the time of the reviewer's decision (the confirm/reject audit entry; the case's last
-    update when there is none).
+    update when there is none). A database whose schema predates ``evidence.boxes`` (migration 0002) is read
+    as if no frame had boxes of its own.
     """
-    from sqlalchemy import select
+    from sqlalchemy import inspect, select
     from sqlalchemy.orm import Session
 
     from service.db.models import AuditEntry, Case, Evidence
 
     reviewed_statuses = POSITIVE_STATUSES + NEGATIVE_STATUSES
+    has_boxes = "boxes" in {c["name"] for c in inspect(engine).get_columns("evidence")}
+    evidence_columns = [Evidence.case_id, Evidence.path, Evidence.ts, Evidence.sha256] + (
+        [Evidence.boxes] if has_boxes else [])
     with Session(engine) as session:
         others = Counter(s for (s,) in session.execute(select(Case.status).where(
             Case.status.not_in(reviewed_statuses))))
@@ -371,9 +447,11 @@ def load_reviewed_cases(engine, since: datetime | None = None) -> tuple[list[Rev
                     AuditEntry.case_id.in_(chunk), AuditEntry.action.in_(("confirm", "reject")))
                     .order_by(AuditEntry.id)):
                 decisions[entry.case_id] = entry  # the latest decision wins
-            for ev in session.scalars(select(Evidence).where(Evidence.case_id.in_(chunk), Evidence.kind == "original")
+            for ev in session.execute(select(*evidence_columns).where(Evidence.case_id.in_(chunk),
+                                                                      Evidence.kind == "original")
                                       .order_by(Evidence.ts, Evidence.id)):
-                originals[ev.case_id].append(EvidenceFrame(ev.path, ev.ts, ev.sha256))
+                originals[ev.case_id].append(EvidenceFrame(ev.path, ev.ts, ev.sha256,
+                                                           ev.boxes if has_boxes else None))
         out = []
         for c in cases:
             decision = decisions.get(c.id)
@@ -408,6 +486,8 @@ class _Planned:
     cxcywh: np.ndarray
     why: str
     group: str
+    boxes_xyxy: np.ndarray  # frame pixels: what region scope keeps
+    boxes_from: str  # "frame": the evidence row's own boxes; "case": the case's latest boxes
     split: str = "train"
 
 
@@ -481,17 +561,44 @@ def export_reviewed_cases(cases: Iterable[ReviewedCase], out_dir: Path, options:
             if reason_re is not None and not reason_re.search(case.reject_reason or ""):
                 skip(case, "rejection reason does not match --negative-reason", case.reject_reason or "")
                 continue
-        if len(case.boxes) == 0:
-            skip(case, "no boxes")
+        frame = newest_frame_with_boxes(case.originals)
+        if frame is not None:  # the frame's own boxes: they belong to it, no age check
+            boxes_from, age_s = "frame", 0.0
+            try:
+                b, box_classes = frame_boxes(frame)
+            except ValueError as exc:
+                skip(case, "evidence frame boxes unreadable", f"{frame.path}: {exc}")
+                continue
+        else:  # evidence stored before per-frame boxes: pair the newest frame with the case's latest boxes
+            boxes_from, b, box_classes = "case", case.boxes, (case.class_name,) * len(case.boxes)
+            if len(b) == 0:
+                skip(case, "no boxes")
+                continue
+            frame, age_s = choose_frame(case.originals, case.last_seen)
+            if frame is None:
+                skip(case, "no original evidence frame")
+                continue
+            if age_s > options.max_box_age_s:
+                skip(case, "boxes newer than the evidence frame",
+                     f"boxes seen {age_s:.0f} s after the frame (limit {options.max_box_age_s:.0f} s)")
+                continue
+        if len(b) == 0:
+            skip(case, "no boxes", f"the evidence frame {frame.path} stores no boxes")
             continue
-        frame, age_s = choose_frame(case.originals, case.last_seen)
-        if frame is None:
-            skip(case, "no original evidence frame")
-            continue
-        if age_s > options.max_box_age_s:
-            skip(case, "boxes newer than the evidence frame",
-                 f"boxes seen {age_s:.0f} s after the frame (limit {options.max_box_age_s:.0f} s)")
-            continue
+        box_labels: list[str] = []
+        if positive:
+            for detector_class in box_classes:
+                box_label, box_why = case_class(case.kind, case.corrected_kind, detector_class or case.class_name,
+                                                kinds, options.class_map)
+                if box_label is None or box_label not in index:
+                    break
+                box_labels.append(box_label)
+            if len(box_labels) != len(b):
+                if box_label is None:
+                    skip(case, "no class", f"a box of class {detector_class}: {box_why}")
+                else:
+                    skip(case, "class not in target names", f"{box_label} (target: {', '.join(names)})")
+                continue
         path = _resolve_evidence(frame.path, evidence_root)
         if path is None:
             skip(case, "evidence file missing", frame.path)
@@ -505,7 +612,6 @@ def export_reviewed_cases(cases: Iterable[ReviewedCase], out_dir: Path, options:
             continue
         h, w = image.shape[:2]
         del image  # decoded again when written: thousands of frames must not be held at once
-        b = case.boxes
         tolerance_px = 0.02 * max(w, h)
         if (b[:, :2] < -tolerance_px).any() or (b[:, 2] > w + tolerance_px).any() or (b[:, 3] > h + tolerance_px).any():
             skip(case, "boxes do not fit the evidence frame", f"frame {w}x{h}, boxes {b.round(1).tolist()}")
@@ -514,10 +620,12 @@ def export_reviewed_cases(cases: Iterable[ReviewedCase], out_dir: Path, options:
         if len(cxcywh) == 0:
             skip(case, "no boxes", "every box is empty after clipping to the frame")
             continue
-        class_id = np.full(len(cxcywh) if positive else 0, index[label] if label else 0, np.int64)
+        kept = _kept_after_clipping(b, w, h)
+        class_id = (np.array([index[n] for n, k in zip(box_labels, kept) if k], np.int64) if positive
+                    else np.zeros(0, np.int64))
         planned.append(_Planned(case, path, frame.ts, age_s, label if positive else None, class_id,
                                 cxcywh if positive else np.zeros((0, 4)), why,
-                                split_key(options.split_by, case.case_id, case.camera_id, frame.ts)))
+                                split_key(options.split_by, case.case_id, case.camera_id, frame.ts), b, boxes_from))
 
     if not planned:
         reasons = Counter(s["reason"] for s in skipped)
@@ -537,7 +645,7 @@ def export_reviewed_cases(cases: Iterable[ReviewedCase], out_dir: Path, options:
             image = cv2.imread(str(p.source), cv2.IMREAD_COLOR)
             if image is None:
                 raise DatasetError(f"{p.source}: could be read a moment ago and cannot now")
-            masked = mask_outside_boxes(image, p.case.boxes, options.context_frac, options.min_context_px)
+            masked = mask_outside_boxes(image, p.boxes_xyxy, options.context_frac, options.min_context_px)
             if not cv2.imwrite(str(image_path), masked, [cv2.IMWRITE_JPEG_QUALITY, int(options.jpeg_quality)]):
                 raise DatasetError(f"{image_path}: cannot write the image")
         write_labels(out_dir / "labels" / p.split / f"{stem}.txt", p.class_id, p.cxcywh)
@@ -548,6 +656,7 @@ def export_reviewed_cases(cases: Iterable[ReviewedCase], out_dir: Path, options:
             "detector_class": p.case.class_name, "reject_reason": p.case.reject_reason,
             "decided_by": p.case.decided_by,
             "decided_at": p.case.decided_at.isoformat() if p.case.decided_at else None,
+            "box_classes": [names[i] for i in p.class_id.tolist()], "boxes_from": p.boxes_from,
             "evidence": str(p.source), "frame_ts": p.frame_ts.isoformat(), "box_age_s": round(p.box_age_s, 1),
         })
     splits = sorted({p.split for p in planned}, key=["train", "val"].index)
@@ -559,8 +668,8 @@ def export_reviewed_cases(cases: Iterable[ReviewedCase], out_dir: Path, options:
     for p in planned:
         images[p.split] += 1
         per_split[p.split]["positives" if p.label else "negatives"] += 1
-        if p.label:
-            boxes_per_class[p.label] += len(p.class_id)
+        for i in p.class_id.tolist():
+            boxes_per_class[names[i]] += 1
     ages = [p.box_age_s for p in planned]
     summary = {
         "source": source,
@@ -582,6 +691,10 @@ def export_reviewed_cases(cases: Iterable[ReviewedCase], out_dir: Path, options:
         "per_split": per_split,
         "groups": {s: len({p.group for p in planned if p.split == s}) for s in splits},
         "boxes_per_class": boxes_per_class,
+        # Images whose boxes are the evidence frame's own, and those paired with the case's latest boxes (evidence
+        # stored before per-frame boxes); only the latter can have a box age above 0.
+        "boxes_from": {"frame": sum(1 for p in planned if p.boxes_from == "frame"),
+                       "case": sum(1 for p in planned if p.boxes_from == "case")},
         "box_age_s": {"median": round(float(np.median(ages)), 1), "max": round(float(max(ages)), 1)},
         "skipped": dict(sorted(Counter(s["reason"] for s in skipped).items())),
         "skipped_cases": skipped,

@@ -43,8 +43,8 @@ from service.evidence import evidence_url, file_sha256
 __all__ = [
     "CaseError", "CaseFilter", "CaseNotFoundError", "CasePublic", "CaseSettings", "CaseStore", "CasesPage",
     "AuditPublic", "DedupeCandidate", "EvidencePublic", "InvalidTransitionError", "OPEN_STATUSES", "TRANSITIONS",
-    "box_iou", "build_case_payload", "check_transition", "choose_dedupe_target", "dedupe_key", "idempotency_key",
-    "utc_now",
+    "box_iou", "build_case_payload", "check_transition", "choose_dedupe_target", "dedupe_key", "evidence_boxes",
+    "idempotency_key", "utc_now",
 ]
 
 Clock = Callable[[], datetime]
@@ -110,6 +110,25 @@ def check_transition(current: str, target: str, case_id: int | None = None) -> N
     """Raise InvalidTransitionError unless the status machine allows `current` → `target`."""
     if target not in TRANSITIONS.get(current, frozenset()):
         raise InvalidTransitionError(case_id, current, target)
+
+
+def evidence_boxes(v: Violation) -> list[dict[str, Any]]:
+    """The boxes stored with the evidence rows of `v`'s frame (format: `service.db.models.Evidence`).
+
+    Example:
+        >>> import numpy as np
+        >>> from datetime import datetime, timezone
+        >>> t = datetime(2026, 6, 1, tzinfo=timezone.utc)
+        >>> v = Violation("v", "bike_misparked", "opened", "open", "cam", "z", (4, 9), t, t, 0.0,
+        ...               np.array([[1.04, 2, 3, 4], [5, 6, 7, 8.96]], np.float32), 0.8, ("bicycle", "ebike"))
+        >>> evidence_boxes(v)  # doctest: +NORMALIZE_WHITESPACE
+        [{'xyxy': [1.0, 2.0, 3.0, 4.0], 'class_name': 'bicycle', 'track_id': 4},
+         {'xyxy': [5.0, 6.0, 7.0, 9.0], 'class_name': 'ebike', 'track_id': 9}]
+    """
+    names = list(v.class_names)
+    return [{"xyxy": [round(float(c), 1) for c in box], "class_name": str(names[i]) if i < len(names) else None,
+             "track_id": int(track_id)}
+            for i, (box, track_id) in enumerate(zip(v.xyxy, v.track_ids))]
 
 
 def dedupe_key(camera_id: str, zone_id: str, kind: str) -> str:
@@ -426,11 +445,14 @@ class CaseStore:
 
     @staticmethod
     def _add_evidence(session: Session, case: Case, v: Violation, paths: Mapping[str, str]) -> None:
+        # Every image of this event shows the frame of this snapshot: each row keeps its boxes (the case's own
+        # boxes follow later events and would no longer match the frame).
+        boxes = evidence_boxes(v) if paths else None
         for kind, path in paths.items():
             if kind not in ("annotated", "original", "crop"):
                 raise CaseError(f"case {case.id}: unknown evidence kind {kind!r} (annotated, original or crop)")
             session.add(Evidence(case_id=case.id, violation_id=v.violation_id, kind=kind, path=str(path),
-                                 ts=v.last_seen, sha256=file_sha256(path)))
+                                 ts=v.last_seen, sha256=file_sha256(path), boxes=boxes))
 
     # reviewer actions
 

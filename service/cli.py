@@ -785,8 +785,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--context", type=float, default=0.5, metavar="FRAC",
                    help="region scope: margin kept around a box, as a share of its longer side (at least 32 px)")
     p.add_argument("--max-box-age-s", type=float, default=600.0, metavar="S",
-                   help="skip a case whose stored boxes were seen more than S seconds after its newest original "
-                        "frame (default 600)")
+                   help="only for evidence stored without boxes of its own (before migration 0002): skip a case "
+                        "whose stored boxes were seen more than S seconds after its newest original frame "
+                        "(default 600)")
     p.add_argument("--kind-class", nargs="*", metavar="KIND=CLASS[,CLASS]",
                    help="classes of a violation kind, first = its default (built in: bike_misparked=bicycle,ebike "
                         "stall_occupation=stall mobile_vendor=stall illegal_structure=illegal_structure)")

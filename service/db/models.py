@@ -124,7 +124,20 @@ class CaseViolation(Base):
 
 
 class Evidence(Base):
-    """One evidence image of a case."""
+    """One evidence image of a case.
+
+    `boxes` holds the boxes of the observation the image shows: the violation event (snapshot) whose frame
+    was saved, one object per member, in the violation's ``track_ids`` order::
+
+        [{"xyxy": [x1, y1, x2, y2], "class_name": "bicycle", "track_id": 3}, ...]
+
+    ``xyxy`` is in pixels of the full camera frame (rounded to 0.1 px, like ``cases.boxes``), ``class_name``
+    the member's pipeline class (null if the violation named none) and ``track_id`` its tracker id. There is
+    no per-box score: a violation carries only its overall score (``cases.score``). Every evidence row of one
+    frame (``annotated``, ``original`` and ``crop``) gets the same list, always in full-frame pixels: for a
+    ``crop`` they are *not* coordinates within the cropped image. NULL for rows written before migration 0002
+    (which frame those boxes belonged to was not recorded).
+    """
 
     __tablename__ = "evidence"
 
@@ -135,6 +148,7 @@ class Evidence(Base):
     path: Mapped[str] = mapped_column(String(2000))
     ts: Mapped[datetime]
     sha256: Mapped[Optional[str]] = mapped_column(String(64))
+    boxes: Mapped[Optional[list[Any]]] = mapped_column(JSON(none_as_null=True))  # None: SQL NULL
 
     case: Mapped[Case] = relationship(back_populates="evidence")
 

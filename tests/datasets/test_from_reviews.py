@@ -12,15 +12,17 @@ import cv2
 import numpy as np
 import pytest
 
+from sqlalchemy import null, text, update
+
 from datasets.from_reviews import (ExportOptions, EvidenceFrame, case_class, choose_frame, export_from_reviews,
-                                   mask_outside_boxes, split_key, xyxy_to_yolo)
+                                   frame_boxes, mask_outside_boxes, newest_frame_with_boxes, split_key, xyxy_to_yolo)
 from datasets.yolo import DatasetError, load_dataset, merge_datasets
 from detector.rules import Violation
 from detector.types import Detections, Frame
 from service.cases import CaseSettings, CaseStore
 from service.cli import main
 from service.config import CameraConfig
-from service.db import DatabaseSettings, make_engine, make_session_factory, upgrade_schema
+from service.db import DatabaseSettings, Evidence, make_engine, make_session_factory, upgrade_schema
 from service.run import save_evidence
 
 T0 = datetime(2026, 6, 1, 8, 0, 0, tzinfo=timezone.utc)
@@ -54,6 +56,32 @@ def test_choose_frame_takes_the_newest_frame_not_after_the_boxes():
     frame, age_s = choose_frame(frames, T0 + timedelta(minutes=12))
     assert (frame.path, age_s) == ("b", 420.0)
     assert choose_frame(frames, T0 - timedelta(seconds=1))[0] is None
+
+
+def test_newest_frame_with_boxes_ignores_frames_without_their_own():
+    frames = [EvidenceFrame("a", T0, None, [{"xyxy": [0, 0, 1, 1]}]),
+              EvidenceFrame("b", T0 + timedelta(minutes=5), None, []),       # stored, but no boxes: still its own
+              EvidenceFrame("c", T0 + timedelta(minutes=20), None, None)]    # written before migration 0002
+    assert newest_frame_with_boxes(frames).path == "b"
+    assert newest_frame_with_boxes(frames[2:]) is None
+
+
+@pytest.mark.parametrize("boxes, error", [
+    ([{"xyxy": [1, 2, 3, 4], "class_name": "ebike", "track_id": 3}, {"xyxy": [5, 6, 7, 8]}], None),
+    ({"xyxy": [1, 2, 3, 4]}, "expected a list"),
+    ([{"xyxy": [1, 2, 3]}], "box 0"),
+    ([[1, 2, 3, 4]], "box 0"),
+    ([{"xyxy": [1, 2, 3, None]}], "box 0"),
+    ([{"xyxy": [1, 2, 3, float("nan")]}], "box 0"),
+])
+def test_frame_boxes(boxes, error):
+    frame = EvidenceFrame("a", T0, None, boxes)
+    if error:
+        with pytest.raises(ValueError, match=error):
+            frame_boxes(frame)
+        return
+    xyxy, classes = frame_boxes(frame)
+    assert xyxy.tolist() == [[1, 2, 3, 4], [5, 6, 7, 8]] and classes == ("ebike", None)
 
 
 def test_split_key_and_labels():
@@ -116,6 +144,32 @@ class Store:
         paths = save_evidence(self.evidence_dir / camera_id, v, frame, camera, Detections.empty())
         return self.cases.ingest(v, paths, camera).id
 
+    def update(self, vid: str, kind: str, boxes, classes, last_s: float, *, camera_id: str = "cam-1",
+               evidence: bool = True, seed: int = 0, event: str = "updated") -> None:
+        """A later event of `vid` (day 0), with a new evidence frame (its own file) unless `evidence` is False."""
+        v = violation(vid, kind, camera_id, boxes, classes, 0.0, last_s, event=event)
+        paths = None
+        if evidence:
+            frame = Frame(source_id=camera_id, index=1, ts=v.last_seen, image=scene(seed))
+            camera = CameraConfig(id=camera_id, name=camera_id, source="rtsp://10.0.0.5/stream",
+                                  timezone="Asia/Shanghai")
+            paths = save_evidence(self.evidence_dir / camera_id, v, frame, camera, Detections.empty(),
+                                  stem=f"{vid}-{int(last_s)}")
+        self.cases.ingest(v, paths)
+
+    def legacy(self, case_id: int, ts_s: float | None = None) -> None:
+        """Make the case's evidence rows (those of the frame at `ts_s` s, or all) look written before migration
+        0002: no boxes of their own."""
+        stmt = update(Evidence).where(Evidence.case_id == case_id).values(boxes=null())
+        if ts_s is not None:
+            stmt = stmt.where(Evidence.ts == T0 + timedelta(seconds=ts_s))
+        with self.engine.begin() as conn:
+            assert conn.execute(stmt).rowcount > 0
+
+    def set_boxes(self, case_id: int, boxes_json: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(text("UPDATE evidence SET boxes = :b WHERE case_id = :id"), {"b": boxes_json, "id": case_id})
+
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Store:
@@ -151,8 +205,10 @@ def store(tmp_path_factory) -> Store:
     ids["structure"] = s.add("structure", "illegal_structure", [[0, 0, 400, 300]], ["structure"],
                              camera_id="cam-4", day=1)
     c.confirm(ids["structure"], "li")
-    # boxes moved on two hours after the only evidence frame (a closed event carries the last boxes)
+    # boxes moved on two hours after the only evidence frame (a closed event carries the last boxes), and the
+    # frame was stored before per-frame boxes (migration 0002): the old pairing applies and refuses it
     ids["stale"] = s.add("stale", "bike_misparked", [[700, 600, 760, 650]], ["bicycle"], camera_id="cam-5")
+    s.legacy(ids["stale"])
     c.ingest(violation("stale", "bike_misparked", "cam-5", [[720, 600, 780, 650]], ["bicycle"], 0, 7500,
                        event="closed"))
     c.confirm(ids["stale"], "li")
@@ -203,8 +259,11 @@ def test_export_labels_classes_and_skips(store, tmp_path):
     by_reason = {s["case_id"]: s["reason"] for s in summary["skipped_cases"]}
     assert by_reason[ids["stale"]] == "boxes newer than the evidence frame"
     assert by_reason[ids["structure"]] == "class not in target names"
+    assert summary["boxes_from"] == {"frame": 5, "case": 0}
     records = {r["case_id"]: r for r in summary["cases"]}
     assert records[ids["corrected"]]["label_from"] == "class of corrected kind bike_misparked"
+    assert records[ids["corrected"]]["box_classes"] == ["bicycle"]  # the stall box, relabelled with the kind
+    assert records[ids["awning"]]["box_classes"] == []
     assert records[ids["corrected"]]["decided_by"] == "wang"
     # the original frame is used, never the annotated one
     assert all(r["evidence"].endswith(".orig.jpg") for r in records.values())
@@ -267,7 +326,7 @@ def test_export_is_deterministic(store, tmp_path):
     (dict(negative_reason=None), {"bikes", "stall", "corrected", "ebike", "awning", "allowed"}),
     (dict(class_names=["bicycle", "stall", "ebike", "illegal_structure"]),
      {"bikes", "stall", "corrected", "ebike", "awning", "structure"}),
-    (dict(max_box_age_s=7200), {"bikes", "stall", "corrected", "ebike", "awning", "stale"}),
+    (dict(max_box_age_s=7200), {"bikes", "stall", "corrected", "ebike", "awning", "stale"}),  # old pairing
     (dict(since=T0 + timedelta(days=2)), None),  # every decision was made on day 1 (the store's clock)
 ])
 def test_options(store, tmp_path, options, expected):
@@ -278,6 +337,98 @@ def test_options(store, tmp_path, options, expected):
         return
     summary = export(store, tmp_path / "ds", **options)
     assert {names[r["case_id"]] for r in summary["cases"]} == expected
+
+
+# --- per-frame boxes (evidence.boxes) and the fallback for rows without them ---------------------------------------
+
+@pytest.fixture(scope="module")
+def frames_store(tmp_path_factory) -> Store:
+    """Cases whose latest boxes differ from those of their evidence frames."""
+    s = Store(tmp_path_factory.mktemp("frames"))
+    ids = {}
+    # "moved": an old frame (no boxes of its own) at 300 s, a frame at 900 s with its own boxes (a bicycle and an
+    # e-bike), then two hours on the cluster is one bicycle somewhere else (closed event, no frame)
+    ids["moved"] = s.add("moved", "bike_misparked", [[100, 100, 160, 150]], ["bicycle"], camera_id="cam-1", seed=1)
+    s.legacy(ids["moved"], ts_s=300)
+    s.update("moved", "bike_misparked", [[500, 500, 560, 540], [570, 505, 630, 545]], ["bicycle", "ebike"], 900,
+             camera_id="cam-1", seed=2)
+    s.update("moved", "bike_misparked", [[720, 600, 780, 650]], ["bicycle"], 7500, camera_id="cam-1",
+             evidence=False, event="closed")
+    s.cases.confirm(ids["moved"], "li")
+    # "legacy": its only frame has no boxes of its own; the case's boxes moved 100 s later (within the limit)
+    ids["legacy"] = s.add("legacy", "bike_misparked", [[100, 100, 160, 150]], ["bicycle"], camera_id="cam-2",
+                          seed=3)
+    s.legacy(ids["legacy"])
+    s.update("legacy", "bike_misparked", [[110, 100, 170, 150]], ["bicycle"], 400, camera_id="cam-2",
+             evidence=False)
+    s.cases.confirm(ids["legacy"], "li")
+    # "garbled": the frame's stored boxes cannot be read
+    ids["garbled"] = s.add("garbled", "stall_occupation", [[100, 200, 300, 400]], ["stall"], camera_id="cam-3")
+    s.set_boxes(ids["garbled"], '[{"xyxy": [1, 2]}]')
+    s.cases.confirm(ids["garbled"], "li")
+    s.ids = ids
+    yield s
+    s.engine.dispose()
+
+
+@pytest.mark.parametrize("name, label, boxes_from, box_age_s, frame_s", [
+    # the frame's own boxes and classes, although the case's latest boxes are two hours newer
+    ("moved", "0 0.414062 0.722222 0.046875 0.055556\n2 0.468750 0.729167 0.046875 0.055556\n", "frame", 0.0, 900),
+    # no boxes of its own: the case's boxes (110, 100)-(170, 150), seen 100 s after the frame
+    ("legacy", "0 0.109375 0.173611 0.046875 0.069444\n", "case", 100.0, 300),
+])
+def test_export_uses_the_frames_own_boxes_else_the_cases(frames_store, tmp_path, name, label, boxes_from, box_age_s,
+                                                          frame_s):
+    out = tmp_path / "ds"
+    summary = export(frames_store, out)
+    case_id = frames_store.ids[name]
+    assert labels_of(out, summary)[case_id] == label
+    rec = next(r for r in summary["cases"] if r["case_id"] == case_id)
+    assert (rec["boxes_from"], rec["box_age_s"]) == (boxes_from, box_age_s)
+    assert rec["frame_ts"] == (T0 + timedelta(seconds=frame_s)).isoformat()
+    assert rec["evidence"].endswith(".orig.jpg")
+
+
+def test_summary_counts_frame_and_case_boxes(frames_store, tmp_path):
+    summary = export(frames_store, tmp_path / "ds")
+    assert summary["boxes_from"] == {"frame": 1, "case": 1}
+    assert summary["boxes_per_class"] == {"bicycle": 2, "stall": 0, "ebike": 1}
+    assert summary["box_age_s"] == {"median": 50.0, "max": 100.0}
+    records = {r["case_id"]: r for r in summary["cases"]}
+    assert records[frames_store.ids["moved"]]["box_classes"] == ["bicycle", "ebike"]
+    assert records[frames_store.ids["moved"]]["label"] == "bicycle"  # the case's (main) class
+    assert summary["skipped"] == {"evidence frame boxes unreadable": 1}
+    assert summary["skipped_cases"][0]["case_id"] == frames_store.ids["garbled"]
+
+
+def test_region_scope_keeps_the_frames_boxes(frames_store, tmp_path):
+    out = tmp_path / "ds"
+    summary = export(frames_store, out)
+    rec = next(r for r in summary["cases"] if r["case_id"] == frames_store.ids["moved"])
+    image = cv2.imread(str(out / rec["image"]))
+    original = cv2.imread(rec["evidence"])
+    assert np.abs(image[500:545, 500:630].astype(int) - original[500:545, 500:630]).mean() < 3.0
+    assert np.abs(image[600:650, 720:780].astype(int) - 114).max() <= 3  # the case's latest box: masked
+
+
+def test_a_database_at_schema_0001_is_read_with_the_case_boxes(tmp_path):
+    # Downgraded to 0001 (no evidence.boxes column): read as evidence without boxes, the old pairing applies.
+    from alembic import command
+
+    from service.db.session import alembic_config
+
+    s = Store(tmp_path)
+    case_id = s.add("bikes", "bike_misparked", [[500, 500, 560, 540]], ["bicycle"])
+    s.cases.confirm(case_id, "li")
+    config = alembic_config(s.engine)
+    with s.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0001")
+    s.engine.dispose()
+    out = tmp_path / "ds"
+    summary = export(s, out)
+    assert summary["boxes_from"] == {"frame": 0, "case": 1}
+    assert labels_of(out, summary)[case_id] == "0 0.414062 0.722222 0.046875 0.055556\n"
 
 
 # --- command line ---------------------------------------------------------------------------------------------

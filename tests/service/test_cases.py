@@ -16,7 +16,7 @@ from service.cases import (CaseError, CaseFilter, CaseNotFoundError, CaseSetting
                            choose_dedupe_target, idempotency_key)
 from service.config import CameraConfig
 from service.db import make_engine, make_session_factory, upgrade_schema
-from service.db.models import OutboxMessage
+from service.db.models import Evidence, OutboxMessage
 
 T0 = datetime(2026, 6, 1, 8, 0, 0, tzinfo=timezone.utc)
 STALL_BOX = (100.0, 200.0, 200.0, 300.0)
@@ -206,6 +206,33 @@ def test_evidence_is_stored_with_hashes(store, tmp_path):
     assert again.id == case.id and len(again.evidence) == 4
     with pytest.raises(CaseError, match="unknown evidence kind 'thumb'"):
         store.ingest(make_violation("v1", "updated"), {"thumb": files["crop"]})
+
+
+def test_evidence_rows_keep_the_boxes_of_their_frame(store, session_factory, tmp_path):
+    # Each event's evidence rows store that event's boxes, classes and track ids; later events move the case's
+    # boxes, never those of an earlier frame.
+    files = {}
+    for kind in ("annotated", "original", "crop"):
+        files[kind] = str(tmp_path / f"v1.{kind}.jpg")
+        Path(files[kind]).write_bytes(kind.encode())
+    later = str(tmp_path / "v1-900.orig.jpg")
+    Path(later).write_bytes(b"later")
+    bikes = dict(kind="bike_misparked", violation_id="v1")
+    case = store.ingest(make_violation(**bikes, boxes=[(10, 20, 30, 40.04), (50, 60, 70, 80)],
+                                       classes=["bicycle", "ebike"]), files)
+    store.ingest(make_violation(**bikes, event="updated", last_s=900, boxes=[(12, 20, 32, 40)], classes=["bicycle"]),
+                 {"original": later})
+    store.ingest(make_violation(**bikes, event="closed", last_s=1200, boxes=[(14, 20, 34, 40)], classes=["bicycle"]))
+    with session_factory() as session:
+        rows = session.scalars(select(Evidence).where(Evidence.case_id == case.id).order_by(Evidence.id)).all()
+    first = [{"xyxy": [10.0, 20.0, 30.0, 40.0], "class_name": "bicycle", "track_id": 1},
+             {"xyxy": [50.0, 60.0, 70.0, 80.0], "class_name": "ebike", "track_id": 2}]
+    second = [{"xyxy": [12.0, 20.0, 32.0, 40.0], "class_name": "bicycle", "track_id": 1}]
+    at = lambda s: T0 + timedelta(seconds=s)  # noqa: E731
+    assert [(e.kind, e.ts, e.boxes) for e in rows] == [
+        ("annotated", at(300), first), ("original", at(300), first), ("crop", at(300), first),
+        ("original", at(900), second)]
+    assert store.get(case.id).boxes == [[14.0, 20.0, 34.0, 40.0]]
 
 
 # --- reviewer actions -----------------------------------------------------------------------------------
