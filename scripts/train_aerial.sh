@@ -5,6 +5,7 @@
 #
 #   bash scripts/train_aerial.sh                     # data (skipped when present), train or resume, release, eval
 #   ONLY_DATA=1 bash scripts/train_aerial.sh         # just render the datasets
+#   EPOCHS=3 FRACTION=0.7 bash scripts/train_aerial.sh   # a shorter first run (v0 was trained so)
 #   EPOCHS=1 IMGSZ=160 N_IMAGES=20 N_HOLDOUT=10 N_HOLDOUT_4K=2 WORK=/tmp/aerial-smoke \
 #     MODELS_DIR=/tmp/aerial-smoke/models RESULTS_DIR=/tmp/aerial-smoke/results bash scripts/train_aerial.sh
 #
@@ -50,6 +51,12 @@ thesis-2-eoeid, project bicycle-3ln52) and synthetic street scenes}
 # Further ultralytics arguments. Mosaic stays on for all but the last 3 epochs: a third of the chips hold no
 # object, and a mosaic packs four chips into one training image.
 HYP=${HYP-close_mosaic=3}
+# Share of the training chips each epoch uses (ultralytics `fraction`: the first FRACTION of the train split, the
+# same images every epoch), for a run that must fit a session: 1.0 uses all.
+FRACTION=${FRACTION:-1.0}
+if [ "$FRACTION" != "1.0" ]; then
+  HYP="${HYP:+$HYP }fraction=$FRACTION"
+fi
 ONLY_DATA=${ONLY_DATA:-0}
 mkdir -p "$WORK"
 
@@ -83,8 +90,12 @@ fi
 # 3. Train (or resume, or only release a finished run) and export to $MODELS_DIR/$NAME with its card.
 RUN="$NAME-s2-$IMGSZ"
 LAST="$WORK/runs/$RUN/weights/last.pt"
+USED=""
+if [ "$FRACTION" != "1.0" ]; then
+  USED=", of which training used the first $FRACTION of the train split"
+fi
 TRAINING_DATA="$N_IMAGES synthetic aerial chips ${IMGSZ}x${IMGSZ} (streetwatch datasets/synth aerial, seed 2, \
-GSD $GSD_M m/px, oblique share $OBLIQUE; 10 % val); initialised from $INIT ($INIT_NOTE)"
+GSD $GSD_M m/px, oblique share $OBLIQUE; 10 % val$USED); initialised from $INIT ($INIT_NOTE)"
 state=none
 if [ -f "$LAST" ]; then
   # ultralytics strips the optimizer from last.pt when a run ends: with it the run was interrupted.
