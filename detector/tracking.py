@@ -9,7 +9,9 @@ confident ones start tracks. Three things are specific to street-order work:
   frames. Objects that move (pedestrians, riders) can shift more than their own size between samples, so
   boxes that no longer overlap can still be matched by centre distance measured in box sizes.
 * **What matters stands still.** A track whose ground anchor stays within a fraction of its box size for
-  ``stationary_window_s`` is *stationary*. Stationary tracks are kept for ``stationary_max_missing_s`` when
+  ``stationary_window_s`` (in ``stationary_inlier_frac`` of the samples: boxes of parked objects jitter, and in
+  a row of bikes NMS now and then picks a box spanning two of them) is *stationary*. A stationary track is
+  predicted at its home box, the median of that window, so one such box does not drag it to its neighbour. Stationary tracks are kept for ``stationary_max_missing_s`` when
   unseen (a bus parks in front of a stall for a minute) instead of ``max_missing_s``, and a detection that
   reappears on the same spot (IoU with the last box >= ``reattach_iou``) gets the same track id back, so
   the stall is not reported twice.
@@ -38,6 +40,9 @@ __all__ = ["Track", "TrackState", "Tracker", "TrackerConfig", "TRACK_COLUMNS"]
 # Columns `Tracker.update` adds to `Detections.data` (besides `tracker_id`).
 TRACK_COLUMNS: tuple[str, ...] = ("stationary", "stationary_since_s", "first_seen_s", "median_score", "hits")
 
+# Boxes a track's recent median is taken over (see Track.recent_xyxy).
+_RECENT_SAMPLES = 5
+
 # Centre-distance matches are refused between boxes whose areas differ more than this factor: a small fast
 # object may move far, but it does not change size fourfold between samples.
 _MAX_AREA_RATIO = 4.0
@@ -59,8 +64,13 @@ class TrackerConfig:
         max_missing_s: A moving or unconfirmed track unseen this long is removed.
         stationary_window_s: A track is stationary once its anchor has stayed put for this long.
         stationary_tolerance: "Stayed put" means within this fraction of the box size (sqrt(w*h)).
+        stationary_inlier_frac: Share of the window's samples that must lie within the tolerance of their
+            median (1.0: every one).
         moving_confirm_s: A stationary track becomes moving once it has been off its spot this long
             (one shifted box from a passer-by occluding the stall does not make it move).
+        stationary_leave_tolerance: "Off its spot" means its anchor is further than this fraction of its box
+            size from home; at least `stationary_tolerance` (hysteresis: in a row of parked bikes the detector
+            may box two of them as one for many seconds, shifting each box by a third of its size).
         stationary_max_missing_s: A stationary track unseen this long is removed.
         reattach_iou: IoU with the last box that a reappearing detection needs to resume a stationary
             track unseen for longer than `max_missing_s`.
@@ -85,7 +95,9 @@ class TrackerConfig:
     max_missing_s: float = 5.0
     stationary_window_s: float = 30.0
     stationary_tolerance: float = 0.15
+    stationary_inlier_frac: float = 0.8
     moving_confirm_s: float = 3.0
+    stationary_leave_tolerance: float = 0.5
     stationary_max_missing_s: float = 120.0
     reattach_iou: float = 0.5
     score_history: int = 15
@@ -102,7 +114,9 @@ class TrackerConfig:
         "max_missing_s": (0.0, 3600.0),
         "stationary_window_s": (1.0, 3600.0),
         "stationary_tolerance": (0.0, 2.0),
+        "stationary_inlier_frac": (0.5, 1.0),
         "moving_confirm_s": (0.0, 600.0),
+        "stationary_leave_tolerance": (0.0, 5.0),
         "stationary_max_missing_s": (0.0, 86400.0),
         "reattach_iou": (0.01, 1.0),
         "score_history": (1, 1000),
@@ -124,6 +138,10 @@ class TrackerConfig:
                 f"TrackerConfig: new_track_score ({self.new_track_score}) must not be below "
                 f"low_score ({self.low_score})"
             )
+        if self.stationary_leave_tolerance < self.stationary_tolerance:
+            raise ValueError(
+                f"TrackerConfig: stationary_leave_tolerance ({self.stationary_leave_tolerance}) must not be below "
+                f"stationary_tolerance ({self.stationary_tolerance})")
         if self.stationary_max_missing_s < self.max_missing_s:
             raise ValueError(
                 f"TrackerConfig: stationary_max_missing_s ({self.stationary_max_missing_s}) must not be below "
@@ -167,9 +185,10 @@ class Track:
     velocity_xy_per_s: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float64))
     stationary: bool = False
     stationary_since_s: float | None = None
-    # (ts_s, anchor_x, anchor_y, size_px) samples covering at least the stationary window.
+    # (ts_s, anchor_x, anchor_y, size_px, x1, y1, x2, y2) samples covering at least the stationary window.
     history: deque = field(default_factory=deque)
     home_xy: np.ndarray | None = None  # where a stationary track stands
+    home_xyxy: np.ndarray | None = None  # its median box over the window that made it stationary
     home_size_px: float = 0.0
     off_home_since_s: float | None = None
 
@@ -177,10 +196,15 @@ class Track:
     def median_score(self) -> float:
         return float(np.median(np.fromiter(self.scores, np.float64))) if self.scores else 0.0
 
+    def recent_xyxy(self, samples: int = _RECENT_SAMPLES) -> np.ndarray:
+        """The median of its last `samples` boxes: where a parked object is when its boxes jitter."""
+        boxes = [h[4:8] for h in list(self.history)[-samples:]]
+        return np.median(np.asarray(boxes, np.float32), axis=0) if boxes else self.xyxy
+
     def predicted_xyxy(self, ts_s: float) -> np.ndarray:
-        """Where the box should be at `ts_s` under constant velocity (stationary tracks stay put)."""
+        """Where the box should be at `ts_s` under constant velocity (stationary tracks stay at home)."""
         if self.stationary:
-            return self.xyxy
+            return self.xyxy if self.home_xyxy is None else self.home_xyxy
         shift = self.velocity_xy_per_s * max(0.0, ts_s - self.last_seen_s)
         return self.xyxy + np.array([shift[0], shift[1], shift[0], shift[1]], np.float32)
 
@@ -188,6 +212,11 @@ class Track:
 def _anchor_and_size(xyxy: np.ndarray) -> tuple[float, float, float]:
     x1, y1, x2, y2 = (float(v) for v in xyxy)
     return (x1 + x2) / 2.0, y2, math.sqrt(max(x2 - x1, 0.0) * max(y2 - y1, 0.0))
+
+
+def _history_sample(xyxy: np.ndarray, ts_s: float) -> tuple[float, ...]:
+    ax, ay, size = _anchor_and_size(xyxy)
+    return (ts_s, ax, ay, size, *(float(v) for v in xyxy))
 
 
 def _greedy_match(similarity: np.ndarray) -> list[tuple[int, int]]:
@@ -283,8 +312,13 @@ class Tracker:
         track_of_row: dict[int, Track] = {}
         free_tracks = list(self._tracks)
 
-        # Stage 1: confident detections against every track, by IoU with the predicted box.
-        pairs = self._match(detections, high, free_tracks, ts_s, cfg.match_iou)
+        # Stage 1: confident detections against established tracks, by IoU with the predicted box; then what
+        # is left against tentative ones (ByteTrack's order), so a one-off box spanning two parked bikes
+        # cannot start a track that steals the next sample's box from the bike's own track.
+        established = [t for t in free_tracks if t.state != TrackState.TENTATIVE]
+        pairs = self._match(detections, high, established, ts_s, cfg.match_iou)
+        pairs.update(self._match(detections, np.array([r for r in high if r not in pairs], np.int64),
+                                 [t for t in free_tracks if t.state == TrackState.TENTATIVE], ts_s, cfg.match_iou))
         # Stage 1b: what is left of them, by centre distance (small objects that jumped between samples).
         rest_high = np.array([r for r in high if r not in pairs], np.int64)
         if cfg.center_distance_max > 0:
@@ -323,6 +357,16 @@ class Tracker:
         cfg = self.config
         predicted = np.stack([t.predicted_xyxy(ts_s) for t in tracks])
         iou = box_iou(detections.xyxy[rows], predicted)
+        # A track also matches at the median of its recent boxes: one box spanning two parked bikes would
+        # otherwise leave its track predicted between them, and the next sample would swap the two ids.
+        recent = np.stack([t.recent_xyxy() for t in tracks])
+        iou = np.maximum(iou, box_iou(detections.xyxy[rows], recent))
+        # A stationary track also matches at its last box, so an object that really leaves is followed (and
+        # found moving after moving_confirm_s); its home box wins over a neighbour's jittery one.
+        stationary = np.array([t.stationary for t in tracks])
+        if stationary.any():
+            last = np.stack([t.xyxy for t in tracks])
+            iou = np.maximum(iou, np.where(stationary[None, :], box_iou(detections.xyxy[rows], last), 0.0))
         same_class = detections.class_id[rows][:, None] == np.array([t.class_id for t in tracks])[None, :]
         # A stationary track unseen for longer than a moving one would survive is kept only for objects
         # coming back to (nearly) the same spot.
@@ -368,8 +412,7 @@ class Tracker:
             hits=1,
             scores=deque([float(detections.confidence[row])], maxlen=cfg.score_history),
         )
-        ax, ay, size = _anchor_and_size(track.xyxy)
-        track.history.append((ts_s, ax, ay, size))
+        track.history.append(_history_sample(track.xyxy, ts_s))
         self._tracks.append(track)
         self._maybe_confirm(track)
         return track
@@ -401,16 +444,16 @@ class Tracker:
 
     def _update_stationary(self, track: Track, ts_s: float) -> None:
         cfg = self.config
-        ax, ay, size = _anchor_and_size(track.xyxy)
         history = track.history
-        history.append((ts_s, ax, ay, size))
+        history.append(_history_sample(track.xyxy, ts_s))
+        _, ax, ay, _, *_ = history[-1]
         # Keep the newest sample at or before the window's start, so the history spans the whole window.
         while len(history) >= 2 and history[1][0] <= ts_s - cfg.stationary_window_s:
             history.popleft()
 
         if track.stationary:
             distance_px = math.hypot(ax - track.home_xy[0], ay - track.home_xy[1])
-            off = distance_px > cfg.stationary_tolerance * track.home_size_px
+            off = distance_px > cfg.stationary_leave_tolerance * track.home_size_px
             if not off:
                 track.off_home_since_s = None
                 return
@@ -420,7 +463,8 @@ class Tracker:
                 return
             # It has left its spot: it is moving, and only the samples since it left count from now on.
             since = track.off_home_since_s
-            track.stationary, track.stationary_since_s, track.home_xy, track.off_home_since_s = False, None, None, None
+            track.stationary, track.stationary_since_s, track.off_home_since_s = False, None, None
+            track.home_xy = track.home_xyxy = None
             while history and history[0][0] < since:
                 history.popleft()
             return
@@ -430,11 +474,14 @@ class Tracker:
         samples = np.asarray(history, np.float64)
         home = np.median(samples[:, 1:3], axis=0)
         home_size = float(np.median(samples[:, 3]))
-        spread = np.linalg.norm(samples[:, 1:3] - home[None, :], axis=1).max()
-        if spread <= cfg.stationary_tolerance * home_size:
+        distance_px = np.linalg.norm(samples[:, 1:3] - home[None, :], axis=1)
+        inside = distance_px <= cfg.stationary_tolerance * home_size
+        # The newest sample must be at home too: an object that has just left is not standing still.
+        if inside[-1] and inside.mean() >= cfg.stationary_inlier_frac:
             track.stationary = True
             track.stationary_since_s = float(samples[0, 0])
             track.home_xy, track.home_size_px, track.off_home_since_s = home, home_size, None
+            track.home_xyxy = np.median(samples[inside, 4:8], axis=0).astype(np.float32)
 
     def _drop_expired(self, ts_s: float) -> None:
         cfg = self.config

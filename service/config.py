@@ -203,8 +203,14 @@ class TrackerSettings(_Model):
         "stationary_window_s", "Seconds an object must stay put to count as stationary.")
     stationary_tolerance: float = _tracker_field(
         "stationary_tolerance", "Staying put means moving less than this fraction of the box size.")
+    stationary_inlier_frac: float = _tracker_field(
+        "stationary_inlier_frac", "Share of the window's samples that must be within the tolerance (boxes of "
+                                  "parked objects jitter; 1.0: every sample).")
     moving_confirm_s: float = _tracker_field(
         "moving_confirm_s", "Seconds a stationary object must be off its spot before it counts as moving.")
+    stationary_leave_tolerance: float = _tracker_field(
+        "stationary_leave_tolerance", "Off its spot means further than this fraction of the box size from home "
+                                      "(at least stationary_tolerance: parked objects' boxes jitter).")
     stationary_max_missing_s: float = _tracker_field(
         "stationary_max_missing_s", "A stationary track unseen this long (s) is removed.")
     reattach_iou: float = _tracker_field(
