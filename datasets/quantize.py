@@ -29,7 +29,7 @@ from detector.runtime.preprocess import make_blob, prepare_image
 if TYPE_CHECKING:
     import onnx
 
-__all__ = ["quantize_static_int8", "calibration_images", "BODY_OPS", "CONV_OPS", "head_nodes"]
+__all__ = ["quantize_static_int8", "calibration_images", "BODY_OPS", "CALIBRATION_METHODS", "CONV_OPS", "head_nodes"]
 
 CONV_OPS = ("Conv", "MatMul")
 BODY_OPS = ("Conv", "MatMul", "Sigmoid", "Mul", "Add", "Concat", "MaxPool", "Resize", "Split")
@@ -59,8 +59,11 @@ def calibration_images(folder: Path, n_images: int, seed: int = 0) -> list[Path]
     return [paths[i] for i in sorted(pick)]
 
 
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+
+
 def quantize_static_int8(card: ModelCard, out_onnx: Path, calibration: Sequence[Path],
-                         per_channel: bool = True) -> Path:
+                         per_channel: bool = True, method: str = "minmax", percentile: float = 99.999) -> Path:
     """Write a statically quantised copy of the card's model to `out_onnx`.
 
     Args:
@@ -68,7 +71,13 @@ def quantize_static_int8(card: ModelCard, out_onnx: Path, calibration: Sequence[
         out_onnx: Destination file.
         calibration: Images run through the model to measure activation ranges.
         per_channel: Per-output-channel weight scales (better accuracy for conv nets, same speed).
+        method: How activation ranges are taken from the calibration outputs: ``minmax`` (the extremes),
+            ``percentile`` (clip the top `percentile` % of each tensor's values: one bright outlier pixel no
+            longer stretches the scale for every other value) or ``entropy`` (KL-divergence, TensorRT's).
+        percentile: For ``percentile``: the share of values kept inside the range.
     """
+    if method not in CALIBRATION_METHODS:
+        raise ValueError(f"method must be one of {CALIBRATION_METHODS}, got {method!r}")
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -125,7 +134,9 @@ def quantize_static_int8(card: ModelCard, out_onnx: Path, calibration: Sequence[
             per_channel=per_channel,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
+            calibrate_method={"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+                              "entropy": CalibrationMethod.Entropy}[method],
+            extra_options={"CalibPercentile": percentile} if method == "percentile" else {},
         )
     finally:
         pre.unlink(missing_ok=True)

@@ -11,8 +11,10 @@ confident ones start tracks. Three things are specific to street-order work:
 * **What matters stands still.** A track whose ground anchor stays within a fraction of its box size for
   ``stationary_window_s`` (in ``stationary_inlier_frac`` of the samples: boxes of parked objects jitter, and in
   a row of bikes NMS now and then picks a box spanning two of them) is *stationary*. A stationary track is
-  predicted at its home box, the median of that window, so one such box does not drag it to its neighbour. Stationary tracks are kept for ``stationary_max_missing_s`` when
-  unseen (a bus parks in front of a stall for a minute) instead of ``max_missing_s``, and a detection that
+  predicted at its home box, the median of that window, so one such box does not drag it to its neighbour, and
+  it counts as moving again only once it is ``stationary_leave_tolerance`` box sizes off for ``moving_confirm_s``.
+  Stationary tracks are kept for ``stationary_max_missing_s`` when unseen (a bus parks in front of a stall for a
+  minute) instead of ``max_missing_s``, and a detection that
   reappears on the same spot (IoU with the last box >= ``reattach_iou``) gets the same track id back, so
   the stall is not reported twice.
 * **Scores are judged over time.** Each track keeps its recent scores; the output carries their median so

@@ -201,12 +201,15 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     card = resolve_card(args.model)
     name = args.name or f"{card.name}-int8"
     folder = _models_root(args) / name
-    out = quantize_static_int8(card, folder / f"{name}.onnx", calibration_images(Path(args.calib), args.n))
+    out = quantize_static_int8(card, folder / f"{name}.onnx", calibration_images(Path(args.calib), args.n),
+                               method=args.calib_method, percentile=args.calib_percentile)
     q_card = card.model_copy(update={
         "name": name, "file": out.name, "sha256": sha256_of(out), "card_path": str(folder / "card.yaml"),
         "notes": (f"Static int8 (QDQ, per-channel, {'body ops, head in float' if card.format == 'ultralytics' else 'Conv/MatMul only'}) "
                   f"of {card.name}, calibrated on {args.n} images "
-                  f"from {args.calib}. " + card.notes).strip(),
+                  f"from {args.calib} ({args.calib_method}"
+                  f"{f' {args.calib_percentile:g} %' if args.calib_method == 'percentile' else ''}). "
+                  + card.notes).strip(),
         "metrics": {},
     })
     write_card(q_card, folder)
@@ -698,6 +701,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, metavar="NAME_OR_PATH")
     p.add_argument("--calib", required=True, metavar="IMAGES_DIR", help="training images (never the holdout)")
     p.add_argument("--n", type=int, default=200, help="calibration images")
+    p.add_argument("--calib-method", choices=("minmax", "percentile", "entropy"), default="minmax",
+                   help="activation ranges from the calibration outputs: extremes, a percentile, or entropy")
+    p.add_argument("--calib-percentile", type=float, default=99.999,
+                   help="--calib-method percentile: share (%%) of each tensor's values kept inside the range")
     p.add_argument("--name", default=None, help="default: <model>-int8")
     p.add_argument("--models-dir", default=None)
     p.set_defaults(func=cmd_quantize)

@@ -65,3 +65,9 @@ def test_int8_finds_the_bikes_fp32_finds(street_int8, bicycles_dir):
             matched += int((box_iou(strong.xyxy, b.xyxy).max(axis=1) >= 0.7).sum())
     assert total >= 10, "too few confident fp32 boxes to compare"
     assert matched / total >= 0.9, f"int8 kept {matched} of {total} confident fp32 boxes"
+
+
+def test_an_unknown_calibration_method_is_refused_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match="method must be one of"):
+        quantize_static_int8(load_model("street").card, tmp_path / "x.onnx", [], method="median")
+    assert not list(tmp_path.iterdir())
