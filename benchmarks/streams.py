@@ -116,11 +116,21 @@ def make_pipeline(camera_id: str, detector: OnnxDetector, keep_classes: set[str]
     card_classes = dict(detector.card.violation_classes)
     zones = [Zone("street", "no_vending", [(0, 0.55), (1, 0.55), (1, 1), (0, 1)]),
              Zone("bike-box", "bike_parking", [(0.05, 0.6), (0.3, 0.6), (0.3, 0.95), (0.05, 0.95)])]
-    rules = [StallOccupationRule(StallRuleParams({"stall"})), BikeMisparkedRule(BikeRuleParams({"bicycle", "ebike"}))]
+    score = detector.card.thresholds.track_score
+    scores = {} if score is None else {"min_score": score}
+    rules = [StallOccupationRule(StallRuleParams({"stall"}, **scores)),
+             BikeMisparkedRule(BikeRuleParams({"bicycle", "ebike"}, **scores))]
     engine = RuleEngine(camera_id, zones, rules, class_names=detector.class_names, class_map=card_classes)
     gate = MotionGate(MotionGateConfig()) if motion_gate else None
-    return CameraPipeline(camera_id, detector, Tracker(TrackerConfig()), engine, card_classes, keep_classes,
+    return CameraPipeline(camera_id, detector, Tracker(tracker_config(detector)), engine, card_classes, keep_classes,
                           motion_gate=gate)
+
+
+def tracker_config(detector: OnnxDetector) -> TrackerConfig:
+    """The service's tracker for this model: built-in settings with the card's operating point, if it has one
+    (`service.config.TrackerSettings.to_detector`)."""
+    score = detector.card.thresholds.track_score
+    return TrackerConfig() if score is None else TrackerConfig(high_score=score, new_track_score=score)
 
 
 @dataclass
