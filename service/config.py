@@ -330,11 +330,27 @@ class ModelSelection(_Model):
                       description="Model name under models/, a card file or an .onnx file.")
     conf: float | None = Field(None, ge=0, le=1, description="One score threshold for all classes (omit: the card's).")
     per_class_conf: dict[str, float] = Field(default_factory=dict, description="Score threshold per model class name.")
-    tile: bool = Field(False, description="Tiled inference (large frames).")
+    tile: bool = Field(False, description="Tiled inference: tiles of the model's input size at native resolution, "
+                                          "20 % overlap, plus one full-frame pass (more CPU per tile).")
+    input_wh: tuple[int, int] | None = Field(
+        None, description="Network input [width, height] in px for this camera, multiples of 32 (omit: the card's). "
+                          "Larger finds smaller objects at more CPU (street at 832x480: about 1.75x the time of 416 "
+                          "px, recall of 30-80 px bikes 0.41 instead of 0.26); the model needs dynamic input axes.")
     class_map: dict[str, str] = Field(
         default_factory=dict,
         description="Model class name -> pipeline class, added to the card's violation_classes (e.g. tricycle: stall).",
     )
+
+    @field_validator("input_wh")
+    @classmethod
+    def _input_wh_fits_the_network(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        # The detector's strides (8, 16, 32) must divide the input, or the grids and the boxes disagree.
+        if value is not None:
+            bad = [(axis, v) for axis, v in zip(("width", "height"), value) if not (32 <= v <= 4096 and v % 32 == 0)]
+            if bad:
+                raise ValueError("; ".join(f"{axis} {v} px must be a multiple of 32 within [32, 4096]"
+                                           for axis, v in bad))
+        return value
 
     @field_validator("per_class_conf")
     @classmethod

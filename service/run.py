@@ -19,11 +19,18 @@ import numpy as np
 from detector.annotate import color_for, draw_detections, draw_polygon
 from detector.pipeline import CameraPipeline
 from detector.rules import Violation
-from detector.runtime import OnnxDetector, RuntimeOptions, load_model
+from detector.runtime import OnnxDetector, RuntimeOptions, TilingConfig, resolve_card
 from detector.types import Detections, Frame
-from service.config import AppConfig, CameraConfig, build_motion_gate, build_rule_engine, build_tracker
+from service.config import (
+    AppConfig,
+    CameraConfig,
+    ModelSelection,
+    build_motion_gate,
+    build_rule_engine,
+    build_tracker,
+)
 
-__all__ = ["RunSummary", "build_pipeline", "run_camera", "violation_record", "save_evidence"]
+__all__ = ["RunSummary", "build_pipeline", "load_camera_model", "run_camera", "violation_record", "save_evidence"]
 
 ZONE_COLORS = {"no_vending": (0, 0, 255), "vending_allowed": (0, 200, 0), "bike_parking": (255, 160, 0),
                "watch_area": (0, 200, 255), "exclusion": (128, 128, 128)}
@@ -45,17 +52,33 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
 
 
+def load_camera_model(selection: ModelSelection, threads: int = 0) -> OnnxDetector:
+    """The detector a camera's model selection names, at its ``input_wh`` when it sets one.
+
+    Raises:
+        ModelLoadError / ModelCardError: The model is missing, or its network has a fixed input size other
+            than ``input_wh`` (the message names both).
+    """
+    card = resolve_card(selection.name)
+    if selection.input_wh is not None:
+        w, h = selection.input_wh
+        card = card.model_copy(update={"input": card.input.model_copy(update={"width_px": w, "height_px": h})})
+    return OnnxDetector(card, RuntimeOptions(intra_op_threads=threads))
+
+
 def build_pipeline(config: AppConfig, camera: CameraConfig, detector: OnnxDetector | None = None,
                    threads: int = 0) -> CameraPipeline:
     """The camera's pipeline with its effective model, tracker and rules from the configuration."""
     selection = config.model_for(camera)
-    detector = detector or load_model(selection.name, options=RuntimeOptions(intra_op_threads=threads))
+    detector = detector or load_camera_model(selection, threads)
     class_map = {**detector.card.violation_classes, **selection.class_map}
     track_score = detector.card.thresholds.track_score
     engine = build_rule_engine(config, camera, class_names=detector.class_names,
                                class_map=detector.card.violation_classes, track_score=track_score)
     return CameraPipeline(camera.id, detector, build_tracker(config, camera, track_score=track_score), engine,
-                          class_map, TRACKED_CLASSES, selection.conf, motion_gate=build_motion_gate(config, camera))
+                          class_map, TRACKED_CLASSES, selection.conf,
+                          tiling=TilingConfig(overlap_frac=0.2) if selection.tile else None,
+                          motion_gate=build_motion_gate(config, camera))
 
 
 def annotate(frame: Frame, camera: CameraConfig, detections: Detections) -> np.ndarray:

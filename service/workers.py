@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from detector.pipeline import CameraPipeline
     from detector.runtime import OnnxDetector
     from service.cases import CaseStore
-    from service.config import AppConfig, CameraConfig
+    from service.config import AppConfig, CameraConfig, ModelSelection
     from service.outbox import OutboxWorker
 
 __all__ = ["CameraRuntime", "CameraWorker", "DetectorPool", "LatestFrames", "ServiceWorkers", "WorkerContext"]
@@ -101,20 +101,22 @@ class CameraRuntime:
 
 
 class DetectorPool:
-    """One loaded detector per model name, shared by every camera that uses it (detectors are stateless)."""
+    """One loaded detector per model name and input size, shared by every camera that uses it (detectors are
+    stateless)."""
 
     def __init__(self, threads: int = 0) -> None:
         self._lock = threading.Lock()
-        self._detectors: dict[str, "OnnxDetector"] = {}
+        self._detectors: dict[tuple[str, tuple[int, int] | None], "OnnxDetector"] = {}
         self.threads = threads
 
-    def get(self, name: str) -> "OnnxDetector":
-        from detector.runtime import RuntimeOptions, load_model
+    def get(self, selection: "ModelSelection") -> "OnnxDetector":
+        from service.run import load_camera_model
 
+        key = (selection.name, selection.input_wh)
         with self._lock:  # two cameras starting together must not load the model twice
-            if name not in self._detectors:
-                self._detectors[name] = load_model(name, options=RuntimeOptions(intra_op_threads=self.threads))
-            return self._detectors[name]
+            if key not in self._detectors:
+                self._detectors[key] = load_camera_model(selection, self.threads)
+            return self._detectors[key]
 
 
 @dataclass
@@ -250,7 +252,7 @@ class CameraWorker:
         if camera is None or not camera.enabled:
             self.runtime.state = "disabled"
             return True
-        detector = self.ctx.detectors.get(config.model_for(camera).name)
+        detector = self.ctx.detectors.get(config.model_for(camera))
         pipeline = build_pipeline(config, camera, detector=detector)
         source, owned = self._open(camera)
         self._source = source
@@ -286,7 +288,7 @@ class CameraWorker:
         self._handle(pipeline.finish(frame.ts), camera, None, None)
         if new_camera is None or not new_camera.enabled:
             return config, new_camera, pipeline
-        detector = self.ctx.detectors.get(config.model_for(new_camera).name)
+        detector = self.ctx.detectors.get(config.model_for(new_camera))
         rebuilt = build_pipeline(config, new_camera, detector=detector)
         if rebuilt.detector is pipeline.detector:
             rebuilt.tracker = pipeline.tracker
