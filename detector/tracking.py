@@ -200,7 +200,7 @@ class Track:
 
     def recent_xyxy(self, samples: int = _RECENT_SAMPLES) -> np.ndarray:
         """The median of its last `samples` boxes: where a parked object is when its boxes jitter."""
-        boxes = [h[4:8] for h in list(self.history)[-samples:]]
+        boxes = [self.history[i][4:8] for i in range(-min(samples, len(self.history)), 0)]
         return np.median(np.asarray(boxes, np.float32), axis=0) if boxes else self.xyxy
 
     def predicted_xyxy(self, ts_s: float) -> np.ndarray:
