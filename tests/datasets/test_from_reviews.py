@@ -288,12 +288,16 @@ def test_split_keeps_camera_days_together_and_loads(store, tmp_path):
     assert sum(len(v) for v in load_dataset(merged).splits.values()) == 5
 
 
-def test_region_scope_greys_out_everything_but_the_boxes(store, tmp_path):
+def exported_and_original(store, tmp_path, case: str):
+    """The exported image of one case and the evidence frame it was made from."""
     out = tmp_path / "ds"
     summary = export(store, out)
-    rec = next(r for r in summary["cases"] if r["case_id"] == store.ids["stall"])
-    image = cv2.imread(str(out / rec["image"]))
-    original = cv2.imread(rec["evidence"])
+    rec = next(r for r in summary["cases"] if r["case_id"] == store.ids[case])
+    return cv2.imread(str(out / rec["image"])), cv2.imread(rec["evidence"])
+
+
+def test_region_scope_greys_out_everything_but_the_boxes(store, tmp_path):
+    image, original = exported_and_original(store, tmp_path, "stall")
     assert image.shape == original.shape == (H, W, 3)
     # box (100, 200)-(300, 400): 100 px context on each side
     inside = np.abs(image[200:400, 100:300].astype(int) - original[200:400, 100:300]).mean()
@@ -402,11 +406,7 @@ def test_summary_counts_frame_and_case_boxes(frames_store, tmp_path):
 
 
 def test_region_scope_keeps_the_frames_boxes(frames_store, tmp_path):
-    out = tmp_path / "ds"
-    summary = export(frames_store, out)
-    rec = next(r for r in summary["cases"] if r["case_id"] == frames_store.ids["moved"])
-    image = cv2.imread(str(out / rec["image"]))
-    original = cv2.imread(rec["evidence"])
+    image, original = exported_and_original(frames_store, tmp_path, "moved")
     assert np.abs(image[500:545, 500:630].astype(int) - original[500:545, 500:630]).mean() < 3.0
     assert np.abs(image[600:650, 720:780].astype(int) - 114).max() <= 3  # the case's latest box: masked
 
