@@ -256,6 +256,16 @@ def cmd_dataset_merge(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_dataset_tile(args: argparse.Namespace) -> int:
+    from datasets.tile import tile_dataset
+
+    out = tile_dataset(Path(args.data), Path(args.out), args.tile_px, overlap_frac=args.overlap,
+                       min_visible_frac=args.min_visible, keep_empty_frac=args.keep_empty,
+                       max_tiles_per_image=args.max_per_image, seed=args.seed, progress=not args.quiet)
+    print(out)
+    return EXIT_OK
+
+
 def cmd_dataset_split(args: argparse.Namespace) -> int:
     from datasets.yolo import split_dataset
 
@@ -709,7 +719,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models-dir", default=None)
     p.set_defaults(func=cmd_quantize)
 
-    ds = sub.add_parser("dataset", help="dataset tools: stats, contact-sheet, merge, split, convert")
+    ds = sub.add_parser("dataset", help="dataset tools: stats, contact-sheet, synth, scenario, merge, tile, split, convert, from-reviews")
     dsub = ds.add_subparsers(dest="dataset_command", required=True, metavar="ACTION")
     p = dsub.add_parser("stats", help="images, boxes per class, box sizes per split")
     p.add_argument("data", metavar="DATA.yaml")
@@ -750,6 +760,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--map", nargs="*", metavar="SOURCE=TARGET", help="rename classes (TARGET empty drops)")
     p.add_argument("--copy", action="store_true", help="copy images instead of linking")
     p.set_defaults(func=cmd_dataset_merge)
+    p = dsub.add_parser("tile", help="cut a YOLO dataset into native-resolution tiles (small objects stay large)")
+    p.add_argument("data", metavar="DATA.yaml")
+    p.add_argument("--out", required=True)
+    p.add_argument("--tile-px", type=int, required=True, help="tile width and height in source pixels")
+    p.add_argument("--overlap", type=float, default=0.2, help="overlap of neighbouring tiles, fraction of a tile")
+    p.add_argument("--min-visible", type=float, default=0.5,
+                   help="share of a box's area that must lie in a tile for the tile to label it")
+    p.add_argument("--keep-empty", type=float, default=0.1, help="share of tiles without boxes kept as background")
+    p.add_argument("--max-per-image", type=int, default=None, help="cap on labelled tiles per image")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_dataset_tile)
     p = dsub.add_parser("split", help="split a folder of labelled images into train/val by source photo")
     p.add_argument("images", metavar="IMAGES_DIR")
     p.add_argument("--out", required=True)
