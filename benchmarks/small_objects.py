@@ -222,9 +222,10 @@ def _bin_name(lo: float, hi: float) -> str:
 
 @dataclass(frozen=True)
 class Config:
-    model: str
+    model: str  # a label: a model name under models/, or the label of `path`
     mode: str  # "full" or "tiled"
     input_wh: tuple[int, int] | None = None  # None: the card's
+    path: str | None = None  # a model folder, card or ONNX file (a candidate not yet in models/)
 
     @property
     def name(self) -> str:
@@ -237,7 +238,7 @@ class Config:
 def load_detector(config: Config, threads: int):
     from detector.runtime import OnnxDetector, RuntimeOptions, resolve_card
 
-    card = resolve_card(config.model)
+    card = resolve_card(config.path or config.model)
     if config.input_wh is not None:
         w, h = config.input_wh
         card = card.model_copy(update={"input": card.input.model_copy(update={"width_px": w, "height_px": h})})
@@ -258,16 +259,33 @@ def run_config(detector, config: Config, image: np.ndarray) -> tuple[np.ndarray,
             np.asarray(names, dtype=object), inputs, elapsed)
 
 
-DEFAULT_CONFIGS = (
-    Config("street", "full"),
-    Config("street", "full", (832, 480)),
-    Config("street", "full", (1280, 736)),
-    Config("street", "tiled"),
-    Config("street-int8", "full"),
-    Config("street-int8", "full", (832, 480)),
-    Config("street-int8", "full", (1280, 736)),
-    Config("street-int8", "tiled"),
-)
+def parse_configs(models: Sequence[str], modes: Sequence[str]) -> tuple[Config, ...]:
+    """Every model × mode. A model is a name under models/ or ``LABEL=PATH``; a mode is ``full``,
+    ``full@WxH`` or ``tiled``.
+
+    Example:
+        >>> [c.name for c in parse_configs(["street", "v2=var/candidates/street"], ["full@832x480", "tiled"])]
+        ['street full@832x480', 'street tiled@416+full', 'v2 full@832x480', 'v2 tiled@416+full']
+    """
+    configs = []
+    for model in models:
+        label, sep, path = model.partition("=")
+        for mode in modes:
+            kind, _, size = mode.partition("@")
+            if kind not in ("full", "tiled") or (size and kind == "tiled"):
+                raise ValueError(f"--modes {mode!r}: expected full, full@WxH or tiled")
+            input_wh = None
+            if size:
+                w, _, h = size.partition("x")
+                if not (w.isdigit() and h.isdigit()):
+                    raise ValueError(f"--modes {mode!r}: size must be WxH in pixels")
+                input_wh = (int(w), int(h))
+            configs.append(Config(label, kind, input_wh, path if sep else None))
+    return tuple(configs)
+
+
+DEFAULT_MODES = ("full", "full@832x480", "full@1280x736", "tiled")
+DEFAULT_CONFIGS = parse_configs(("street", "street-int8"), DEFAULT_MODES)
 
 
 def benchmark(n: int, seed: int, threads: int, configs: Sequence[Config] = DEFAULT_CONFIGS) -> dict:
@@ -409,8 +427,13 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=MIN_SEED)
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads per model")
     parser.add_argument("--name", default="small_objects", help="results file stem under benchmarks/results/")
+    parser.add_argument("--models", nargs="+", default=None,
+                        help="model names under models/, or LABEL=PATH (default: street and street-int8)")
+    parser.add_argument("--modes", nargs="+", default=list(DEFAULT_MODES),
+                        help="full, full@WxH, tiled")
     args = parser.parse_args()
-    result = benchmark(args.n, args.seed, args.threads)
+    configs = DEFAULT_CONFIGS if args.models is None else parse_configs(args.models, args.modes)
+    result = benchmark(args.n, args.seed, args.threads, configs)
     _, md_path = write_results(args.name, result, to_markdown(result))
     print(md_path.read_text())
     return 0
