@@ -29,7 +29,8 @@ from detector.runtime.preprocess import make_blob, prepare_image
 if TYPE_CHECKING:
     import onnx
 
-__all__ = ["quantize_static_int8", "calibration_images", "BODY_OPS", "CALIBRATION_METHODS", "CONV_OPS", "head_nodes"]
+__all__ = ["quantize_static_int8", "calibration_images", "BODY_OPS", "CALIBRATION_METHODS", "CONV_OPS", "head_nodes",
+           "head_output_convs"]
 
 CONV_OPS = ("Conv", "MatMul")
 BODY_OPS = ("Conv", "MatMul", "Sigmoid", "Mul", "Add", "Concat", "MaxPool", "Resize", "Split")
@@ -49,6 +50,21 @@ def head_nodes(model: "onnx.ModelProto") -> list[str]:
     return [n.name for i, n in indexed if i == last and n.op_type not in CONV_OPS]
 
 
+def head_output_convs(model: "onnx.ModelProto") -> list[str]:
+    """Names of the convolutions of a Detect head that produce raw outputs (box distributions, class logits,
+    and the DFL's expectation): those of the last module not followed by an activation (SiLU's Sigmoid).
+
+    Returns an empty list for graphs not named the ultralytics way.
+    """
+    indexed = [(int(m.group(1)), n) for n in model.graph.node if (m := _MODULE.match(n.name))]
+    if not indexed:
+        return []
+    last = max(i for i, _ in indexed)
+    activated = {name for n in model.graph.node if n.op_type == "Sigmoid" for name in n.input}
+    return [n.name for i, n in indexed
+            if i == last and n.op_type in CONV_OPS and not any(o in activated for o in n.output)]
+
+
 def calibration_images(folder: Path, n_images: int, seed: int = 0) -> list[Path]:
     """A deterministic sample of images from a folder (the training split: never the holdout)."""
     paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
@@ -63,7 +79,8 @@ CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 
 
 def quantize_static_int8(card: ModelCard, out_onnx: Path, calibration: Sequence[Path],
-                         per_channel: bool = True, method: str = "minmax", percentile: float = 99.999) -> Path:
+                         per_channel: bool = True, method: str = "minmax", percentile: float = 99.999,
+                         float_head_outputs: bool = False) -> Path:
     """Write a statically quantised copy of the card's model to `out_onnx`.
 
     Args:
@@ -75,6 +92,8 @@ def quantize_static_int8(card: ModelCard, out_onnx: Path, calibration: Sequence[
             ``percentile`` (clip the top `percentile` % of each tensor's values: one bright outlier pixel no
             longer stretches the scale for every other value) or ``entropy`` (KL-divergence, TensorRT's).
         percentile: For ``percentile``: the share of values kept inside the range.
+        float_head_outputs: Keep the head's output convolutions (`head_output_convs`) in float too: their
+            outputs are the box distributions and class logits, whose fine steps int8 rounds away.
     """
     if method not in CALIBRATION_METHODS:
         raise ValueError(f"method must be one of {CALIBRATION_METHODS}, got {method!r}")
@@ -121,7 +140,10 @@ def quantize_static_int8(card: ModelCard, out_onnx: Path, calibration: Sequence[
         if source != src:
             source.unlink(missing_ok=True)
         body = card.format == "ultralytics"
-        excluded = head_nodes(onnx.load(str(pre))) if body else []
+        pre_model = onnx.load(str(pre))
+        excluded = head_nodes(pre_model) if body else []
+        if body and float_head_outputs:
+            excluded += head_output_convs(pre_model)
         if body and not excluded:
             body = False  # no recognisable head: quantising its concatenation would zero every score
         quantize_static(

@@ -38,8 +38,11 @@ def write_card(card: ModelCard, folder: Path) -> Path:
 def release_model(weights_pt: Path, data_yaml: Path, name: str, out_root: Path, imgsz_px: int,
                   training: dict[str, Any], training_data: str, licence: str = "Apache-2.0",
                   violation_classes: dict[str, str] | None = None, notes: str = "",
-                  keep_weights: bool = True) -> ModelCard:
-    """Export `weights_pt` to `out_root/<name>/<name>.onnx`, choose thresholds on val, write the card."""
+                  keep_weights: bool = True, tiled_full_frame_pass: bool = True) -> ModelCard:
+    """Export `weights_pt` to `out_root/<name>/<name>.onnx`, choose thresholds on val, write the card.
+
+    `tiled_full_frame_pass` False marks a model trained at tile scale only (card ``tiling.full_frame_pass``).
+    """
     from datasets.train import export_onnx
 
     folder = out_root / name
@@ -68,6 +71,7 @@ def release_model(weights_pt: Path, data_yaml: Path, name: str, out_root: Path, 
         violation_classes=violation_classes or {},
         notes=notes,
         card_path=str((folder / "card.yaml").resolve()),
+        **({} if tiled_full_frame_pass else {"tiling": {"full_frame_pass": False}}),
     )
     run = evaluate_model(OnnxDetector(card), Path(data_yaml), "val")
     per_class = {}

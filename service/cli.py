@@ -175,7 +175,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         card = release_model(result.best_pt, Path(args.data), args.release, _models_root(args), args.imgsz,
                              training={**describe(req), "elapsed_s": round(result.elapsed_s, 1)},
-                             training_data=args.training_data or str(args.data))
+                             training_data=args.training_data or str(args.data),
+                             tiled_full_frame_pass=args.tiled_full_pass)
         print(f"released {card.name} to {_models_root(args) / card.name}", file=sys.stderr)
     return EXIT_OK
 
@@ -187,7 +188,8 @@ def cmd_release(args: argparse.Namespace) -> int:
 
     card = release_model(Path(args.weights), Path(args.data), args.name, _models_root(args), args.imgsz,
                          training=training_facts(Path(args.weights)),
-                         training_data=args.training_data or str(args.data))
+                         training_data=args.training_data or str(args.data),
+                         tiled_full_frame_pass=args.tiled_full_pass)
     print(f"released {card.name} to {_models_root(args) / card.name}", file=sys.stderr)
     return EXIT_OK
 
@@ -202,10 +204,12 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     name = args.name or f"{card.name}-int8"
     folder = _models_root(args) / name
     out = quantize_static_int8(card, folder / f"{name}.onnx", calibration_images(Path(args.calib), args.n),
-                               method=args.calib_method, percentile=args.calib_percentile)
+                               method=args.calib_method, percentile=args.calib_percentile,
+                               float_head_outputs=args.float_head_outputs)
+    head = "head and its output convolutions in float" if args.float_head_outputs else "head in float"
     q_card = card.model_copy(update={
         "name": name, "file": out.name, "sha256": sha256_of(out), "card_path": str(folder / "card.yaml"),
-        "notes": (f"Static int8 (QDQ, per-channel, {'body ops, head in float' if card.format == 'ultralytics' else 'Conv/MatMul only'}) "
+        "notes": (f"Static int8 (QDQ, per-channel, {'body ops, ' + head if card.format == 'ultralytics' else 'Conv/MatMul only'}) "
                   f"of {card.name}, calibrated on {args.n} images "
                   f"from {args.calib} ({args.calib_method}"
                   f"{f' {args.calib_percentile:g} %' if args.calib_method == 'percentile' else ''}). "
@@ -637,6 +641,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--release", metavar="NAME", help="after training, export and write models/NAME with its card")
     p.add_argument("--models-dir", default=None, help="where --release writes (default: models/)")
     p.add_argument("--training-data", default=None, help="training-data description for the card (with credits)")
+    p.add_argument("--tiled-full-pass", action=argparse.BooleanOptionalAction, default=True,
+                   help="card: tiled inference also runs the whole frame shrunk (--no-tiled-full-pass for a model "
+                        "trained on tile-sized chips only)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("release", help="export a checkpoint to ONNX, choose thresholds on val, write its card")
@@ -646,6 +653,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--imgsz", type=int, required=True)
     p.add_argument("--models-dir", default=None)
     p.add_argument("--training-data", default=None)
+    p.add_argument("--tiled-full-pass", action=argparse.BooleanOptionalAction, default=True,
+                   help="card: tiled inference also runs the whole frame shrunk (--no-tiled-full-pass for a model "
+                        "trained on tile-sized chips only)")
     p.set_defaults(func=cmd_release)
 
     p = sub.add_parser("run", help="run one camera's pipeline over a video, stream or folder, offline")
@@ -715,6 +725,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="activation ranges from the calibration outputs: extremes, a percentile, or entropy")
     p.add_argument("--calib-percentile", type=float, default=99.999,
                    help="--calib-method percentile: share (%%) of each tensor's values kept inside the range")
+    p.add_argument("--float-head-outputs", action="store_true",
+                   help="keep the detection head's output convolutions (box and class logits) in float too")
     p.add_argument("--name", default=None, help="default: <model>-int8")
     p.add_argument("--models-dir", default=None)
     p.set_defaults(func=cmd_quantize)

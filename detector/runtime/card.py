@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from detector.errors import ModelCardError
 from detector.paths import default_shared_dir
 
-__all__ = ["ModelCard", "InputSpec", "Thresholds", "load_card", "sha256_of", "card_from_ultralytics_metadata"]
+__all__ = ["ModelCard", "InputSpec", "Thresholds", "TilingHints", "load_card", "sha256_of", "card_from_ultralytics_metadata"]
 
 ModelFormat = Literal["ultralytics", "yolox", "fastestdet"]
 SUPPORTED_FORMATS: tuple[str, ...] = ("ultralytics", "yolox", "fastestdet")
@@ -73,6 +73,18 @@ class Thresholds(BaseModel):
         return value
 
 
+class TilingHints(BaseModel):
+    """How tiled inference (`detect_tiled`) should run this model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    full_frame_pass: bool = Field(
+        True,
+        description="Also run the whole frame shrunk to the input size, for objects larger than a tile. Turn off "
+                    "for a model trained only at tile scale (aerial chips): a 4K frame shrunk 6x shows objects at a "
+                    "ground resolution it never saw, and its boxes there are mostly false.")
+
+
 class ModelCard(BaseModel):
     """Description of one shipped or third-party detector (see models/<name>/card.yaml)."""
 
@@ -86,6 +98,7 @@ class ModelCard(BaseModel):
     input: InputSpec = Field(description="Input size and pixel format.")
     classes: list[str] = Field(description="Class names in output order.", min_length=1, max_length=1000)
     thresholds: Thresholds = Field(default_factory=Thresholds, description="Score and NMS thresholds.")
+    tiling: TilingHints = Field(default_factory=TilingHints, description="How tiled inference runs this model.")
     violation_classes: dict[str, str] = Field(
         default_factory=dict,
         description="Map from this model's class names to the pipeline's classes (bicycle, ebike, stall, ...).",

@@ -30,14 +30,15 @@ class TilingConfig:
         tile_px: Tile width and height in frame pixels; None = the model's input size (no rescaling).
         overlap_frac: Overlap between neighbouring tiles as a fraction of the tile size; it should exceed
             the size of the largest object you want seen whole in at least one tile.
-        full_frame_pass: Also run the whole frame downscaled, for objects larger than a tile.
+        full_frame_pass: Also run the whole frame downscaled, for objects larger than a tile; None = the model
+            card's ``tiling.full_frame_pass``.
         merge_ios: Intersection-over-smaller above which a border-cut box joins another box of its class.
         edge_margin_px: A box within this distance of an interior tile border counts as cut by it.
     """
 
     tile_px: int | None = None
     overlap_frac: float = 0.2
-    full_frame_pass: bool = True
+    full_frame_pass: bool | None = None
     merge_ios: float = 0.6
     edge_margin_px: float = 3.0
 
@@ -117,7 +118,6 @@ def merge_tiled(per_tile: list[Detections], tiles: list[Tile | None], width_px: 
     same_class = merged.class_id[:, None] == merged.class_id[None, :]
     absorbed = np.zeros(len(merged), bool)
     xyxy = merged.xyxy.copy()
-    conf = merged.confidence.copy()
     for i in range(len(merged)):
         if absorbed[i]:
             continue
@@ -128,11 +128,13 @@ def merge_tiled(per_tile: list[Detections], tiles: list[Tile | None], width_px: 
                 # Two fragments of one object cut by different borders: their union is the object.
                 xyxy[i, :2] = np.minimum(xyxy[i, :2], xyxy[j, :2])
                 xyxy[i, 2:] = np.maximum(xyxy[i, 2:], xyxy[j, 2:])
-            absorbed[j] = True  # a whole box already covers the fragment
-            conf[i] = max(conf[i], conf[j])
+            # The score stays the absorbing box's own: a fragment's score is for the part it saw, and lending it
+            # to the whole box ranked loose boxes above good ones (aerial model, 20 tuning 4K frames of seed 5: structure
+            # AP50 0.42 -> 0.52).
+            absorbed[j] = True
     keep = ~absorbed
     data = {k: v[keep] for k, v in merged.data.items() if k != "tile_cut"}
-    result = Detections(xyxy[keep], conf[keep], merged.class_id[keep], None, data)
+    result = Detections(xyxy[keep], merged.confidence[keep], merged.class_id[keep], None, data)
     # Unions of fragments can now overlap whole boxes or each other like any duplicate.
     return result[nms(result.xyxy, result.confidence, nms_iou, result.class_id)]
 
@@ -145,7 +147,8 @@ def detect_tiled(detector: "OnnxDetector", image: np.ndarray, config: TilingConf
     tile_px = config.tile_px or max(detector.card.input.width_px, detector.card.input.height_px)
     tiles: list[Tile | None] = list(plan_tiles(width_px, height_px, tile_px, config.overlap_frac))
     crops = [image[t.y0:t.y1, t.x0:t.x1] for t in tiles if t is not None]
-    if config.full_frame_pass and len(tiles) > 1:
+    full_frame_pass = detector.card.tiling.full_frame_pass if config.full_frame_pass is None else config.full_frame_pass
+    if full_frame_pass and len(tiles) > 1:
         tiles.append(None)
         crops.append(image)
     results = detector.detect_batch(crops, min_score)

@@ -208,3 +208,25 @@ def test_tiled_inference_finds_each_small_object_once_across_tile_borders(detect
     # Each pasted bike once: no truth box is overlapped by two bicycle boxes.
     per_truth = (box_iou(truth, bikes.xyxy) > 0.2).sum(axis=1)
     assert (per_truth <= 1).all(), f"duplicate boxes across tiles: {per_truth.tolist()}"
+
+
+@pytest.mark.parametrize(
+    "card_full_pass, config_full_pass, extra_inputs",
+    [
+        (True, None, 1),    # the card's default: the whole frame is run too
+        (False, None, 0),   # a model trained at tile scale only (aerial chips) says so in its card
+        (False, True, 1),   # an explicit setting wins over the card
+        (True, False, 0),
+    ],
+)
+def test_the_full_frame_pass_follows_the_card_unless_the_config_says(shared_dir, card_full_pass, config_full_pass,
+                                                                       extra_inputs):
+    from detector.runtime.card import TilingHints
+    from detector.runtime.tiling import plan_tiles
+
+    card = resolve_card("yolox-nano-coco")
+    card = card.model_copy(update={"tiling": TilingHints(full_frame_pass=card_full_pass)})
+    det = OnnxDetector(card)
+    frame = np.full((720, 1280, 3), 110, np.uint8)
+    _, n_inputs = detect_tiled(det, frame, TilingConfig(full_frame_pass=config_full_pass))
+    assert n_inputs == len(plan_tiles(1280, 720, 416, 0.2)) + extra_inputs

@@ -38,7 +38,8 @@ def test_cut_fragment_is_absorbed_by_the_whole_box_from_the_neighbouring_tile():
     right = make_detections([(380, 100, 480, 200, 0.60, 1)])
     merged = merge_tiled([left, right], [LEFT, RIGHT], FRAME_W, FRAME_H, nms_iou=0.45)
     assert merged.xyxy.tolist() == [[380, 100, 480, 200]]
-    assert merged.confidence.tolist() == pytest.approx([0.70])
+    # The whole box keeps its own score: the fragment's higher one was for the part it saw.
+    assert merged.confidence.tolist() == pytest.approx([0.60])
     assert "tile_cut" not in merged.data
 
 
