@@ -27,6 +27,7 @@ def main() -> int:
     parser.add_argument("--split", default="val")
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--name", default=None, help="results file stem (default: int8_<fp32 model name>)")
     args = parser.parse_args()
 
     models = {k: load_model(v, options=RuntimeOptions(intra_op_threads=args.threads))
@@ -58,7 +59,7 @@ def main() -> int:
         f"- int8 speed-up: **{ratio:.2f}x** (target ≥ 1.6x: {'met' if ratio >= 1.6 else 'NOT met'})",
         f"- AP50 change: **{delta:+.4f}** (target ≥ −0.02: {'met' if delta >= -0.02 else 'NOT met'})",
     ])
-    json_path, md_path = write_results(f"int8_{card.name}", result, md)
+    json_path, md_path = write_results(args.name or f"int8_{card.name}", result, md)
     print(md_path.read_text())
     return 0
 

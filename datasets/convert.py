@@ -17,7 +17,15 @@ from typing import Mapping, Sequence
 import numpy as np
 import yaml
 
-from datasets.yolo import DatasetError, image_size_px, link_or_copy, parse_class_names, write_data_yaml, write_labels
+from datasets.yolo import (
+    DatasetError,
+    image_size_px,
+    link_or_copy,
+    parse_class_names,
+    write_data_yaml,
+    write_labels,
+    xyxy_px_to_cxcywh_norm,
+)
 from detector.imageio import IMAGE_SUFFIXES
 
 __all__ = [
@@ -31,18 +39,6 @@ __all__ = [
 
 
 # --- pure box arithmetic ----------------------------------------------------------------------------------
-
-
-def _xyxy_px_to_cxcywh_norm(xyxy_px: np.ndarray, width_px: float, height_px: float) -> tuple[np.ndarray, np.ndarray]:
-    """Clip pixel boxes to the image and normalise them; also returns which boxes keep a positive area."""
-    xyxy = np.asarray(xyxy_px, np.float64).reshape(-1, 4).copy()
-    xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, width_px)
-    xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, height_px)
-    w = xyxy[:, 2] - xyxy[:, 0]
-    h = xyxy[:, 3] - xyxy[:, 1]
-    cxcywh = np.stack([(xyxy[:, 0] + w / 2) / width_px, (xyxy[:, 1] + h / 2) / height_px,
-                       w / width_px, h / height_px], axis=1)
-    return cxcywh, (w > 0) & (h > 0)
 
 
 def coco_bbox_to_cxcywh(bbox_xywh_px: np.ndarray, width_px: float, height_px: float) -> tuple[np.ndarray, np.ndarray]:
@@ -61,7 +57,7 @@ def coco_bbox_to_cxcywh(bbox_xywh_px: np.ndarray, width_px: float, height_px: fl
     """
     xywh = np.asarray(bbox_xywh_px, np.float64).reshape(-1, 4)
     xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
-    return _xyxy_px_to_cxcywh_norm(xyxy, width_px, height_px)
+    return xyxy_px_to_cxcywh_norm(xyxy, width_px, height_px)
 
 
 def voc_bndbox_to_cxcywh(bndbox_xyxy: np.ndarray, width_px: float, height_px: float) -> tuple[np.ndarray, np.ndarray]:
@@ -80,7 +76,7 @@ def voc_bndbox_to_cxcywh(bndbox_xyxy: np.ndarray, width_px: float, height_px: fl
         ([[0.25, 0.2, 0.3, 0.2]], [True])
     """
     xyxy = np.asarray(bndbox_xyxy, np.float64).reshape(-1, 4) - 1.0
-    return _xyxy_px_to_cxcywh_norm(xyxy, width_px, height_px)
+    return xyxy_px_to_cxcywh_norm(xyxy, width_px, height_px)
 
 
 # --- output folder ----------------------------------------------------------------------------------------

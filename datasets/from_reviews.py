@@ -61,7 +61,15 @@ from typing import Any, Iterable, Literal, Mapping, Sequence
 import cv2
 import numpy as np
 
-from datasets.yolo import DatasetError, LABEL_DECIMALS, assign_split, link_or_copy, write_data_yaml, write_labels
+from datasets.yolo import (
+    LABEL_DECIMALS,
+    DatasetError,
+    assign_split,
+    link_or_copy,
+    write_data_yaml,
+    write_labels,
+    xyxy_px_to_cxcywh_norm,
+)
 
 __all__ = [
     "DEFAULT_KIND_CLASSES", "ExportOptions", "ReviewedCase", "POSITIVE_STATUSES", "NEGATIVE_STATUSES",
@@ -312,12 +320,9 @@ def xyxy_to_yolo(boxes_xyxy: np.ndarray, width_px: int, height_px: int) -> np.nd
         >>> xyxy_to_yolo(np.array([[0, 0, 64, 32], [700, 0, 900, 10]]), 640, 320).round(4).tolist()
         [[0.05, 0.05, 0.1, 0.1]]
     """
-    b = _clip_boxes(boxes_xyxy, width_px, height_px)
     keep = _kept_after_clipping(boxes_xyxy, width_px, height_px)
-    b = b[keep]
-    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
-    out = np.column_stack([(b[:, 0] + w / 2) / width_px, (b[:, 1] + h / 2) / height_px, w / width_px, h / height_px])
-    return out.round(LABEL_DECIMALS)
+    rows, _ = xyxy_px_to_cxcywh_norm(np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)[keep], width_px, height_px)
+    return rows.round(LABEL_DECIMALS)
 
 
 def _clip_boxes(boxes_xyxy: np.ndarray, width_px: int, height_px: int) -> np.ndarray:

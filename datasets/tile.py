@@ -20,7 +20,16 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from datasets.yolo import DatasetError, _require_empty, image_size_px, load_dataset, write_data_yaml, write_labels
+from datasets.yolo import (
+    DatasetError,
+    _require_empty,
+    cxcywh_norm_to_xyxy_px,
+    image_size_px,
+    load_dataset,
+    write_data_yaml,
+    write_labels,
+    xyxy_px_to_cxcywh_norm,
+)
 from detector.runtime.tiling import Tile, plan_tiles
 
 __all__ = ["TileLabels", "tile_labels", "tile_dataset"]
@@ -62,17 +71,6 @@ def tile_labels(xyxy: np.ndarray, class_id: np.ndarray, tile: Tile, min_visible_
     keep = overlaps & (visible >= min_visible_frac * np.maximum(area, 1e-9))
     shift = np.array([tile.x0, tile.y0, tile.x0, tile.y0], np.float64)
     return TileLabels(clipped[keep] - shift, class_id[keep], int((overlaps & ~keep).sum()))
-
-
-def _xyxy_px(boxes_cxcywh_norm: np.ndarray, width_px: int, height_px: int) -> np.ndarray:
-    c = np.asarray(boxes_cxcywh_norm, np.float64).reshape(-1, 4) * [width_px, height_px, width_px, height_px]
-    return np.concatenate([c[:, :2] - c[:, 2:] / 2, c[:, :2] + c[:, 2:] / 2], axis=1)
-
-
-def _cxcywh_norm(xyxy: np.ndarray, width_px: int, height_px: int) -> np.ndarray:
-    wh = xyxy[:, 2:] - xyxy[:, :2]
-    c = np.concatenate([xyxy[:, :2] + wh / 2, wh], axis=1)
-    return c / [width_px, height_px, width_px, height_px]
 
 
 def tile_dataset(data_yaml: Path, out_dir: Path, tile_px: int, *, overlap_frac: float = 0.2,
@@ -122,7 +120,7 @@ def tile_dataset(data_yaml: Path, out_dir: Path, tile_px: int, *, overlap_frac: 
         c = counts.setdefault(split, {"images": 0, "tiles": 0, "empty_tiles": 0, "boxes": 0, "boxes_dropped": 0})
         for item in tqdm(images, desc=f"tile {split}", unit="img", disable=not progress):
             width_px, height_px = image_size_px(item.image_path)
-            xyxy = _xyxy_px(item.boxes_cxcywh_norm, width_px, height_px)
+            xyxy = cxcywh_norm_to_xyxy_px(item.boxes_cxcywh_norm, width_px, height_px)
             rng = np.random.default_rng([seed, zlib.crc32(item.image_path.name.encode())])
             labelled, empty = [], []
             for tile in plan_tiles(width_px, height_px, tile_px, overlap_frac):
@@ -147,7 +145,7 @@ def tile_dataset(data_yaml: Path, out_dir: Path, tile_px: int, *, overlap_frac: 
                     raise DatasetError(f"{dst}: could not write the tile")
                 tw, th = tile.x1 - tile.x0, tile.y1 - tile.y0
                 write_labels(out_dir / "labels" / split / f"{name}.txt", labels.class_id,
-                             _cxcywh_norm(labels.xyxy, tw, th))
+                             xyxy_px_to_cxcywh_norm(labels.xyxy, tw, th)[0])
                 c["tiles"] += 1
                 c["empty_tiles"] += int(len(labels.class_id) == 0)
                 c["boxes"] += len(labels.class_id)

@@ -44,6 +44,8 @@ __all__ = [
     "SMALL_BOX_PX",
     "parse_labels",
     "format_labels",
+    "xyxy_px_to_cxcywh_norm",
+    "cxcywh_norm_to_xyxy_px",
     "read_labels",
     "write_labels",
     "label_path_for",
@@ -226,6 +228,35 @@ def read_labels(path: Path, num_classes: int | None = None) -> tuple[np.ndarray,
     except (OSError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{path}: cannot read label file: {exc}") from None
     return parse_labels(text, str(path), num_classes)
+
+
+def xyxy_px_to_cxcywh_norm(xyxy_px: np.ndarray, width_px: float, height_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel boxes, clipped to the image, as normalised label rows; also returns which keep a positive area.
+
+    Example:
+        >>> rows, ok = xyxy_px_to_cxcywh_norm(np.array([[0, 0, 64, 32], [-10, 0, 0, 5]]), 640, 320)
+        >>> rows[0].round(3).tolist(), ok.tolist()
+        ([0.05, 0.05, 0.1, 0.1], [True, False])
+    """
+    xyxy = np.asarray(xyxy_px, np.float64).reshape(-1, 4).copy()
+    xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, width_px)
+    xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, height_px)
+    w = xyxy[:, 2] - xyxy[:, 0]
+    h = xyxy[:, 3] - xyxy[:, 1]
+    cxcywh = np.stack([(xyxy[:, 0] + w / 2) / width_px, (xyxy[:, 1] + h / 2) / height_px,
+                       w / width_px, h / height_px], axis=1)
+    return cxcywh, (w > 0) & (h > 0)
+
+
+def cxcywh_norm_to_xyxy_px(cxcywh_norm: np.ndarray, width_px: float, height_px: float) -> np.ndarray:
+    """Normalised label rows as (N, 4) pixel boxes.
+
+    Example:
+        >>> cxcywh_norm_to_xyxy_px(np.array([[0.05, 0.05, 0.1, 0.1]]), 640, 320).tolist()
+        [[0.0, 0.0, 64.0, 32.0]]
+    """
+    c = np.asarray(cxcywh_norm, np.float64).reshape(-1, 4) * [width_px, height_px, width_px, height_px]
+    return np.concatenate([c[:, :2] - c[:, 2:] / 2, c[:, :2] + c[:, 2:] / 2], axis=1)
 
 
 def write_labels(path: Path, class_id: np.ndarray | Sequence[int],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import onnx
 import pytest
 
-from datasets.quantize import calibration_images, head_nodes, quantize_static_int8
+from datasets.quantize import calibration_images, head_nodes, head_output_convs, quantize_static_int8
 from detector.geometry import box_iou
 from detector.imageio import read_image
 from detector.runtime import load_model
@@ -30,6 +30,31 @@ def test_head_nodes_are_the_detect_modules_non_convolutions():
     assert head and all(name.startswith("/model.22/") for name in head)
     assert not any(by_name[name].op_type == "Conv" for name in head)
     assert any(by_name[name].op_type == "Sigmoid" for name in head)  # the class scores stay in float
+
+
+def test_head_output_convs_are_the_unactivated_convolutions_of_the_head():
+    model = onnx.load(str(load_model("street").card.resolved_file()))
+    names = head_output_convs(model)
+    # Per scale (3) one box-distribution and one class-logit convolution, plus the DFL's expectation.
+    assert len(names) == 7
+    assert {n.split("/")[2] for n in names} == {"cv2.0", "cv3.0", "cv2.1", "cv3.1", "cv2.2", "cv3.2", "dfl"}
+    assert not set(names) & set(head_nodes(model))
+
+
+def test_float_head_outputs_keeps_those_convolutions_in_float(tmp_path, bicycles_dir):
+    card = load_model("street").card
+    out = quantize_static_int8(card, tmp_path / "q.onnx", calibration_images(bicycles_dir / "train" / "images", 4),
+                               float_head_outputs=True)
+    graph = onnx.load(str(out)).graph
+    produced_by = {o: n for n in graph.node for o in n.output}
+    convs = {n.name: n for n in graph.node if n.op_type == "Conv"}
+    kept = head_output_convs(onnx.load(str(card.resolved_file())))
+
+    def weight_is_dequantised(node) -> bool:
+        return produced_by.get(node.input[1]) is not None and produced_by[node.input[1]].op_type == "DequantizeLinear"
+
+    assert all(not weight_is_dequantised(convs[name]) for name in kept)
+    assert weight_is_dequantised(convs["/model.22/cv2.0/cv2.0.1/conv/Conv"])  # the rest of the head is int8
 
 
 def test_body_activations_are_quantised_and_the_head_is_not(street_int8):
