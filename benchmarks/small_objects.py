@@ -379,7 +379,7 @@ def to_markdown(result: dict) -> str:
                     + [r["ms_per_frame_median"]])
     return "\n".join([
         "# Small-object recall: bicycles 30–80 px wide in 1280×720 street frames\n",
-        f"{env['date_utc']} · {env['cpu_model']} · {env['cpu_count']} cores (shared with a training job) · "
+        f"{env['date_utc']} · {env['cpu_model']} · {env['cpu_count']} cores · "
         f"onnxruntime {env['onnxruntime']} · {s['threads']} intra-op thread(s)\n",
         f"{s['frames']} synthetic street frames (seed {s['seed']}, never used in training), every bicycle group "
         f"real cut-outs from {s['bike_crops']}; {result['targets']['count']} target bikes (median width "
@@ -395,7 +395,7 @@ def to_markdown(result: dict) -> str:
         "at native resolution with 20 % overlap plus one full-frame pass (`detect_tiled`).",
         "",
         "Caveat: the cut-outs come from the bicycles-2000 train split, which the street model was trained on (as "
-        "photos and as cut-outs in seed-1 scenes); the scenes, placements and sizes are new, the bike instances "
+        "photos and as cut-outs in the seed-1 scenes and seed-3 tiles); the scenes, placements and sizes are new, the bike instances "
         "are not, so these recalls are optimistic for bikes the model has never seen.",
     ])
 

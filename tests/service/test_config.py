@@ -316,7 +316,7 @@ def test_the_shipped_street_model_carries_its_operating_point():
 
 
 def test_validate_checks_the_tracker_against_the_cards_operating_point(tmp_path):
-    # low_score 0.3 is fine against the built-in high_score 0.5, not against street's track_score (0.224).
+    # low_score 0.3 is fine against the built-in high_score 0.5, not against street's track_score (0.219).
     raw = {"config_version": 1, "model": {"name": "street"}, "tracker": {"low_score": 0.3},
            "cameras": [{"id": "cam-1", "source": "push", "timezone": "UTC"}]}
     path = tmp_path / "c.yaml"
