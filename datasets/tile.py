@@ -22,10 +22,10 @@ from tqdm import tqdm
 
 from datasets.yolo import (
     DatasetError,
-    _require_empty,
     cxcywh_norm_to_xyxy_px,
     image_size_px,
     load_dataset,
+    require_empty_dir,
     write_data_yaml,
     write_labels,
     xyxy_px_to_cxcywh_norm,
@@ -114,7 +114,7 @@ def tile_dataset(data_yaml: Path, out_dir: Path, tile_px: int, *, overlap_frac: 
         raise DatasetError(f"overlap_frac must lie within [0, 0.9), got {overlap_frac}")
     dataset = load_dataset(Path(data_yaml))
     out_dir = Path(out_dir)
-    _require_empty(out_dir)
+    require_empty_dir(out_dir)
     counts: dict[str, dict[str, int]] = {}
     for split, images in dataset.splits.items():
         c = counts.setdefault(split, {"images": 0, "tiles": 0, "empty_tiles": 0, "boxes": 0, "boxes_dropped": 0})

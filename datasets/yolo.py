@@ -45,6 +45,7 @@ __all__ = [
     "parse_labels",
     "format_labels",
     "xyxy_px_to_cxcywh_norm",
+    "require_empty_dir",
     "cxcywh_norm_to_xyxy_px",
     "read_labels",
     "write_labels",
@@ -449,7 +450,8 @@ def link_or_copy(src: Path, dst: Path, link: bool = True) -> Path:
     return dst
 
 
-def _require_empty(out_dir: Path) -> None:
+def require_empty_dir(out_dir: Path) -> None:
+    """Refuse to write a dataset into a folder that already holds something (nothing is overwritten)."""
     if out_dir.exists() and any(out_dir.iterdir()):
         raise DatasetError(f"{out_dir}: output folder is not empty; choose a new folder")
 
@@ -498,7 +500,7 @@ def merge_datasets(
     out_dir = Path(out_dir)
     if not class_names or len(set(class_names)) != len(class_names):
         raise DatasetError(f"class_names must be a non-empty list of distinct names, got {class_names}")
-    _require_empty(out_dir)
+    require_empty_dir(out_dir)
     target_index = {name: i for i, name in enumerate(class_names)}
     # Every source is read and checked before anything is written: a bad mapping leaves no half-merged folder.
     plans = []
@@ -631,7 +633,7 @@ def split_dataset(
     images_dir, out_dir = Path(images_dir), Path(out_dir)
     if not images_dir.is_dir():
         raise DatasetError(f"{images_dir}: no such folder")
-    _require_empty(out_dir)
+    require_empty_dir(out_dir)
     images = sorted(f for f in images_dir.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
     if not images:
         raise DatasetError(f"{images_dir}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
