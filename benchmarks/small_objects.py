@@ -41,6 +41,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import environment, md_table, shared_dir, write_results  # noqa: E402
+from detector.geometry import box_iou  # noqa: E402
 
 WIDTH_BINS_PX: tuple[tuple[float, float], ...] = ((30.0, 40.0), (40.0, 55.0), (55.0, 80.0))
 FRAME_SIZE_PX = (1280, 720)
@@ -117,18 +118,6 @@ def small_object_frames(n: int, seed: int = MIN_SEED, assets=None,
 # --- matching --------------------------------------------------------------------------------------------
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(len(a), len(b)) IoU of xyxy boxes."""
-    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = ix * iy
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
-
-
 def greedy_match(det_xyxy: np.ndarray, det_score: np.ndarray, gt_xyxy: np.ndarray,
                  iou_min: float = IOU_MIN) -> tuple[np.ndarray, np.ndarray]:
     """One-to-one matching, highest score first, each detection to the free ground truth it overlaps most.
@@ -146,7 +135,7 @@ def greedy_match(det_xyxy: np.ndarray, det_score: np.ndarray, gt_xyxy: np.ndarra
     gt_matched = np.zeros(len(gt_xyxy), bool)
     if not len(det_xyxy) or not len(gt_xyxy):
         return det_matched, gt_matched
-    ious = iou_matrix(det_xyxy, gt_xyxy)
+    ious = box_iou(det_xyxy, gt_xyxy)
     for d in np.argsort(-np.asarray(det_score), kind="stable"):
         candidates = np.where(gt_matched, -1.0, ious[d])
         g = int(np.argmax(candidates))
