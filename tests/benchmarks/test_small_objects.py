@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.small_objects import bin_of, greedy_match, load_assets, small_object_frames
+from benchmarks.small_objects import bin_of, greedy_match, load_assets, parse_configs, small_object_frames
 
 
 @pytest.mark.parametrize("widths, expected", [
@@ -42,3 +42,17 @@ def test_frames_are_deterministic_and_targets_small(shared_dir):
     assert targets > 0
     with pytest.raises(ValueError, match="seed must be >= 200"):
         next(small_object_frames(1, 100, assets))
+
+
+def test_configurations_are_every_model_by_every_mode():
+    configs = parse_configs(["street", "v2=var/candidates/street"], ["full", "full@832x480", "tiled"])
+    assert [c.name for c in configs] == ["street full@416", "street full@832x480", "street tiled@416+full",
+                                         "v2 full@416", "v2 full@832x480", "v2 tiled@416+full"]
+    assert {c.path for c in configs} == {None, "var/candidates/street"}
+    assert configs[1].input_wh == (832, 480)
+
+
+@pytest.mark.parametrize("mode", ["tiled@832x480", "full@832", "half", "full@axb"])
+def test_a_bad_mode_is_named(mode):
+    with pytest.raises(ValueError, match=mode):
+        parse_configs(["street"], [mode])
