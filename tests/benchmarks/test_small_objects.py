@@ -38,6 +38,8 @@ def test_frames_are_deterministic_and_targets_small(shared_dir):
         w = fa.widths_px[fa.is_target]
         assert ((w >= 30) & (w <= 80)).all()
         assert (fa.class_names[fa.is_target] == "bicycle").all()
+        assert fa.visible_fraction.shape == (len(fa.xyxy),)
+        assert ((fa.visible_fraction > 0) & (fa.visible_fraction <= 1)).all()
         targets += int(fa.is_target.sum())
     assert targets > 0
     with pytest.raises(ValueError, match="seed must be >= 200"):
