@@ -37,17 +37,23 @@ BODY_OPS = ("Conv", "MatMul", "Sigmoid", "Mul", "Add", "Concat", "MaxPool", "Res
 _MODULE = re.compile(r"^/model\.(\d+)/")
 
 
+def _last_module_nodes(model: "onnx.ModelProto") -> list:
+    """The nodes of an ultralytics export's last module (its Detect head), found by their ``/model.<i>/`` names;
+    empty for graphs not named that way."""
+    indexed = [(int(m.group(1)), n) for n in model.graph.node if (m := _MODULE.match(n.name))]
+    if not indexed:
+        return []
+    last = max(i for i, _ in indexed)
+    return [n for i, n in indexed if i == last]
+
+
 def head_nodes(model: "onnx.ModelProto") -> list[str]:
     """Names of the non-convolution nodes of an ultralytics export's last module (its Detect head).
 
     Ultralytics names nodes after their module (``/model.22/dfl/...``); the head is the highest index.
     Returns an empty list for graphs not named that way.
     """
-    indexed = [(int(m.group(1)), n) for n in model.graph.node if (m := _MODULE.match(n.name))]
-    if not indexed:
-        return []
-    last = max(i for i, _ in indexed)
-    return [n.name for i, n in indexed if i == last and n.op_type not in CONV_OPS]
+    return [n.name for n in _last_module_nodes(model) if n.op_type not in CONV_OPS]
 
 
 def head_output_convs(model: "onnx.ModelProto") -> list[str]:
@@ -56,13 +62,9 @@ def head_output_convs(model: "onnx.ModelProto") -> list[str]:
 
     Returns an empty list for graphs not named the ultralytics way.
     """
-    indexed = [(int(m.group(1)), n) for n in model.graph.node if (m := _MODULE.match(n.name))]
-    if not indexed:
-        return []
-    last = max(i for i, _ in indexed)
     activated = {name for n in model.graph.node if n.op_type == "Sigmoid" for name in n.input}
-    return [n.name for i, n in indexed
-            if i == last and n.op_type in CONV_OPS and not any(o in activated for o in n.output)]
+    return [n.name for n in _last_module_nodes(model)
+            if n.op_type in CONV_OPS and not any(o in activated for o in n.output)]
 
 
 def calibration_images(folder: Path, n_images: int, seed: int = 0) -> list[Path]:

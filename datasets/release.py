@@ -16,7 +16,7 @@ import yaml
 from datasets.evaluate import evaluate_model
 from datasets.yolo import load_dataset
 from detector.runtime import OnnxDetector
-from detector.runtime.card import InputSpec, ModelCard, Thresholds, sha256_of
+from detector.runtime.card import InputSpec, ModelCard, Thresholds, TilingHints, sha256_of
 
 __all__ = ["release_model", "write_card", "training_facts", "add_metrics"]
 
@@ -71,7 +71,7 @@ def release_model(weights_pt: Path, data_yaml: Path, name: str, out_root: Path, 
         violation_classes=violation_classes or {},
         notes=notes,
         card_path=str((folder / "card.yaml").resolve()),
-        **({} if tiled_full_frame_pass else {"tiling": {"full_frame_pass": False}}),
+        tiling=TilingHints(full_frame_pass=tiled_full_frame_pass),
     )
     run = evaluate_model(OnnxDetector(card), Path(data_yaml), "val")
     per_class = {}
