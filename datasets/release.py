@@ -1,7 +1,8 @@
 """Turning a trained checkpoint into a shipped model: ONNX export, thresholds chosen on val, the card.
 
-Thresholds come from the validation split only (best F1 per class, measured by our own runtime on the
-exported file); the holdout is evaluated afterwards and only reported, never used to choose anything.
+Thresholds come from the validation split only (best F1 per class and the NMS IoU per class, measured by our
+own runtime on the exported file); the holdout is evaluated afterwards and only reported, never used to choose
+anything.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import yaml
 
@@ -18,12 +19,44 @@ from datasets.yolo import load_dataset
 from detector.runtime import OnnxDetector
 from detector.runtime.card import InputSpec, ModelCard, Thresholds, TilingHints, sha256_of
 
-__all__ = ["release_model", "write_card", "training_facts", "add_metrics"]
+__all__ = ["release_model", "write_card", "training_facts", "add_metrics", "pick_nms_ious"]
 
 # A class whose best-F1 threshold cannot be measured (no val instances) keeps this default.
 DEFAULT_CONF = 0.25
 # Thresholds are clamped: below 0.05 a camera floods reviewers, above 0.8 small objects vanish.
 MIN_CONF, MAX_CONF = 0.05, 0.8
+# NMS IoUs tried per class on val. Bikes parked in a row overlap at IoU 0.45-0.6, so the common 0.45 deletes
+# real neighbours; stalls and structures rarely overlap, and a looser IoU only keeps their duplicates.
+NMS_IOU_CANDIDATES = (0.45, 0.55, 0.65)
+# A class leaves the card's default IoU only for a val AP50 gain above this (smaller gains are noise).
+NMS_MIN_GAIN = 0.005
+
+
+def pick_nms_ious(ap50_by_iou: Mapping[float, Mapping[str, float]], default_iou: float,
+                  min_gain: float = NMS_MIN_GAIN) -> dict[str, float]:
+    """Per class, the NMS IoU with the best val AP50, where it beats `default_iou` by more than `min_gain`.
+
+    Args:
+        ap50_by_iou: {candidate IoU: {class name: AP50 on val at that IoU}}; must hold `default_iou`.
+
+    Returns:
+        {class name: IoU} for the classes that leave the default (the card's ``nms_iou_per_class``).
+
+    Example:
+        >>> pick_nms_ious({0.45: {"bicycle": 0.50, "stall": 0.60}, 0.6: {"bicycle": 0.53, "stall": 0.58}}, 0.45)
+        {'bicycle': 0.6}
+    """
+    if default_iou not in ap50_by_iou:
+        raise ValueError(f"the default NMS IoU {default_iou} must be among the candidates {sorted(ap50_by_iou)}")
+    chosen = {}
+    for name, base_ap in ap50_by_iou[default_iou].items():
+        best_iou, best_ap = default_iou, base_ap
+        for iou, by_class in sorted(ap50_by_iou.items()):
+            if name in by_class and by_class[name] > best_ap:
+                best_iou, best_ap = iou, by_class[name]
+        if best_iou != default_iou and best_ap - base_ap > min_gain:
+            chosen[name] = best_iou
+    return chosen
 
 
 def write_card(card: ModelCard, folder: Path) -> Path:
@@ -38,10 +71,12 @@ def write_card(card: ModelCard, folder: Path) -> Path:
 def release_model(weights_pt: Path, data_yaml: Path, name: str, out_root: Path, imgsz_px: int,
                   training: dict[str, Any], training_data: str, licence: str = "Apache-2.0",
                   violation_classes: dict[str, str] | None = None, notes: str = "",
-                  keep_weights: bool = True, tiled_full_frame_pass: bool = True) -> ModelCard:
+                  keep_weights: bool = True, tiled_full_frame_pass: bool = True,
+                  nms_iou_candidates: Sequence[float] = NMS_IOU_CANDIDATES) -> ModelCard:
     """Export `weights_pt` to `out_root/<name>/<name>.onnx`, choose thresholds on val, write the card.
 
     `tiled_full_frame_pass` False marks a model trained at tile scale only (card ``tiling.full_frame_pass``).
+    `nms_iou_candidates` are tried per class on val (one val pass each); empty keeps the default 0.45 for all.
     """
     from datasets.train import export_onnx
 
@@ -73,6 +108,20 @@ def release_model(weights_pt: Path, data_yaml: Path, name: str, out_root: Path, 
         card_path=str((folder / "card.yaml").resolve()),
         tiling=TilingHints(full_frame_pass=tiled_full_frame_pass),
     )
+    default_iou = card.thresholds.nms_iou
+    nms_choice: dict[str, Any] = {}
+    nms_per_class: dict[str, float] = {}
+    if nms_iou_candidates:
+        ap50_by_iou = {}
+        for iou in sorted({default_iou, *map(float, nms_iou_candidates)}):
+            trial = card.model_copy(update={"thresholds": card.thresholds.model_copy(update={"nms_iou": iou})})
+            report = evaluate_model(OnnxDetector(trial), Path(data_yaml), "val").report
+            ap50_by_iou[iou] = {r.name: r.ap50 for r in report.classes if r.instances}
+        nms_per_class = pick_nms_ious(ap50_by_iou, default_iou)
+        nms_choice = {"nms_iou_val_ap50": {str(iou): {k: round(v, 4) for k, v in by_class.items()}
+                                           for iou, by_class in ap50_by_iou.items()}}
+        card = card.model_copy(update={"thresholds": card.thresholds.model_copy(
+            update={"nms_iou_per_class": nms_per_class})})
     run = evaluate_model(OnnxDetector(card), Path(data_yaml), "val")
     per_class = {}
     for row in run.report.classes:
@@ -81,9 +130,9 @@ def release_model(weights_pt: Path, data_yaml: Path, name: str, out_root: Path, 
     card = card.model_copy(update={
         # Scores of this model separate objects from clutter around its per-class thresholds; the tracker and
         # the rules start from the highest of them so no class is tracked on scores below its own threshold.
-        "thresholds": Thresholds(default=DEFAULT_CONF, per_class=per_class,
-                                 track_score=max(per_class.values(), default=None)),
-        "metrics": {"val": {"data": str(data_yaml), **_summary(run.report)}},
+        "thresholds": Thresholds(default=DEFAULT_CONF, per_class=per_class, nms_iou=default_iou,
+                                 nms_iou_per_class=nms_per_class, track_score=max(per_class.values(), default=None)),
+        "metrics": {"val": {"data": str(data_yaml), **_summary(run.report), **nms_choice}},
     })
     write_card(card, folder)
     return card

@@ -49,7 +49,7 @@ def _intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def nms(
     xyxy: np.ndarray,
     scores: np.ndarray,
-    iou_threshold: float,
+    iou_threshold: float | np.ndarray,
     class_id: np.ndarray | None = None,
     max_det: int | None = None,
 ) -> np.ndarray:
@@ -57,6 +57,8 @@ def nms(
 
     Returns indices of the kept boxes, highest score first. Class-awareness comes from offsetting
     each class's boxes into a disjoint region, so one IoU matrix serves every class at once.
+    `iou_threshold` is one IoU for every class, or an array indexed by class id (needs `class_id`):
+    parked bikes in a row overlap far more than two stalls ever do.
 
     Example:
         >>> nms(np.array([[0, 0, 10, 10], [1, 1, 10, 10], [0, 0, 10, 10]]), np.array([0.9, 0.8, 0.7]),
@@ -73,6 +75,12 @@ def nms(
     if class_id is not None:
         span = float(boxes.max() - boxes.min()) + 1.0
         boxes = boxes + (np.asarray(class_id).reshape(-1)[order].astype(np.float32) * span)[:, None]
+    if np.ndim(iou_threshold):
+        if class_id is None:
+            raise ValueError("nms: per-class IoU thresholds need class_id")
+        box_threshold = np.asarray(iou_threshold, np.float32)[np.asarray(class_id).reshape(-1)[order]]
+    else:
+        box_threshold = np.full(n, float(iou_threshold), np.float32)
     iou = box_iou(boxes, boxes)
     suppressed = np.zeros(n, dtype=bool)
     keep = []
@@ -83,7 +91,7 @@ def nms(
         keep.append(i)
         if len(keep) >= limit:
             break
-        suppressed |= iou[i] > iou_threshold
+        suppressed |= iou[i] > box_threshold[i]
     return order[np.asarray(keep, np.int64)]
 
 

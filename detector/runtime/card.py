@@ -57,12 +57,23 @@ class Thresholds(BaseModel):
     )
     nms_iou: float = Field(0.45, description="IoU above which a lower-scored box of the same class is suppressed.",
                            gt=0.0, le=1.0)
+    nms_iou_per_class: dict[str, float] = Field(
+        default_factory=dict,
+        description="NMS IoU per class name, overriding nms_iou (chosen on val by `streetwatch release`).")
     max_det: int = Field(300, description="Most detections kept per image after NMS.", ge=1, le=10000)
     track_score: float | None = Field(
         None, ge=0.0, le=1.0,
         description="The model's operating point for tracking: score at which a detection may start a track and "
                     "the median a track's recent scores need for a rule (chosen on val by `streetwatch release`: "
                     "the highest per-class threshold). Omit: the configuration's built-in values (0.5 / 0.6).")
+
+    @field_validator("nms_iou_per_class")
+    @classmethod
+    def _nms_ious_in_range(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, iou in value.items():
+            if not 0.0 < iou <= 1.0:
+                raise ValueError(f"NMS IoU for class {name!r} must lie within (0, 1], got {iou}")
+        return value
 
     @field_validator("per_class")
     @classmethod
@@ -125,6 +136,9 @@ class ModelCard(BaseModel):
         unknown = sorted(set(self.thresholds.per_class) - set(self.classes))
         if unknown:
             raise ValueError(f"thresholds.per_class names unknown classes: {unknown}")
+        unknown = sorted(set(self.thresholds.nms_iou_per_class) - set(self.classes))
+        if unknown:
+            raise ValueError(f"thresholds.nms_iou_per_class names unknown classes: {unknown}")
         unknown = sorted(set(self.violation_classes) - set(self.classes))
         if unknown:
             raise ValueError(f"violation_classes names unknown classes: {unknown}")
@@ -139,6 +153,9 @@ class ModelCard(BaseModel):
 
     def class_thresholds(self) -> list[float]:
         return [self.thresholds.per_class.get(name, self.thresholds.default) for name in self.classes]
+
+    def class_nms_ious(self) -> list[float]:
+        return [self.thresholds.nms_iou_per_class.get(name, self.thresholds.nms_iou) for name in self.classes]
 
 
 def _expand_vars(text: str) -> str:

@@ -80,6 +80,7 @@ class OnnxDetector:
         self.class_names: list[str] = list(card.classes)
         self._class_names_arr = np.asarray(self.class_names)
         self._class_min_score = np.asarray(card.class_thresholds(), np.float32)
+        self.class_nms_iou = np.asarray(card.class_nms_ious(), np.float32)
         self.session = self._open_session()
         self._input_name, self.batch_dynamic = self._check_io()
         self._grid: tuple[np.ndarray, np.ndarray] | None = None
@@ -189,7 +190,7 @@ class OnnxDetector:
             if len(cand.score) > MAX_NMS_CANDIDATES:
                 top = np.argpartition(-cand.score, MAX_NMS_CANDIDATES)[:MAX_NMS_CANDIDATES]
                 cand = Candidates(cand.xyxy[top], cand.score[top], cand.class_id[top])
-            keep = nms(cand.xyxy, cand.score, self.card.thresholds.nms_iou, cand.class_id, self.card.thresholds.max_det)
+            keep = nms(cand.xyxy, cand.score, self.class_nms_iou, cand.class_id, self.card.thresholds.max_det)
             class_id = cand.class_id[keep]
             results.append(
                 Detections(
@@ -250,7 +251,7 @@ class OnnxDetector:
                 idx = idx[np.argpartition(-scores[idx, c], max_per_class)[:max_per_class]]
             if not len(idx):
                 continue
-            keep = idx[nms(boxes[idx], scores[idx, c], self.card.thresholds.nms_iou)]
+            keep = idx[nms(boxes[idx], scores[idx, c], float(self.class_nms_iou[c]))]
             parts.append((keep, np.full(len(keep), c, np.int32)))
         if not parts:
             return Detections.empty().with_columns(class_name=np.zeros((0,), self._class_names_arr.dtype))

@@ -92,8 +92,10 @@ def _cut_by_interior_border(xyxy: np.ndarray, tile: Tile, width_px: int, height_
 
 
 def merge_tiled(per_tile: list[Detections], tiles: list[Tile | None], width_px: int, height_px: int,
-                nms_iou: float, merge_ios: float = 0.6, edge_margin_px: float = 3.0) -> Detections:
+                nms_iou: float | np.ndarray, merge_ios: float = 0.6, edge_margin_px: float = 3.0) -> Detections:
     """Merge detections already in frame pixels from several tiles (None = a full-frame pass).
+
+    `nms_iou` is one IoU or one per class id (`OnnxDetector.class_nms_iou`).
 
     Returns one Detections with a `tile_cut` data column dropped; each object appears once.
     """
@@ -158,6 +160,6 @@ def detect_tiled(detector: "OnnxDetector", image: np.ndarray, config: TilingConf
             det = Detections(det.xyxy + np.array([tile.x0, tile.y0, tile.x0, tile.y0], np.float32),
                              det.confidence, det.class_id, None, det.data)
         shifted.append(det)
-    merged = merge_tiled(shifted, tiles, width_px, height_px, detector.card.thresholds.nms_iou,
+    merged = merge_tiled(shifted, tiles, width_px, height_px, detector.class_nms_iou,
                          config.merge_ios, config.edge_margin_px)
     return merged, len(crops)

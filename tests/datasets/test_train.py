@@ -46,6 +46,10 @@ def test_tiny_training_run_exports_onnx_that_the_runtime_loads(bicycles_dir, tmp
     assert (folder / "tiny.onnx").is_file() and (folder / "card.yaml").is_file() and (folder / "tiny.pt").is_file()
     assert card.classes == ["bicycle"] and set(card.thresholds.per_class) == {"bicycle"}
     assert "ap50" in card.metrics["val"]
+    # Every NMS IoU candidate was measured on val; a class only leaves the default for a measured gain.
+    tried = card.metrics["val"]["nms_iou_val_ap50"]
+    assert set(tried) == {"0.45", "0.55", "0.65"}
+    assert set(card.thresholds.nms_iou_per_class) <= {"bicycle"}
 
     model = load_model(str(folder / "card.yaml"))  # sha256 and shapes checked against the card
     assert model.batch_dynamic, "exports must keep a dynamic batch axis"
@@ -82,3 +86,27 @@ def test_inference_path_never_imports_torch(bicycles_dir):
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "HEAVY []" in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("ap50_by_iou, expected", [
+    # bikes gain from a looser IoU, stalls lose: only bikes leave the default
+    ({0.45: {"bicycle": 0.50, "stall": 0.60}, 0.55: {"bicycle": 0.52, "stall": 0.59},
+      0.65: {"bicycle": 0.53, "stall": 0.55}}, {"bicycle": 0.65}),
+    # a gain within the noise margin keeps the default
+    ({0.45: {"bicycle": 0.500}, 0.55: {"bicycle": 0.504}}, {}),
+    # the best candidate wins, not the loosest
+    ({0.45: {"ebike": 0.30}, 0.55: {"ebike": 0.35}, 0.65: {"ebike": 0.33}}, {"ebike": 0.55}),
+    # a class absent at some candidate is judged on the rest
+    ({0.45: {"bicycle": 0.5, "stall": 0.6}, 0.55: {"bicycle": 0.6}}, {"bicycle": 0.55}),
+])
+def test_pick_nms_ious(ap50_by_iou, expected):
+    from datasets.release import pick_nms_ious
+
+    assert pick_nms_ious(ap50_by_iou, 0.45) == expected
+
+
+def test_pick_nms_ious_needs_the_default_among_the_candidates():
+    from datasets.release import pick_nms_ious
+
+    with pytest.raises(ValueError, match="default NMS IoU 0.45 must be among the candidates"):
+        pick_nms_ious({0.55: {"bicycle": 0.5}}, 0.45)

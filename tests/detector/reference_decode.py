@@ -16,15 +16,18 @@ def _iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def per_class_nms(rows: list[tuple], iou_threshold: float) -> list[tuple]:
-    """rows: (x1, y1, x2, y2, score, class_id) → kept rows, by class then by score."""
+def per_class_nms(rows: list[tuple], iou_threshold: float | dict[int, float]) -> list[tuple]:
+    """rows: (x1, y1, x2, y2, score, class_id) → kept rows, by class then by score.
+
+    `iou_threshold`: one IoU, or one per class id."""
     kept = []
     for cls in sorted({r[5] for r in rows}):
+        limit = iou_threshold[cls] if isinstance(iou_threshold, dict) else iou_threshold
         pending = sorted((r for r in rows if r[5] == cls), key=lambda r: -r[4])
         while pending:
             best = pending.pop(0)
             kept.append(best)
-            pending = [r for r in pending if _iou(best, r) <= iou_threshold]
+            pending = [r for r in pending if _iou(best, r) <= limit]
     return kept
 
 

@@ -111,6 +111,30 @@ def test_decode_matches_straightforward_reference(detectors, bicycles_dir, name,
     assert compared > 0
 
 
+def test_per_class_nms_iou_from_card_matches_the_reference(shared_dir, bicycles_dir):
+    # A lenient IoU for one class (bikes parked in rows overlap) and a strict one for another.
+    base = resolve_card("yolov8n-int8-coco")
+    per_class = {"bicycle": 0.8, "person": 0.2}
+    card = base.model_copy(update={"thresholds": base.thresholds.model_copy(update={"nms_iou_per_class": per_class})})
+    det = OnnxDetector(card)
+    by_id = {i: per_class.get(name, card.thresholds.nms_iou) for i, name in enumerate(card.classes)}
+    kept_more = 0
+    for path in sorted((bicycles_dir / "val" / "images").glob("*.jpg"))[:6]:
+        tensor, transforms = det.preprocess([cv2.imread(str(path))])
+        raw = det.run_raw(tensor)
+        ours = det.postprocess(raw, transforms, min_score=0.02)[0]
+        rows = ref.per_class_nms(_reference(det, raw[0], 0.02), by_id)
+        assert len(ours) == len(rows), path.name
+        t = transforms[0]
+        rows = ref.unletterbox_ref(rows, t.scale_x, t.scale_y, t.pad_x_px, t.pad_y_px, t.frame_width_px,
+                                   t.frame_height_px)
+        order = np.argsort(-ours.confidence, kind="stable")
+        expected = np.array([r[:4] for r in sorted(rows, key=lambda r: -r[4])], np.float32).reshape(-1, 4)
+        np.testing.assert_allclose(ours.xyxy[order], expected, atol=0.05)
+        kept_more += len(ours) - len(ref.per_class_nms(_reference(det, raw[0], 0.02), card.thresholds.nms_iou))
+    assert kept_more != 0  # the per-class values changed what survived
+
+
 def test_per_class_thresholds_from_card(shared_dir, bicycles_dir):
     card = resolve_card("yolox-nano-coco")
     strict = card.model_copy(update={"thresholds": card.thresholds.model_copy(update={"per_class": {"bicycle": 0.99}})})
