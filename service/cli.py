@@ -355,6 +355,21 @@ def cmd_dataset_from_reviews(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_dataset_from_footage(args: argparse.Namespace) -> int:
+    from datasets.footage_labels import LABELS_DIR, build_footage_dataset, load_footage_labels
+    from datasets.synth import resolve_shared_dir
+
+    shared = resolve_shared_dir(Path(args.shared) if args.shared else None)
+    if shared is None:
+        raise ValueError("the shared data folder is not found: pass --shared DIR or set STREETWATCH_SHARED")
+    labels_path = Path(args.labels)
+    if not labels_path.suffix and not labels_path.exists():
+        labels_path = LABELS_DIR / f"{args.labels}.yaml"  # a name: one of the label files shipped with streetwatch
+    labels = load_footage_labels(labels_path)
+    data_yaml = build_footage_dataset(labels, shared, Path(args.out))
+    print(f"{data_yaml}: {len(labels.frames)} frames of {labels.source}, {labels.n_boxes} boxes (split test)")
+    return EXIT_OK
+
 
 def cmd_dataset_synth(args: argparse.Namespace) -> int:
     from datasets.synth import generate_dataset
@@ -731,7 +746,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models-dir", default=None)
     p.set_defaults(func=cmd_quantize)
 
-    ds = sub.add_parser("dataset", help="dataset tools: stats, contact-sheet, synth, scenario, merge, tile, split, convert, from-reviews")
+    ds = sub.add_parser("dataset", help="dataset tools: stats, contact-sheet, synth, scenario, merge, tile, split, convert, from-reviews, from-footage")
     dsub = ds.add_subparsers(dest="dataset_command", required=True, metavar="ACTION")
     p = dsub.add_parser("stats", help="images, boxes per class, box sizes per split")
     p.add_argument("data", metavar="DATA.yaml")
@@ -801,6 +816,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--map", nargs="*", metavar="SOURCE=TARGET")
     p.add_argument("--classes", nargs="*", default=None)
     p.set_defaults(func=cmd_dataset_convert)
+    p = dsub.add_parser(
+        "from-footage", help="hand-labelled frames of real footage in ../shared as a YOLO test set",
+        description="Decode the labelled frames of a real video in the shared data folder and write them (PNG) "
+                    "with their labels as a YOLO dataset with one split, test, for `streetwatch eval`. Label "
+                    "files shipped: datasets/labels/footage/ (see datasets/footage_labels.py for the format).")
+    p.add_argument("labels", metavar="LABELS", help="a label file, or the name of a shipped one "
+                                                    "(e.g. parking-lot-bicycle)")
+    p.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder")
+    p.add_argument("--shared", metavar="DIR", help="the shared data folder (default: STREETWATCH_SHARED or ../shared)")
+    p.set_defaults(func=cmd_dataset_from_footage)
     p = dsub.add_parser(
         "from-reviews", help="a YOLO dataset from reviewed cases (confirmed: positives, rejected: hard negatives)",
         description="Export reviewed cases of the case store as a YOLO dataset for `streetwatch train` (or "
