@@ -14,6 +14,9 @@ A label file::
     frames:                                       # 0-based frame index -> boxes
       6: [[bicycle, 320, 0, 338, 27]]             # class name, x1, y1, x2, y2 in frame pixels
       9: []                                       # a frame with nothing of the classes in it
+    negative_frames: {start: 0, stop: 1394, step: 40}   # frames checked to hold none of the classes
+
+Either ``frames`` or ``negative_frames`` (or both, without sharing a frame) must be given.
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ def load_footage_labels(path: Path | str) -> FootageLabels:
         raise DatasetError(f"{path}: cannot read footage labels: {str(exc).splitlines()[0]}") from None
     if not isinstance(raw, dict):
         raise DatasetError(f"{path}: footage labels must be a mapping")
-    unknown = sorted(set(raw) - {"source", "classes", "labelled_by", "notes", "frames"})
+    unknown = sorted(set(raw) - {"source", "classes", "labelled_by", "notes", "frames", "negative_frames"})
     if unknown:
         raise _problem(path, ", ".join(unknown), "unknown field(s)")
     source = raw.get("source")
@@ -85,10 +88,14 @@ def load_footage_labels(path: Path | str) -> FootageLabels:
         raise _problem(path, "classes", "must be a non-empty list of class names")
     if len(set(classes)) != len(classes):
         raise _problem(path, "classes", "names must be unique")
-    frames_raw = raw.get("frames")
-    if not isinstance(frames_raw, dict) or not frames_raw:
+    frames_raw = raw.get("frames", {})
+    negatives = _negative_range(path, raw.get("negative_frames"))
+    if not isinstance(frames_raw, dict) or not (frames_raw or negatives):
         raise _problem(path, "frames", "must map frame indices to lists of [class, x1, y1, x2, y2]")
-    frames = []
+    shared = sorted(set(negatives) & {k for k in frames_raw if isinstance(k, int)})
+    if shared:
+        raise _problem(path, "negative_frames", f"frames {shared[:5]} are also labelled under frames")
+    frames = [LabelledFrame(i, (), np.zeros((0, 4), np.float64)) for i in negatives]
     for key, boxes in sorted(frames_raw.items(), key=lambda kv: str(kv[0])):
         if not isinstance(key, int) or isinstance(key, bool) or key < 0:
             raise _problem(path, f"frames.{key}", "frame index must be an integer >= 0")
@@ -111,6 +118,19 @@ def load_footage_labels(path: Path | str) -> FootageLabels:
     frames.sort(key=lambda f: f.index)
     return FootageLabels(path, source, tuple(classes), str(raw.get("labelled_by", "")), str(raw.get("notes", "")),
                          tuple(frames))
+
+
+def _negative_range(path: Path, raw) -> range:
+    if raw is None:
+        return range(0)
+    if not isinstance(raw, dict) or set(raw) - {"start", "stop", "step"} or "stop" not in raw:
+        raise _problem(path, "negative_frames", "must be {start: N, stop: N, step: N} (start 0 and step 1 if left out)")
+    values = {k: raw.get(k, d) for k, d in (("start", 0), ("stop", None), ("step", 1))}
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in values.values()):
+        raise _problem(path, "negative_frames", "start, stop and step must be integers")
+    if values["start"] < 0 or values["step"] < 1 or values["stop"] <= values["start"]:
+        raise _problem(path, "negative_frames", "needs 0 <= start < stop and step >= 1")
+    return range(values["start"], values["stop"], values["step"])
 
 
 def _decode_frames(video: Path, wanted: set[int]) -> dict[int, np.ndarray]:

@@ -48,6 +48,14 @@ def test_shipped_labels_build_a_test_set_of_the_exact_decoded_frames(shared_dir,
     assert (summary["frames"], summary["boxes"], summary["source"]) == (11, 11, "footage/parking-lot-bicycle.mp4")
 
 
+def test_negative_frames_become_frames_without_boxes(shared_dir, tmp_path):
+    labels = load_footage_labels(LABELS_DIR / "people-walking.yaml")
+    assert [f.index for f in labels.frames] == list(range(0, 1394, 40)) and labels.n_boxes == 0
+    ds = load_dataset(build_footage_dataset(labels, shared_dir, tmp_path / "ds"))
+    assert len(ds.splits["test"]) == 35
+    assert all(len(item.class_id) == 0 for item in ds.splits["test"])  # empty label files: background
+
+
 def test_the_output_folder_must_be_new(shared_dir, tmp_path):
     (tmp_path / "ds").mkdir()
     (tmp_path / "ds" / "keep.txt").write_text("x")
@@ -71,6 +79,12 @@ GOOD = {"source": "footage/parking-lot-bicycle.mp4", "classes": ["bicycle"],
     ({"frames": {6: [["bicycle", 320, 0, 338]]}}, r"frames.6\[0\]: must be \[class, x1, y1, x2, y2\]"),
     ({"frames": {6: [["tricycle", 320, 0, 338, 27]]}}, r"frames.6\[0\]: class 'tricycle' is not in classes"),
     ({"frames": {6: [["bicycle", 338, 0, 320, 27]]}}, r"frames.6\[0\]: box .* must have x2 > x1"),
+    ({"negative_frames": {"start": 0, "step": 5}}, "negative_frames: must be {start: N, stop: N, step: N}"),
+    ({"negative_frames": {"stop": 10, "every": 2}}, "negative_frames: must be {start: N, stop: N, step: N}"),
+    ({"negative_frames": {"start": 10, "stop": 5}}, "negative_frames: needs 0 <= start < stop and step >= 1"),
+    ({"negative_frames": {"stop": 10, "step": 0}}, "negative_frames: needs 0 <= start < stop and step >= 1"),
+    ({"negative_frames": {"stop": 10.5}}, "negative_frames: start, stop and step must be integers"),
+    ({"negative_frames": {"start": 0, "stop": 10, "step": 3}}, r"negative_frames: frames \[6\] are also labelled"),
 ])
 def test_bad_label_files_name_the_field_and_why(tmp_path, change, message):
     path = tmp_path / "labels.yaml"
