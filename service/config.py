@@ -334,8 +334,8 @@ class ModelSelection(_Model):
                                           "20 % overlap, plus one full-frame pass (more CPU per tile).")
     input_wh: tuple[int, int] | None = Field(
         None, description="Network input [width, height] in px for this camera, multiples of 32 (omit: the card's). "
-                          "Larger finds smaller objects at more CPU (street at 832x480: about 1.75x the time of 416 "
-                          "px, recall of 30-80 px bikes 0.41 instead of 0.26); the model needs dynamic input axes.")
+                          "Larger finds smaller objects at more CPU (recall and time per mode for the shipped street "
+                          "model: benchmarks/results/small_objects.md); the model needs dynamic input axes.")
     class_map: dict[str, str] = Field(
         default_factory=dict,
         description="Model class name -> pipeline class, added to the card's violation_classes (e.g. tricycle: stall).",
