@@ -124,7 +124,10 @@ def to_markdown(result: dict) -> str:
              "Each model at its card's thresholds (the service's operating point). Found: labelled boxes matched "
              f"one-to-one at IoU ≥ {result['iou_min']}. False: detections of a labelled class matching no box (on "
              "the hard-negative clips every detection of a street class). AP50: `streetwatch eval`'s method. COCO "
-             "models are scored on bicycle only.", ""]
+             "models are scored on bicycle only.", "",
+             "Caveat: the empty scenes of `people-walking` and `parking-lot-cars` (temporal medians, people and cars "
+             "removed) are backgrounds of the synthetic street scenes the street models were trained on; the people "
+             "and cars in these frames were never trained on. The bicycle clip is used nowhere in training.", ""]
     for s in result["sets"]:
         lines += [f"## {s['set']} ({s['frames']} frames, {s['boxes']} boxes; {s['source']})", ""]
         rows = []
