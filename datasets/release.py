@@ -111,18 +111,21 @@ def release_model(weights_pt: Path, data_yaml: Path, name: str, out_root: Path, 
     default_iou = card.thresholds.nms_iou
     nms_choice: dict[str, Any] = {}
     nms_per_class: dict[str, float] = {}
+    trials = {}
     if nms_iou_candidates:
-        ap50_by_iou = {}
         for iou in sorted({default_iou, *map(float, nms_iou_candidates)}):
             trial = card.model_copy(update={"thresholds": card.thresholds.model_copy(update={"nms_iou": iou})})
-            report = evaluate_model(OnnxDetector(trial), Path(data_yaml), "val").report
-            ap50_by_iou[iou] = {r.name: r.ap50 for r in report.classes if r.instances}
+            trials[iou] = evaluate_model(OnnxDetector(trial), Path(data_yaml), "val")
+        ap50_by_iou = {iou: {r.name: r.ap50 for r in run.report.classes if r.instances} for iou, run in trials.items()}
         nms_per_class = pick_nms_ious(ap50_by_iou, default_iou)
         nms_choice = {"nms_iou_val_ap50": {str(iou): {k: round(v, 4) for k, v in by_class.items()}
                                            for iou, by_class in ap50_by_iou.items()}}
         card = card.model_copy(update={"thresholds": card.thresholds.model_copy(
             update={"nms_iou_per_class": nms_per_class})})
-    run = evaluate_model(OnnxDetector(card), Path(data_yaml), "val")
+    if trials and not nms_per_class:
+        run = trials[default_iou]  # no class left the default: that trial is the final card's val run
+    else:
+        run = evaluate_model(OnnxDetector(card), Path(data_yaml), "val")
     per_class = {}
     for row in run.report.classes:
         conf = DEFAULT_CONF if row.best_f1_conf is None else min(MAX_CONF, max(MIN_CONF, row.best_f1_conf))
