@@ -19,7 +19,8 @@ from datasets.yolo import load_dataset
 from detector.runtime import OnnxDetector
 from detector.runtime.card import InputSpec, ModelCard, Thresholds, TilingHints, sha256_of
 
-__all__ = ["release_model", "write_card", "training_facts", "add_metrics", "pick_nms_ious"]
+__all__ = ["release_model", "choose_operating_point", "write_card", "training_facts", "add_metrics",
+           "pick_nms_ious"]
 
 # A class whose best-F1 threshold cannot be measured (no val instances) keeps this default.
 DEFAULT_CONF = 0.25
@@ -108,14 +109,27 @@ def release_model(weights_pt: Path, data_yaml: Path, name: str, out_root: Path, 
         card_path=str((folder / "card.yaml").resolve()),
         tiling=TilingHints(full_frame_pass=tiled_full_frame_pass),
     )
+    card = choose_operating_point(card, Path(data_yaml), nms_iou_candidates)
+    write_card(card, folder)
+    return card
+
+
+def choose_operating_point(card: ModelCard, data_yaml: Path,
+                           nms_iou_candidates: Sequence[float] = NMS_IOU_CANDIDATES) -> ModelCard:
+    """The card with NMS IoUs and score thresholds chosen on the val split of `data_yaml`, and its val metrics.
+
+    Per class: the NMS IoU of `nms_iou_candidates` with the best AP50 (`pick_nms_ious`), then the score of best
+    F1 at that IoU; `track_score` is the highest per-class threshold. Empty candidates keep one IoU for all.
+    """
     default_iou = card.thresholds.nms_iou
     nms_choice: dict[str, Any] = {}
     nms_per_class: dict[str, float] = {}
     trials = {}
     if nms_iou_candidates:
         for iou in sorted({default_iou, *map(float, nms_iou_candidates)}):
-            trial = card.model_copy(update={"thresholds": card.thresholds.model_copy(update={"nms_iou": iou})})
-            trials[iou] = evaluate_model(OnnxDetector(trial), Path(data_yaml), "val")
+            trial = card.model_copy(update={"thresholds": card.thresholds.model_copy(
+                update={"nms_iou": iou, "nms_iou_per_class": {}})})
+            trials[iou] = evaluate_model(OnnxDetector(trial), data_yaml, "val")
         ap50_by_iou = {iou: {r.name: r.ap50 for r in run.report.classes if r.instances} for iou, run in trials.items()}
         nms_per_class = pick_nms_ious(ap50_by_iou, default_iou)
         nms_choice = {"nms_iou_val_ap50": {str(iou): {k: round(v, 4) for k, v in by_class.items()}
@@ -125,7 +139,7 @@ def release_model(weights_pt: Path, data_yaml: Path, name: str, out_root: Path, 
     if trials and not nms_per_class:
         run = trials[default_iou]  # no class left the default: that trial is the final card's val run
     else:
-        run = evaluate_model(OnnxDetector(card), Path(data_yaml), "val")
+        run = evaluate_model(OnnxDetector(card), data_yaml, "val")
     per_class = {}
     for row in run.report.classes:
         conf = DEFAULT_CONF if row.best_f1_conf is None else min(MAX_CONF, max(MIN_CONF, row.best_f1_conf))
@@ -137,7 +151,6 @@ def release_model(weights_pt: Path, data_yaml: Path, name: str, out_root: Path, 
                                  nms_iou_per_class=nms_per_class, track_score=max(per_class.values(), default=None)),
         "metrics": {"val": {"data": str(data_yaml), **_summary(run.report), **nms_choice}},
     })
-    write_card(card, folder)
     return card
 
 

@@ -110,3 +110,25 @@ def test_pick_nms_ious_needs_the_default_among_the_candidates():
 
     with pytest.raises(ValueError, match="default NMS IoU 0.45 must be among the candidates"):
         pick_nms_ious({0.55: {"bicycle": 0.5}}, 0.45)
+
+
+def test_the_operating_point_is_chosen_afresh_on_val(bicycles_dir, tmp_path):
+    # A third-party COCO model on 12 real val photos: no training needed to check the choice itself.
+    from datasets.release import choose_operating_point
+    from detector.runtime import resolve_card
+
+    data = _tiny_dataset(bicycles_dir, tmp_path / "tiny", n_train=1, n_val=12)
+    base = resolve_card("yolox-nano-coco")
+    stale = base.model_copy(update={"thresholds": base.thresholds.model_copy(
+        update={"nms_iou_per_class": {"bicycle": 0.95}, "per_class": {"bicycle": 0.9}})})
+    card = choose_operating_point(stale, data)
+    fresh = choose_operating_point(base, data)
+    tried = card.metrics["val"]["nms_iou_val_ap50"]
+    assert set(tried) == {"0.45", "0.55", "0.65"}
+    # Each trial ran at its own IoU, not the stale override: the AP50s differ by IoU and match a fresh card's.
+    assert len({round(v["bicycle"], 4) for v in tried.values()}) > 1
+    assert tried == fresh.metrics["val"]["nms_iou_val_ap50"]
+    assert card.thresholds.nms_iou_per_class == fresh.thresholds.nms_iou_per_class
+    assert card.thresholds.nms_iou_per_class.get("bicycle", 0.45) in (0.45, 0.55, 0.65)
+    assert set(card.thresholds.per_class) == {"bicycle"} and card.thresholds.per_class["bicycle"] < 0.9
+    assert card.thresholds.track_score == card.thresholds.per_class["bicycle"]
