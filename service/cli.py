@@ -365,6 +365,9 @@ def cmd_dataset_from_footage(args: argparse.Namespace) -> int:
     labels_path = Path(args.labels)
     if not labels_path.suffix and not labels_path.exists():
         labels_path = LABELS_DIR / f"{args.labels}.yaml"  # a name: one of the label files shipped with streetwatch
+        if not labels_path.is_file():
+            shipped = ", ".join(sorted(p.stem for p in LABELS_DIR.glob("*.yaml")))
+            raise ValueError(f"{args.labels}: no such label file, and no shipped one of that name (shipped: {shipped})")
     labels = load_footage_labels(labels_path)
     data_yaml = build_footage_dataset(labels, shared, Path(args.out))
     print(f"{data_yaml}: {len(labels.frames)} frames of {labels.source}, {labels.n_boxes} boxes (split test)")

@@ -119,6 +119,9 @@ def test_cli_builds_a_shipped_set_by_name_and_eval_reads_it(shared_dir, tmp_path
     assert "11 frames of footage/parking-lot-bicycle.mp4, 11 boxes" in capsys.readouterr().out
     assert main(["dataset", "from-footage", "parking-lot-bicycle", "--out", str(out)]) == 2
     assert "output folder is not empty" in capsys.readouterr().err
+    assert main(["dataset", "from-footage", "nosuch", "--out", str(tmp_path / "other")]) == 2
+    assert "no shipped one of that name (shipped: parking-lot-bicycle, parking-lot-cars, people-walking)" in \
+        capsys.readouterr().err
 
 
 # The shipped street model on these 11 real frames (bicycle 18-49 px wide, partly hidden by the person wheeling
