@@ -32,10 +32,16 @@ mkdir -p "$WORK"
   $SW dataset tile "$WORK/synth-street-s3/data.yaml" --out "$WORK/synth-street-s3-tiles640" --tile-px 640 \
     --max-per-image 2 --keep-empty 0.05 --seed 3
 
+#    v3 adds 416 px tiles of the same scenes (another tile seed), which show far bikes at their native size.
+[ -f "$WORK/synth-street-s3-tiles416/data.yaml" ] || \
+  $SW dataset tile "$WORK/synth-street-s3/data.yaml" --out "$WORK/synth-street-s3-tiles416" --tile-px 416 \
+    --max-per-image 2 --keep-empty 0.05 --seed 4
+
 # 3. Merge with the real photos (bicycles-2000 train/val; its test split stays a holdout).
-[ -f "$WORK/street-v2/data.yaml" ] || \
+[ -f "$WORK/street-v3/data.yaml" ] || \
   $SW dataset merge "$SHARED/data/bicycles-2000/data.yaml" "$WORK/synth-street-s1/data.yaml" \
-    "$WORK/synth-street-s3-tiles640/data.yaml" --out "$WORK/street-v2" --classes bicycle stall ebike
+    "$WORK/synth-street-s3-tiles640/data.yaml" "$WORK/synth-street-s3-tiles416/data.yaml" --out "$WORK/street-v3" \
+    --classes bicycle stall ebike
 
 # 4. Initial weights: the shipped checkpoint, or a bicycle pretraining from scratch (320 px).
 INIT=${INIT:-}
@@ -46,9 +52,9 @@ if [ -z "$INIT" ]; then
 fi
 
 # 5. Street model, exported and carded into models/street.
-$SW train --data "$WORK/street-v2/data.yaml" --name street-v2 --model "$INIT" --imgsz "$IMGSZ" \
+$SW train --data "$WORK/street-v3/data.yaml" --name street-v3 --model "$INIT" --imgsz "$IMGSZ" \
   --epochs "$EPOCHS" --runs-dir "$WORK/runs" --release street ${HYP:+--hyp $HYP} \
-  --training-data "bicycles-2000 train split (1,406 real photos, CC BY 4.0, Roboflow Universe user thesis-2-eoeid, project bicycle-3ln52) + 2,000 synthetic street scenes (streetwatch datasets/synth, seed 1) + 1,349 native-resolution 640 px tiles of 800 synthetic street scenes (seed 3)"
+  --training-data "bicycles-2000 train split (1,406 real photos, CC BY 4.0, Roboflow Universe user thesis-2-eoeid, project bicycle-3ln52) + 2,000 synthetic street scenes (streetwatch datasets/synth, seed 1) + 1,349 native-resolution 640 px and 1,422 native 416 px tiles of 800 synthetic street scenes (seed 3)"
 
 # 6. Holdouts, recorded in the card: bicycles-2000 test (all, and photos whose source never appears in train),
 #    and synthetic street scenes from a seed never trained on (100).
@@ -61,3 +67,8 @@ $SW eval --model street --data "$SHARED/data/bicycles-2000/data.yaml" --split te
     --shared "$SHARED"
 $SW eval --model street --data "$WORK/synth-street-holdout-s100/data.yaml" --split val --tag synth-s100 \
   --card-key holdout_synth_street_seed100
+# 7. Real footage: the hand-labelled bicycle clip (benchmarks/real_footage.py adds the hard-negative clips).
+[ -f "$WORK/footage-parking-lot-bicycle/data.yaml" ] || \
+  $SW dataset from-footage parking-lot-bicycle --out "$WORK/footage-parking-lot-bicycle" --shared "$SHARED"
+$SW eval --model street --data "$WORK/footage-parking-lot-bicycle/data.yaml" --split test --tag real-footage \
+  --card-key real_footage_parking_lot_bicycle

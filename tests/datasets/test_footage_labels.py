@@ -125,7 +125,7 @@ def test_cli_builds_a_shipped_set_by_name_and_eval_reads_it(shared_dir, tmp_path
 
 
 # The shipped street model on these 11 real frames (bicycle 18-49 px wide, partly hidden by the person wheeling
-# it), at its card's thresholds, IoU >= 0.5: street v2 found the bike in 11 of 11 (2026-11-29). The floor leaves
+# it), at its card's thresholds, IoU >= 0.5: street v2 and v3 found the bike in 11 of 11 (2026-11-29). The floor leaves
 # room for a retrained model's boxes to differ on a frame or two; a broken decode or letterbox finds none.
 STREET_FRAMES_FOUND_FLOOR = 9
 
