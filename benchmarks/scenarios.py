@@ -38,12 +38,27 @@ from datasets.synth.scenario_eval import config_for_timeline, score_run  # noqa:
 PIPELINE_SCENARIOS = tuple(s for s in SCENARIOS if s != "stall_2min")
 
 
-def render_cached(name: str, work_dir: Path, seed: int = 0, fps: float = 1.0) -> tuple[Path, dict]:
-    """The scenario's mp4 and timeline under ``work_dir/<name>-s<seed>-<fps>fps``, rendered when missing."""
-    out = work_dir / f"{name}-s{seed}-{fps:g}fps"
+# Scenarios whose bikes are real cut-outs (bicycles-2000 train) when ../shared is there, drawn ones otherwise.
+REAL_BIKE_SCENARIOS = ("far_bikes_4min",)
+
+
+def _bike_bank(max_crops: int | None = None):
+    from datasets.synth import load_street_assets, resolve_shared_dir
+
+    shared = resolve_shared_dir(None)
+    return load_street_assets(shared, max_bike_crops=max_crops).bike_bank if shared is not None else None
+
+
+def render_cached(name: str, work_dir: Path, seed: int = 0, fps: float = 1.0,
+                  max_bike_crops: int | None = None) -> tuple[Path, dict]:
+    """The scenario's mp4 and timeline under ``work_dir/<name>-s<seed>-<fps>fps[-real[N]]``, rendered when
+    missing (``-real``: its bikes are real cut-outs, from the first `max_bike_crops` of the bank when given)."""
+    bank = _bike_bank(max_bike_crops) if name in REAL_BIKE_SCENARIOS else None
+    real = f"-real{max_bike_crops or ''}" if bank else ""
+    out = work_dir / f"{name}-s{seed}-{fps:g}fps{real}"
     video, timeline = out / f"{name}.mp4", out / f"{name}.json"
     if not (video.is_file() and timeline.is_file()):
-        render_scenario(name, out, seed=seed, fps=fps)
+        render_scenario(name, out, seed=seed, fps=fps, bike_bank=bank)
     return video, json.loads(timeline.read_text())
 
 
@@ -61,11 +76,15 @@ def operating_score(model: str) -> float | None:
 BUILTIN_SCORES = {"tracker": {"high_score": 0.5, "new_track_score": 0.6}, "min_score": {"stall": 0.5, "bike": 0.4}}
 
 
-def scenario_config(timeline: dict, model: str, at_operating_score: bool = True) -> dict:
+def scenario_config(timeline: dict, model: str, at_operating_score: bool = True, tile: bool = True) -> dict:
     """The scenario camera's configuration. With `at_operating_score` the file leaves the score thresholds
     out, as an operator's file would, so they come from the model card's track_score; without it they are
-    pinned to the built-in values (`BUILTIN_SCORES`) to show what a model with a different calibration loses."""
+    pinned to the built-in values (`BUILTIN_SCORES`) to show what a model with a different calibration loses.
+    Without `tile`, a camera that asks for tiled inference runs the whole frame at the card's input size."""
     config = config_for_timeline(timeline, model)
+    if not tile:
+        for camera in config["cameras"]:
+            camera.pop("model", None)
     if not at_operating_score:
         config["tracker"] = dict(BUILTIN_SCORES["tracker"])
         config["rules"]["stall_occupation"]["min_score"] = BUILTIN_SCORES["min_score"]["stall"]
@@ -74,17 +93,25 @@ def scenario_config(timeline: dict, model: str, at_operating_score: bool = True)
 
 
 def run_scenario(name: str, work_dir: Path, model: str = "street", seed: int = 0, fps: float = 1.0,
-                 tolerance_s: float = 10.0, at_operating_score: bool = True) -> dict[str, Any]:
+                 tolerance_s: float = 10.0, at_operating_score: bool = True, tile: bool = True,
+                 max_bike_crops: int | None = None) -> dict[str, Any]:
     """Render (cached), run through ``streetwatch run``, score. Returns a JSON-ready summary.
+
+    Args:
+        name, work_dir, model, seed, fps: Which clip, where it is cached, which model runs it.
+        tolerance_s: How late after due a violation may be reported.
+        at_operating_score: Leave the score thresholds to the model card (`scenario_config`).
+        tile: Honour a camera's tiled inference (False: whole frame, to show what tiling buys).
+        max_bike_crops: Real cut-outs from the first N of the crop bank (tests: faster to build); None: all.
 
     Raises:
         RuntimeError: ``streetwatch run`` failed (its stderr is in the message).
     """
-    video, timeline = render_cached(name, work_dir, seed, fps)
-    run_dir = video.parent / f"run-{model}{'' if at_operating_score else '-defaults'}"
+    video, timeline = render_cached(name, work_dir, seed, fps, max_bike_crops)
+    run_dir = video.parent / f"run-{model}{'' if at_operating_score else '-defaults'}{'' if tile else '-no-tile'}"
     run_dir.mkdir(exist_ok=True)
     config_path = run_dir / "config.yaml"
-    config = scenario_config(timeline, model, at_operating_score)
+    config = scenario_config(timeline, model, at_operating_score, tile)
     config_path.write_text(yaml.safe_dump(config, allow_unicode=True))
     out = run_dir / "violations.jsonl"
     started = time.monotonic()
@@ -100,7 +127,8 @@ def run_scenario(name: str, work_dir: Path, model: str = "street", seed: int = 0
     score = score_run(timeline, records, tolerance_s=tolerance_s)
     return {
         "scenario": name, "seed": seed, "model": model, "tracker": config.get("tracker"),
-        "min_score": config["rules"]["stall_occupation"].get("min_score"), "passed": score.passed, "expected": score.expected,
+        "min_score": config["rules"]["stall_occupation"].get("min_score"),
+        "tiled": bool(config["cameras"][0].get("model", {}).get("tile")), "passed": score.passed, "expected": score.expected,
         "found": score.found, "missed": score.missed, "late": score.late,
         "unexpected": [{k: r.get(k) for k in ("kind", "zone", "opened_at", "last_seen", "dwell_s", "score")}
                        for r in score.unexpected],
@@ -117,12 +145,12 @@ def _markdown(rows: list[dict], model: str) -> str:
              + f" (null: left out of the file, so the model card's track_score, {operating_score(model)}, applies;"
              " with no track_score in the card, the built-in tracker 0.5 / 0.6 and min_score 0.5 stall, 0.4 bikes).",
              "",
-             "| scenario | seed | expected | found (delay s) | missed | late | unexpected | frames | inference ms "
-             "(median) | result |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| scenario | seed | tiled | expected | found (delay s) | missed | late | unexpected | frames | "
+             "inference ms (median) | result |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         delays = ", ".join(f"{f['kind']} {f['delay_s']:+.0f}" for f in r["found"]) or "–"
-        lines.append(f"| {r['scenario']} | {r['seed']} | {r['expected']} | {delays} | {len(r['missed'])} | "
+        lines.append(f"| {r['scenario']} | {r['seed']} | {'yes' if r['tiled'] else 'no'} | {r['expected']} | {delays} | {len(r['missed'])} | "
                      f"{len(r['late'])} | {len(r['unexpected'])} | {r['frames']} | {r['median_inference_ms']} | "
                      f"{'pass' if r['passed'] else 'FAIL'} |")
     passed = sum(r["passed"] for r in rows)
@@ -138,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fps", type=float, default=1.0, help="frame rate the clips are rendered at")
     parser.add_argument("--work-dir", type=Path, default=REPO / "var" / "scenarios")
     parser.add_argument("--results-dir", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--no-tile", action="store_true",
+                        help="run every camera on the whole frame at the card's input size, also those that ask "
+                             "for tiled inference (far_bikes_4min): shows what tiling buys")
     parser.add_argument("--default-scores", action="store_true",
                         help="keep the tracker's and rules' built-in score thresholds (default: the card's "
                              "operating point)")
@@ -146,12 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     for seed in args.seeds:
         for name in args.scenarios:
             row = run_scenario(name, args.work_dir, args.model, seed, args.fps,
-                               at_operating_score=not args.default_scores)
+                               at_operating_score=not args.default_scores, tile=not args.no_tile)
             print(json.dumps({k: row[k] for k in ("scenario", "seed", "passed", "found", "missed", "late")}),
                   flush=True)
             rows.append(row)
     args.results_dir.mkdir(parents=True, exist_ok=True)
-    stem = args.results_dir / f"scenarios_{args.model}{'_default_scores' if args.default_scores else ''}"
+    stem = args.results_dir / (f"scenarios_{args.model}{'_default_scores' if args.default_scores else ''}"
+                               f"{'_no_tile' if args.no_tile else ''}")
     stem.with_suffix(".json").write_text(json.dumps({"model": args.model, "fps": args.fps, "runs": rows}, indent=1))
     stem.with_suffix(".md").write_text(_markdown(rows, args.model))
     print(f"wrote {stem}.json and .md", file=sys.stderr)

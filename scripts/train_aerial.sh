@@ -6,6 +6,8 @@
 #   bash scripts/train_aerial.sh                     # data (skipped when present), train or resume, release, eval
 #   ONLY_DATA=1 bash scripts/train_aerial.sh         # just render the datasets
 #   EPOCHS=3 FRACTION=0.7 bash scripts/train_aerial.sh   # a shorter first run (v0 was trained so)
+#   INIT=models/aerial/aerial.pt RUN=aerial-v1 MODELS_DIR=var/candidates-aerial EPOCHS=3 FRACTION=0.7 \
+#     HYP='close_mosaic=1 warmup_epochs=0.3 optimizer=AdamW lr0=0.001' bash scripts/train_aerial.sh   # continue it
 #   EPOCHS=1 IMGSZ=160 N_IMAGES=20 N_HOLDOUT=10 N_HOLDOUT_4K=2 WORK=/tmp/aerial-smoke \
 #     MODELS_DIR=/tmp/aerial-smoke/models RESULTS_DIR=/tmp/aerial-smoke/results bash scripts/train_aerial.sh
 #
@@ -90,7 +92,8 @@ if [ "$ONLY_DATA" = 1 ]; then
 fi
 
 # 3. Train (or resume, or only release a finished run) and export to $MODELS_DIR/$NAME with its card.
-RUN="$NAME-s2-$IMGSZ"
+# A continuation (INIT=models/aerial/aerial.pt) needs its own RUN: a finished run of the same name is only released.
+RUN=${RUN:-$NAME-s2-$IMGSZ}
 LAST="$WORK/runs/$RUN/weights/last.pt"
 USED=""
 if [ "$FRACTION" != "1.0" ]; then

@@ -410,7 +410,16 @@ def cmd_dataset_scenario(args: argparse.Namespace) -> int:
     if args.name not in SCENARIOS:
         _error(f"unknown scenario {args.name!r} (known: {', '.join(SCENARIOS)})")
         return EXIT_USER_ERROR
-    clip = render_scenario(args.name, Path(args.out), seed=args.seed, fps=args.fps)
+    bank = None
+    if args.shared:
+        from datasets.synth import load_street_assets, resolve_shared_dir
+
+        try:
+            bank = load_street_assets(resolve_shared_dir(Path(args.shared)), progress=True).bike_bank
+        except FileNotFoundError as exc:
+            _error(str(exc))
+            return EXIT_USER_ERROR
+    clip = render_scenario(args.name, Path(args.out), seed=args.seed, fps=args.fps, bike_bank=bank)
     print(json.dumps({"video": str(clip.video_path), "timeline": str(clip.timeline_path)}))
     return EXIT_OK
 
@@ -778,10 +787,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_dataset_synth)
     p = dsub.add_parser("scenario", help="render a scenario clip (mp4 + ground-truth timeline JSON)")
-    p.add_argument("name", help="stall_7min, bikes_outside_box_12min, passerby_30s, mixed_demo, stall_2min")
+    p.add_argument("name", help="stall_7min, bikes_outside_box_12min, passerby_30s, mixed_demo, stall_2min, "
+                                "far_bikes_4min")
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fps", type=float, default=2.0)
+    p.add_argument("--shared", default=None,
+                   help="../shared: far_bikes_4min pastes real bicycle cut-outs from bicycles-2000 train (else drawn)")
     p.set_defaults(func=cmd_dataset_scenario)
     p = dsub.add_parser("merge", help="merge YOLO datasets into one class list")
     p.add_argument("sources", nargs="+", metavar="DATA.yaml")

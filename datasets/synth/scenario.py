@@ -15,6 +15,11 @@ Built-in scenarios (`SCENARIOS`):
 - ``mixed_demo``: all of the above, staggered, about 15 minutes.
 - ``stall_2min``: a short clip for service tests played in real time: a stall sets up after 10 s and stays to
   the end (120 s); its zone's dwell is 30 s.
+- ``far_bikes_4min``: small bikes. A higher, wider camera (8 m, 70 degrees) over a four-lane road; six lone
+  bikes, 32 to 68 px wide in the 1280x720 frame, parked one by one on the far pavement, each in its own watch
+  area (dwell 120 s): six violations. With a crop bank (`BikeCropBank`, real photos) the bikes are real
+  cut-outs, else drawn ones. The camera asks for tiled inference (``camera.tile`` in the timeline), as an
+  operator would configure a camera whose bikes are this small.
 
 Videos are written with OpenCV's ``mp4v`` codec, then transcoded to H.264 (``libx264``, keyframe every two
 seconds, yuv420p) when ``ffmpeg`` is on PATH, since the project serves clips over RTSP through GStreamer's
@@ -41,12 +46,13 @@ from datasets.synth import palette as pal
 from datasets.synth.compositor import Compositor
 from datasets.synth.photometric import Lighting, apply_lighting
 from datasets.synth.sketch import Layer, Light, Pose, Sketch
+from datasets.synth.bike_bank import BikeCropBank
 from datasets.synth.street import (StreetBackground, StreetLayout, build_street_background, paint_bike_box,
-                                   project_ground_polygon)
+                                   place_real_bike, project_ground_polygon)
 
 __all__ = ["ScenarioClip", "SCENARIOS", "render_scenario", "scenario_timeline", "DEFAULT_START_UTC"]
 
-SCENARIOS = ("stall_7min", "bikes_outside_box_12min", "passerby_30s", "mixed_demo", "stall_2min")
+SCENARIOS = ("stall_7min", "bikes_outside_box_12min", "passerby_30s", "mixed_demo", "stall_2min", "far_bikes_4min")
 DEFAULT_START_UTC = "2026-06-01T02:00:00Z"
 """10:00 in Asia/Shanghai on a Monday: outside the vending hours of the ``vending_allowed`` zone."""
 
@@ -56,6 +62,11 @@ _STALL_DWELL_S = 300.0
 _BIKE_DWELL_S = 600.0
 _LAYOUT = StreetLayout(pedestrian=False, lanes=2, far_walk_m=8.0, camera_height_m=6.5, yaw_deg=-30.0,
                        hfov_deg=58.0, facade_row_frac=0.42, n_bike_boxes=0)
+# far_bikes_4min: higher and wider, with the far pavement across four lanes, so parked bikes are 30..80 px wide.
+_FAR_LAYOUT = StreetLayout(pedestrian=False, lanes=4, far_walk_m=8.0, camera_height_m=8.0, yaw_deg=-30.0,
+                           hfov_deg=70.0, facade_row_frac=0.38, n_bike_boxes=0)
+_FAR_BIKE_WIDTHS_PX = (32, 38, 44, 50, 58, 68)
+_FAR_BIKE_DWELL_S = 120.0
 _LIGHTING = Lighting("day", (1.0, 1.0, 1.0), Light(sun_dir=(0.35, -0.45, 0.82), ambient=0.62, diffuse=0.42), 0.0,
                      0.35, False, 2.0, 0.0, False)
 
@@ -99,6 +110,7 @@ class _Actor:
     static: bool
     labelled: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    layer: Layer | None = None  # a static actor drawn from a photo (a real bike cut-out) rather than a sketch
     cached: tuple[Layer | None, Layer | None, float] | None = None  # (shadow, object, depth) of static actors
 
 
@@ -130,9 +142,11 @@ def _static(sk: Sketch, x: float, y: float) -> Callable[[float], tuple[Sketch, f
     return lambda _t: (sk, x, y)
 
 
-def _build(name: str, seed: int, size_px: tuple[int, int]) -> _Scene:
+def _build(name: str, seed: int, size_px: tuple[int, int], bike_bank: BikeCropBank | None = None) -> _Scene:
     if name not in SCENARIOS:
         raise ValueError(f"unknown scenario {name!r}; built-in: {', '.join(SCENARIOS)}")
+    if name == "far_bikes_4min":
+        return _build_far_bikes(seed, size_px, bike_bank)
     rng = np.random.default_rng([seed, 7919])  # the street is the same for every scenario of a seed
     background = build_street_background(rng, size_px, _LIGHTING, _LAYOUT)
     plan = background.plan
@@ -213,7 +227,16 @@ def _build(name: str, seed: int, size_px: tuple[int, int]) -> _Scene:
                              _walker(light, seed, 3, [(t0, enter), (t0 + walk_in, stop), (t0 + walk_in + 30.0, stop),
                                                       (t0 + walk_in + 30.0 + walk_out, exit_)]),
                              False, extra={"stops": [{"from_s": _r(t0 + walk_in), "to_s": _r(t0 + walk_in + 30.0)}]}))
-    # distractors: traffic on the road and people walking past on the pavement, never stopping
+    actors += _distractors(background, seed, fy0, fy1, end)
+    return _Scene(background, actors, zones, violations, end)
+
+
+def _distractors(background: StreetBackground, seed: int, fy0: float, fy1: float, end: float) -> list[_Actor]:
+    """Traffic on the road and people walking past on the far pavement (between `fy0` and `fy1`), never
+    stopping: nothing a correct pipeline reports."""
+    plan, light = background.plan, background.light
+    assert plan.road_y is not None
+    actors: list[_Actor] = []
     road0, road1 = plan.road_y
     xr = (plan.x_range_m[0] - 5.0, min(plan.x_range_m[1], 120.0) + 5.0)
     traffic_rng = np.random.default_rng([seed, 4])
@@ -239,6 +262,88 @@ def _build(name: str, seed: int, size_px: tuple[int, int]) -> _Scene:
         actors.append(_Actor(f"walker_{k}", "person", start, start + dur,
                              _walker(light, seed, 200 + k, [(start, a), (start + dur, b)]), False, labelled=False))
         start += float(traffic_rng.uniform(40.0, 90.0))
+    return actors
+
+
+def _far_bike_candidates(background: StreetBackground, y_m: float) -> list[tuple[float, float]]:
+    """(u_frac, ground x) on the line Y = `y_m` every 1 % of the image width between 4 % and 96 %."""
+    return [(u, _x_at_u(background, y_m, u)) for u in np.round(np.arange(0.04, 0.961, 0.01), 2)]
+
+
+def _build_far_bikes(seed: int, size_px: tuple[int, int], bike_bank: BikeCropBank | None) -> _Scene:
+    """Six lone bikes of set widths (`_FAR_BIKE_WIDTHS_PX` at 1280 px) on the far pavement, each in its own
+    watch area; each is placed where it comes out closest to its width, at least 9 % of the frame apart."""
+    rng = np.random.default_rng([seed, 7927])
+    background = build_street_background(rng, size_px, _LIGHTING, _FAR_LAYOUT)
+    plan, light, cam = background.plan, background.light, background.plan.camera
+    assert plan.far_walk_y is not None
+    fy0, fy1 = plan.far_walk_y[0] + 0.2, plan.far_walk_y[1] - 0.3
+    y = (fy0 + fy1) / 2
+    scale = size_px[0] / 1280.0
+    obj_rng = np.random.default_rng([seed, 2])
+    side_views = [i for i, c in enumerate(bike_bank.crops) if c.shape[1] >= 1.3 * c.shape[0]] if bike_bank else []
+    taken: list[float] = []
+    placed_bikes: list[tuple[float, Sketch, Layer | None, list[float], str]] = []
+    actors: list[_Actor] = []
+    zones: list[dict[str, Any]] = []
+    violations: list[dict[str, Any]] = []
+    end = 240.0
+    order = obj_rng.permutation(len(_FAR_BIKE_WIDTHS_PX))  # which width is parked first varies with the seed
+    for k, width_index in enumerate(order):
+        target_px = _FAR_BIKE_WIDTHS_PX[int(width_index)] * scale
+        best = None
+        for attempt in range(8):  # another bike when this one cannot come out 30..80 px wide anywhere left
+            heading = math.pi / 2 - float(obj_rng.uniform(0.6, 1.2))
+            crop = int(side_views[int(obj_rng.integers(len(side_views)))]) if side_views else None
+            scheme = pal.SHARED_BIKE_SCHEMES[int(obj_rng.integers(len(pal.SHARED_BIKE_SCHEMES)))]
+            for u, x in _far_bike_candidates(background, y):
+                if any(abs(u - t) < 0.09 for t in taken):
+                    continue
+                # the same generator for every trial spot: the bike looks the same wherever it is tried
+                look_rng = np.random.default_rng([seed, 11, k, attempt])
+                sk = Sketch(light=light)
+                if crop is not None:
+                    placed = place_real_bike(cam, bike_bank, crop, x, y, heading, look_rng)
+                    layer = placed[0] if placed else None
+                else:
+                    obj.shared_bicycle(sk, look_rng, Pose(x, y, heading_rad=heading), scheme)
+                    layer = None
+                box = _box_norm(layer if crop is not None else sk.render(cam), size_px)
+                if box is None:
+                    continue
+                width_px = (box[2] - box[0]) * size_px[0]
+                if not 30 * scale <= width_px <= 80 * scale:  # the small-object range of issue 3
+                    continue
+                err = abs(width_px - target_px)
+                if best is None or err < best[0]:
+                    best = (err, u, x, sk, layer, box, crop)
+            if best is not None:
+                break
+        if best is None:
+            raise RuntimeError(f"far_bikes_4min seed {seed}: no room for bike {k + 1}")
+        _err, u, x, sk, layer, box, crop = best
+        taken.append(u)
+        source = f"real cut-out of bicycles-2000 train {bike_bank.sources[crop]}" if crop is not None else "drawn"
+        placed_bikes.append((x, sk, layer, box, source))
+    # Watch areas: the pavement 2.5 m either side of each bike, cut half-way to a nearer neighbour so that no
+    # two overlap (a bike in two watch areas is reported in the first).
+    xs = sorted(p[0] for p in placed_bikes)
+    for k, (x, sk, layer, box, source) in enumerate(placed_bikes):
+        i = xs.index(x)
+        left = max(x - 2.5, (xs[i - 1] + x) / 2) if i > 0 else x - 2.5
+        right = min(x + 2.5, (xs[i + 1] + x) / 2) if i + 1 < len(xs) else x + 2.5
+        object_id, zone_id = f"bike_{k + 1}", f"watch_area_{k + 1}"
+        poly = project_ground_polygon(cam, np.array([[left, fy0], [right, fy0], [right, fy1], [left, fy1]]))
+        if poly is None:
+            raise RuntimeError(f"far_bikes_4min seed {seed}: zone {zone_id} is not in view")
+        zones.append({"id": zone_id, "kind": "watch_area", "polygon_norm": [[_r(a), _r(b)] for a, b in poly],
+                      "min_dwell_s": _FAR_BIKE_DWELL_S})
+        appear = 10.0 + 8.0 * k
+        actors.append(_Actor(object_id, "bicycle", appear, end, _static(sk, x, y), True,
+                             extra={"source": source, "width_px": _r((box[2] - box[0]) * size_px[0])}, layer=layer))
+        violations.append({"kind": "bike_misparked", "zone_id": zone_id, "object_ids": [object_id],
+                           "due_s": _r(appear + _FAR_BIKE_DWELL_S)})
+    actors += _distractors(background, seed, fy0, fy1, end)
     return _Scene(background, actors, zones, violations, end)
 
 
@@ -302,7 +407,9 @@ def _timeline(name: str, seed: int, fps: float, size_px: tuple[int, int], start_
     cam = scene.background.plan.camera
     events, distractors = [], []
     for actor in scene.actors:
-        if actor.static:
+        if actor.layer is not None:
+            box = _box_norm(actor.layer, size_px)
+        elif actor.static:
             sk, _x, _y = actor.sketch_at(actor.appear_s)
             box = _box_norm(sk.render(cam), size_px)
         else:
@@ -319,15 +426,16 @@ def _timeline(name: str, seed: int, fps: float, size_px: tuple[int, int], start_
         "n_frames": int(round(scene.duration_s * fps)), "size_px": [int(size_px[0]), int(size_px[1])],
         "start_utc": start_utc, "timezone": _TIMEZONE,
         "camera": {"id": f"synth-{name}", "height_m": _r(cam.height_m), "pitch_deg": _r(cam.pitch_deg),
-                   "yaw_deg": _r(cam.yaw_deg), "focal_px": _r(cam.focal_px)},
+                   "yaw_deg": _r(cam.yaw_deg), "focal_px": _r(cam.focal_px),
+                   **({"tile": True} if name == "far_bikes_4min" else {})},
         "zones": scene.zones, "events": events, "expected_violations": scene.violations, "distractors": distractors,
     }
 
 
 def scenario_timeline(name: str, seed: int = 0, fps: float = 2.0, size_px: tuple[int, int] = (1280, 720),
-                      start_utc: str = DEFAULT_START_UTC) -> dict[str, Any]:
+                      start_utc: str = DEFAULT_START_UTC, bike_bank: BikeCropBank | None = None) -> dict[str, Any]:
     """The ground truth of a scenario without rendering its video (fast; the same dict `render_scenario` writes)."""
-    return _timeline(name, seed, fps, tuple(size_px), start_utc, _build(name, seed, tuple(size_px)))
+    return _timeline(name, seed, fps, tuple(size_px), start_utc, _build(name, seed, tuple(size_px), bike_bank))
 
 
 def _osd(image: np.ndarray, when: datetime, camera_id: str) -> None:
@@ -365,7 +473,7 @@ def _transcode(src: Path, dst: Path, fps: float) -> bool:
 
 
 def render_scenario(name: str, out_dir: Path, seed: int = 0, fps: float = 2.0, size_px: tuple[int, int] = (1280, 720),
-                    *, start_utc: str = DEFAULT_START_UTC) -> ScenarioClip:
+                    *, start_utc: str = DEFAULT_START_UTC, bike_bank: BikeCropBank | None = None) -> ScenarioClip:
     """Render a built-in scenario to ``out_dir/<name>.mp4`` with its ground truth in ``out_dir/<name>.json``.
 
     Args:
@@ -375,6 +483,7 @@ def render_scenario(name: str, out_dir: Path, seed: int = 0, fps: float = 2.0, s
         fps: Frame rate of the video (frames are the scene sampled every ``1 / fps`` seconds).
         size_px: (width, height).
         start_utc: Wall-clock time of the first frame (ISO 8601, UTC), burnt into the picture as local time.
+        bike_bank: Real bicycle cut-outs for the scenarios that use them (``far_bikes_4min``); None draws them.
 
     Returns:
         Where the files are and what they hold.
@@ -387,7 +496,7 @@ def render_scenario(name: str, out_dir: Path, seed: int = 0, fps: float = 2.0, s
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
     size_px = (int(size_px[0]), int(size_px[1]))
-    scene = _build(name, seed, size_px)
+    scene = _build(name, seed, size_px, bike_bank)
     timeline = _timeline(name, seed, fps, size_px, start_utc, scene)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -408,7 +517,8 @@ def render_scenario(name: str, out_dir: Path, seed: int = 0, fps: float = 2.0, s
         if actor.static:
             sk, x, y = actor.sketch_at(actor.appear_s)
             depth = float(cam.to_camera(np.array([[x, y, 0.0]]))[0, 2])
-            actor.cached = (_contact_shadow(sk, cam, x, y, 0.9 if actor.cls != "stall" else 1.6), sk.render(cam), depth)
+            actor.cached = (_contact_shadow(sk, cam, x, y, 0.9 if actor.cls != "stall" else 1.6),
+                            actor.layer if actor.layer is not None else sk.render(cam), depth)
     with tempfile.TemporaryDirectory(prefix="scenario-") as tmp:
         raw = Path(tmp) / "raw.mp4"
         writer = cv2.VideoWriter(str(raw), cv2.VideoWriter_fourcc(*"mp4v"), fps, size_px)

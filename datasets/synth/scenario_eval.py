@@ -54,6 +54,8 @@ def config_for_timeline(timeline: dict, model: str, conf: float | None = 0.1, tr
             "source": "push",
             "timezone": timeline.get("timezone", "UTC"),
             "sample_fps": 1,
+            # a camera whose objects are small (far_bikes_4min) runs tiled, as its operator would set it up
+            **({"model": {**model_cfg, "tile": True}} if timeline["camera"].get("tile") else {}),
             "zones": zones,
         }],
     }

@@ -30,8 +30,8 @@ from datasets.synth.photometric import (Lighting, add_blur, add_fog, add_glows, 
 from datasets.synth.sample import SceneSample
 from datasets.synth.sketch import Layer, Light, Pose, Sketch
 
-__all__ = ["render_street_scene", "StreetAssets", "StreetLayout", "StreetBackground", "build_street_background",
-           "paint_bike_box", "project_ground_polygon", "REGION_NAMES"]
+__all__ = ["render_street_scene", "place_real_bike", "StreetAssets", "StreetLayout", "StreetBackground",
+           "build_street_background", "paint_bike_box", "project_ground_polygon", "REGION_NAMES"]
 
 Rng = np.random.Generator
 
@@ -674,6 +674,40 @@ def _in_box(plan: _Plan, x: float, y: float) -> int | None:
     return None
 
 
+def place_real_bike(cam: PinholeCamera, bank: BikeCropBank, index: int, x: float, y: float, heading: float,
+                    rng: Rng) -> tuple[Layer, float, float] | None:
+    """Cut-out `index` of `bank` standing on the ground at (`x`, `y`) m, scaled and mirrored for `cam`.
+
+    Returns:
+        (layer placed in image pixels, camera depth of the foot point in m, half its width on the ground in m),
+        or None when the spot is behind or too close to the camera.
+    """
+    foot = np.array([[x, y, 0.0], [x, y, 1.0], [x + 0.5, y, 0.0], [x, y + 0.5, 0.0]])
+    uv, depth = cam.project(foot)
+    if depth.min() < 1.0:
+        return None
+    crop_h, crop_w = bank.crops[index].shape[:2]
+    aspect = crop_w / crop_h
+    # A photo of a bike pasted upright: scale it by its height (1 m) and by its length along the ground
+    # (side views ~1.7 m, end-on views less); in steep views the upright height shrinks while the bike
+    # on the ground does not, so the larger of the two keeps cut-outs as big as drawn bikes.
+    by_height = float(np.hypot(*(uv[1] - uv[0])))
+    px_per_m = float(cam.focal_px / depth[0])
+    length_m = float(np.clip(1.75 * aspect / 1.6, 0.6, 1.8))
+    by_length = px_per_m * length_m / aspect
+    height_px = max(by_height, by_length) * _u(rng, 0.92, 1.06)
+    # the side facing the camera decides the mirror image, so rows of one crop all face one way
+    view = cam.to_camera(np.array([[x + math.cos(heading), y + math.sin(heading), 0.0]]))[0, 0] - \
+        cam.to_camera(np.array([[x, y, 0.0]]))[0, 0]
+    flip = view < 0
+    gain = _u(rng, 0.75, 1.15)
+    layer = bank.layer(index, height_px, flip=flip, squash=_u(rng, 0.85, 1.0), gain=gain)
+    layer.x0_px = int(round(uv[0, 0] - layer.width_px / 2))
+    layer.y0_px = int(round(uv[0, 1] - layer.height_px * 0.97))
+    half_w_m = layer.width_px / max(1e-6, float(cam.px_per_m(foot[:1])[0])) / 2
+    return layer, float(depth[0]), half_w_m
+
+
 def _footprint(x: float, y: float, rx: float, ry: float, heading: float) -> np.ndarray:
     ang = np.linspace(0, 2 * math.pi, 12, endpoint=False)
     c, s = math.cos(heading), math.sin(heading)
@@ -725,36 +759,14 @@ class _Builder:
         self.add_sketch(sk, x, y, BICYCLE, "drawn_bicycle", 0.85, 0.25, heading)
 
     def _real_bike(self, x: float, y: float, heading: float, crop: int | None) -> None:
-        rng = self.rng
         bank = self.assets.bike_bank
         assert bank is not None
-        cam = self.plan.camera
-        index = int(rng.integers(len(bank))) if crop is None else crop
-        foot = np.array([[x, y, 0.0], [x, y, 1.0], [x + 0.5, y, 0.0], [x, y + 0.5, 0.0]])
-        uv, depth = cam.project(foot)
-        if depth.min() < 1.0:
+        index = int(self.rng.integers(len(bank))) if crop is None else crop
+        placed = place_real_bike(self.plan.camera, bank, index, x, y, heading, self.rng)
+        if placed is None:
             return
-        crop_h, crop_w = bank.crops[index].shape[:2]
-        aspect = crop_w / crop_h
-        # A photo of a bike pasted upright: scale it by its height (1 m) and by its length along the ground
-        # (side views ~1.7 m, end-on views less); in steep views the upright height shrinks while the bike
-        # on the ground does not, so the larger of the two keeps cut-outs as big as drawn bikes.
-        by_height = float(np.hypot(*(uv[1] - uv[0])))
-        px_per_m = float(cam.focal_px / depth[0])
-        length_m = float(np.clip(1.75 * aspect / 1.6, 0.6, 1.8))
-        by_length = px_per_m * length_m / aspect
-        height_px = max(by_height, by_length) * _u(rng, 0.92, 1.06)
-        # the side facing the camera decides the mirror image, so rows of one crop all face one way
-        view = cam.to_camera(np.array([[x + math.cos(heading), y + math.sin(heading), 0.0]]))[0, 0] - \
-            cam.to_camera(np.array([[x, y, 0.0]]))[0, 0]
-        flip = view < 0
-        gain = _u(rng, 0.75, 1.15)
-        layer = bank.layer(index, height_px, flip=flip, squash=_u(rng, 0.85, 1.0), gain=gain)
-        layer.x0_px = int(round(uv[0, 0] - layer.width_px / 2))
-        layer.y0_px = int(round(uv[0, 1] - layer.height_px * 0.97))
-        d = float(depth[0])
-        half_w_m = layer.width_px / max(1e-6, float(cam.px_per_m(foot[:1])[0])) / 2
-        self.items.append(_Item(d, BICYCLE, "real_bicycle", layer=layer,
+        layer, depth_m, half_w_m = placed
+        self.items.append(_Item(depth_m, BICYCLE, "real_bicycle", layer=layer,
                                 footprint=_footprint(x, y, max(0.3, half_w_m), 0.25, 0.0)))
 
     def bike_source(self) -> str:

@@ -19,6 +19,16 @@ def test_timeline_config_is_a_valid_app_config(timeline):
     camera = cfg.cameras[0]
     assert {z.kind for z in camera.zones} >= {"no_vending", "watch_area", "bike_parking"}
     assert cfg.rules_for(camera).stall_occupation.min_dwell_s == 300
+    assert camera.model is None  # the default model, whole frame
+
+
+def test_a_small_object_scenario_camera_runs_tiled_with_its_dwell():
+    timeline = scenario_timeline("far_bikes_4min", seed=0, fps=1.0)
+    cfg = parse_config(config_for_timeline(timeline, "street"), "scenario")
+    camera = cfg.cameras[0]
+    assert cfg.model_for(camera).tile is True and cfg.model_for(camera).name == "street"
+    assert {z.kind for z in camera.zones} == {"watch_area"} and len(camera.zones) == 6
+    assert cfg.rules_for(camera).bike_misparked.min_dwell_s == 120
 
 
 @pytest.mark.parametrize(

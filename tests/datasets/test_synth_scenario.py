@@ -90,3 +90,52 @@ def test_without_ffmpeg_the_mp4v_video_is_kept(tmp_path, monkeypatch):
 def test_unknown_scenario_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown scenario"):
         render_scenario("nope", tmp_path)
+
+
+# --- far_bikes_4min: small bikes, one per watch area -------------------------------------------------------------
+
+
+def _far_bike_checks(timeline: dict, width_px: int) -> None:
+    scale = width_px / 1280
+    zones = {z["id"]: z for z in timeline["zones"]}
+    assert {z["kind"] for z in zones.values()} == {"watch_area"}
+    assert timeline["camera"]["tile"] is True
+    events = {e["object_id"]: e for e in timeline["events"]}
+    assert len(events) == 6 and all(e["class"] == "bicycle" for e in events.values())
+    got = [(v["kind"], v["zone_id"], v["object_ids"]) for v in timeline["expected_violations"]]
+    assert got == [("bike_misparked", f"watch_area_{k}", [f"bike_{k}"]) for k in range(1, 7)]
+    for v in timeline["expected_violations"]:
+        event = events[v["object_ids"][0]]
+        # in its own watch area only (the areas do not overlap), due after that area's dwell
+        assert event["zone_ids"] == [v["zone_id"]]
+        assert v["due_s"] == event["appear_s"] + zones[v["zone_id"]]["min_dwell_s"] < event["leave_s"]
+        box_w = (event["xyxy_norm"][2] - event["xyxy_norm"][0]) * width_px
+        assert 30 * scale - 1 <= box_w <= 80 * scale + 1 and event["width_px"] == pytest.approx(box_w, abs=1e-3)
+    widths = sorted(e["width_px"] / scale for e in events.values())
+    assert widths[0] < 45 and widths[-1] > 50  # a spread over the small-object range, not six alike
+
+
+def test_far_bikes_are_small_lone_and_each_due_in_its_own_watch_area():
+    timeline = scenario_timeline("far_bikes_4min", seed=0, fps=1.0)
+    _far_bike_checks(timeline, 1280)
+    assert {e["source"] for e in timeline["events"]} == {"drawn"}
+
+
+@pytest.fixture(scope="module")
+def small_bank(shared_dir, tmp_path_factory):
+    from datasets.synth import load_street_assets
+
+    assets = load_street_assets(shared_dir, tmp_path_factory.mktemp("bank"), max_bike_crops=24)
+    if assets.bike_bank is None:
+        pytest.skip("bicycles-2000 absent from ../shared")
+    return assets.bike_bank
+
+
+def test_far_bikes_use_real_cutouts_from_a_bank(small_bank):
+    timeline = scenario_timeline("far_bikes_4min", seed=1, fps=1.0, bike_bank=small_bank)
+    _far_bike_checks(timeline, 1280)
+    sources = {e["source"] for e in timeline["events"]}
+    assert all(s.startswith("real cut-out of bicycles-2000 train ") for s in sources)
+    assert {s.rsplit(" ", 1)[1] for s in sources} <= set(small_bank.sources)
+    again = scenario_timeline("far_bikes_4min", seed=1, fps=1.0, bike_bank=small_bank)
+    assert json.dumps(again, sort_keys=True) == json.dumps(timeline, sort_keys=True)
