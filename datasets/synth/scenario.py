@@ -308,7 +308,7 @@ def _build_far_bikes(seed: int, size_px: tuple[int, int], bike_bank: BikeCropBan
                 else:
                     obj.shared_bicycle(sk, look_rng, Pose(x, y, heading_rad=heading), scheme)
                     layer = None
-                box = _box_norm(layer if crop is not None else sk.render(cam), size_px)
+                box = _box_norm(layer if crop is not None else _render(sk, cam), size_px)
                 if box is None:
                     continue
                 width_px = (box[2] - box[0]) * size_px[0]
@@ -382,6 +382,12 @@ def _driver(light: Light, seed: int, key: int, a: tuple[float, float], b: tuple[
     return at
 
 
+def _render(sk: Sketch, cam) -> Layer | None:
+    """`sk` through `cam`, or None for something pressed against the lens (a car passing under a high, wide
+    camera), whose layer would be many times the frame and take gigabytes."""
+    return sk.render(cam, max_area_px=4.0 * cam.width_px * cam.height_px)
+
+
 def _box_norm(layer: Layer | None, size_px: tuple[int, int]) -> list[float] | None:
     if layer is None:
         return None
@@ -411,12 +417,12 @@ def _timeline(name: str, seed: int, fps: float, size_px: tuple[int, int], start_
             box = _box_norm(actor.layer, size_px)
         elif actor.static:
             sk, _x, _y = actor.sketch_at(actor.appear_s)
-            box = _box_norm(sk.render(cam), size_px)
+            box = _box_norm(_render(sk, cam), size_px)
         else:
             stops = actor.extra.get("stops")
             t_ref = stops[0]["from_s"] if stops else (actor.appear_s + actor.leave_s) / 2
             sk, _x, _y = actor.sketch_at(t_ref)
-            box = _box_norm(sk.render(cam), size_px)
+            box = _box_norm(_render(sk, cam), size_px)
         record = {"object_id": actor.object_id, "class": actor.cls, "appear_s": _r(actor.appear_s),
                   "leave_s": _r(min(actor.leave_s, scene.duration_s)), "xyxy_norm": box,
                   "zone_ids": _zones_of(box, scene.zones) if box else [], **actor.extra}
@@ -518,7 +524,7 @@ def render_scenario(name: str, out_dir: Path, seed: int = 0, fps: float = 2.0, s
             sk, x, y = actor.sketch_at(actor.appear_s)
             depth = float(cam.to_camera(np.array([[x, y, 0.0]]))[0, 2])
             actor.cached = (_contact_shadow(sk, cam, x, y, 0.9 if actor.cls != "stall" else 1.6),
-                            actor.layer if actor.layer is not None else sk.render(cam), depth)
+                            actor.layer if actor.layer is not None else _render(sk, cam), depth)
     with tempfile.TemporaryDirectory(prefix="scenario-") as tmp:
         raw = Path(tmp) / "raw.mp4"
         writer = cv2.VideoWriter(str(raw), cv2.VideoWriter_fourcc(*"mp4v"), fps, size_px)
@@ -535,7 +541,7 @@ def render_scenario(name: str, out_dir: Path, seed: int = 0, fps: float = 2.0, s
                         shadow, layer, depth = actor.cached
                     else:
                         sk, x, y = actor.sketch_at(t)
-                        shadow, layer = None, sk.render(cam)
+                        shadow, layer = None, _render(sk, cam)
                         depth = float(cam.to_camera(np.array([[x, y, 0.0]]))[0, 2])
                     present.append((depth, shadow, layer))
                 comp = Compositor(base, emission.copy())

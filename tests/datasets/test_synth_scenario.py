@@ -7,7 +7,7 @@ import json
 import cv2
 import pytest
 
-from datasets.synth import scenario
+from datasets.synth import scenario, sketch
 from datasets.synth.scenario import SCENARIOS, render_scenario, scenario_timeline
 
 SMALL = (320, 180)
@@ -139,3 +139,18 @@ def test_far_bikes_use_real_cutouts_from_a_bank(small_bank):
     assert {s.rsplit(" ", 1)[1] for s in sources} <= set(small_bank.sources)
     again = scenario_timeline("far_bikes_4min", seed=1, fps=1.0, bike_bank=small_bank)
     assert json.dumps(again, sort_keys=True) == json.dumps(timeline, sort_keys=True)
+
+
+def test_a_car_passing_under_a_high_camera_draws_nothing_instead_of_a_huge_layer():
+    # far_bikes_4min seed 4: the first car enters the near lane right under the camera (depth ~1.4 m); drawn
+    # as is, its layer would be tens of thousands of pixels a side (gigabytes: the renderer was once killed).
+    scene = scenario._build("far_bikes_4min", 4, (1280, 720))
+    cam = scene.background.plan.camera
+    car = next(a for a in scene.actors if a.object_id == "car_1")
+    sk, _x, _y = car.sketch_at(car.appear_s)
+    x1, y1, x2, y2 = sketch._bounds(sk._prepared(cam))
+    assert (x2 - x1) * (y2 - y1) > 4 * 1280 * 720
+    assert scenario._render(sk, cam) is None
+    # the same car further along the lane is drawn as usual
+    late = next(t for t in range(int(car.appear_s) + 1, int(car.leave_s)) if scenario._render(car.sketch_at(t)[0], cam))
+    assert car.appear_s < late < car.leave_s
