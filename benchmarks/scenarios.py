@@ -46,22 +46,19 @@ PIPELINE_SCENARIOS = tuple(s for s in SCENARIOS if s != "stall_2min")
 REAL_BIKE_SCENARIOS = ("far_bikes_4min",)
 
 
-def _bike_bank(max_crops: int | None = None):
-    from datasets.synth import load_street_assets, resolve_shared_dir
-
-    shared = resolve_shared_dir(None)
-    return load_street_assets(shared, max_bike_crops=max_crops).bike_bank if shared is not None else None
-
-
 def render_cached(name: str, work_dir: Path, seed: int = 0, fps: float = 1.0,
                   max_bike_crops: int | None = None) -> tuple[Path, dict]:
     """The scenario's mp4 and timeline under ``work_dir/<name>-s<seed>-<fps>fps[-real[N]]``, rendered when
     missing (``-real``: its bikes are real cut-outs, from the first `max_bike_crops` of the bank when given)."""
-    bank = _bike_bank(max_bike_crops) if name in REAL_BIKE_SCENARIOS else None
-    real = f"-real{max_bike_crops or ''}" if bank else ""
+    from datasets.synth import BikeCropBank, resolve_shared_dir
+    from datasets.synth.dataset import bicycles_train_dir
+
+    train = bicycles_train_dir(resolve_shared_dir(None)) if name in REAL_BIKE_SCENARIOS else None
+    real = f"-real{max_bike_crops or ''}" if train is not None else ""
     out = work_dir / f"{name}-s{seed}-{fps:g}fps{real}"
     video, timeline = out / f"{name}.mp4", out / f"{name}.json"
     if not (video.is_file() and timeline.is_file()):
+        bank = BikeCropBank.load_or_build(train, max_crops=max_bike_crops) if train is not None else None
         render_scenario(name, out, seed=seed, fps=fps, bike_bank=bank)
     return video, json.loads(timeline.read_text())
 

@@ -412,13 +412,14 @@ def cmd_dataset_scenario(args: argparse.Namespace) -> int:
         return EXIT_USER_ERROR
     bank = None
     if args.shared:
-        from datasets.synth import load_street_assets, resolve_shared_dir
+        from datasets.synth import BikeCropBank
+        from datasets.synth.dataset import bicycles_train_dir
 
-        try:
-            bank = load_street_assets(resolve_shared_dir(Path(args.shared)), progress=True).bike_bank
-        except FileNotFoundError as exc:
-            _error(str(exc))
+        train = bicycles_train_dir(Path(args.shared))
+        if train is None:
+            _error(f"--shared {args.shared}: no data/bicycles-2000/train/images there (the real bicycle cut-outs)")
             return EXIT_USER_ERROR
+        bank = BikeCropBank.load_or_build(train, progress=True)
     clip = render_scenario(args.name, Path(args.out), seed=args.seed, fps=args.fps, bike_bank=bank)
     print(json.dumps({"video": str(clip.video_path), "timeline": str(clip.timeline_path)}))
     return EXIT_OK

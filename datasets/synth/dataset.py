@@ -48,6 +48,14 @@ def resolve_shared_dir(shared_dir: Path | None = None) -> Path | None:
     return existing_shared_dir()
 
 
+def bicycles_train_dir(shared_dir: Path | None) -> Path | None:
+    """The train split of bicycles-2000 under `shared_dir` (the only split cut-outs may come from), or None."""
+    if shared_dir is None:
+        return None
+    train = Path(shared_dir) / _BICYCLES_TRAIN
+    return train if (train / "images").is_dir() else None
+
+
 def load_street_assets(shared_dir: Path | None, cache_dir: Path | None = None, *, max_bike_crops: int | None = None,
                        real_background_probability: float = 0.25, progress: bool = False) -> StreetAssets:
     """Real bicycle cut-outs (train split of bicycles-2000) and real camera backgrounds, when available.
@@ -62,9 +70,9 @@ def load_street_assets(shared_dir: Path | None, cache_dir: Path | None = None, *
     if shared_dir is None:
         return StreetAssets()
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    train = Path(shared_dir) / _BICYCLES_TRAIN
+    train = bicycles_train_dir(shared_dir)
     bank = None
-    if (train / "images").is_dir():
+    if train is not None:
         bank = BikeCropBank.load_or_build(train, cache_dir, max_crops=max_bike_crops, progress=progress)
     backgrounds = load_footage_backgrounds(Path(shared_dir), cache_dir)
     return StreetAssets(bike_bank=bank, backgrounds=backgrounds,

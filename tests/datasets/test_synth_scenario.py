@@ -154,3 +154,16 @@ def test_a_car_passing_under_a_high_camera_draws_nothing_instead_of_a_huge_layer
     # the same car further along the lane is drawn as usual
     late = next(t for t in range(int(car.appear_s) + 1, int(car.leave_s)) if scenario._render(car.sketch_at(t)[0], cam))
     assert car.appear_s < late < car.leave_s
+
+
+def test_cli_renders_a_scenario_and_names_a_shared_folder_without_bicycles(tmp_path, capsys):
+    from service.cli import main
+
+    assert main(["dataset", "scenario", "far_bikes_4min", "--out", str(tmp_path / "clip"), "--fps", "0.05",
+                 "--shared", str(tmp_path)]) == 2
+    assert "no data/bicycles-2000/train/images there" in capsys.readouterr().err
+    assert main(["dataset", "scenario", "passerby_30s", "--out", str(tmp_path / "clip"), "--fps", "0.5"]) == 0
+    written = json.loads(capsys.readouterr().out)
+    assert json.loads(open(written["timeline"]).read())["n_frames"] == 30
+    assert main(["dataset", "scenario", "nosuch", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown scenario 'nosuch'" in capsys.readouterr().err
