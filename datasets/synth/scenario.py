@@ -121,6 +121,7 @@ class _Scene:
     zones: list[dict[str, Any]]
     violations: list[dict[str, Any]]
     duration_s: float
+    tile: bool = False  # the camera needs tiled inference (its objects are small)
 
 
 def _r(v: float) -> float:
@@ -289,6 +290,7 @@ def _build_far_bikes(seed: int, size_px: tuple[int, int], bike_bank: BikeCropBan
     violations: list[dict[str, Any]] = []
     end = 240.0
     order = obj_rng.permutation(len(_FAR_BIKE_WIDTHS_PX))  # which width is parked first varies with the seed
+    candidates = _far_bike_candidates(background, y)
     for k, width_index in enumerate(order):
         target_px = _FAR_BIKE_WIDTHS_PX[int(width_index)] * scale
         best = None
@@ -296,7 +298,7 @@ def _build_far_bikes(seed: int, size_px: tuple[int, int], bike_bank: BikeCropBan
             heading = math.pi / 2 - float(obj_rng.uniform(0.6, 1.2))
             crop = int(side_views[int(obj_rng.integers(len(side_views)))]) if side_views else None
             scheme = pal.SHARED_BIKE_SCHEMES[int(obj_rng.integers(len(pal.SHARED_BIKE_SCHEMES)))]
-            for u, x in _far_bike_candidates(background, y):
+            for u, x in candidates:
                 if any(abs(u - t) < 0.09 for t in taken):
                     continue
                 # the same generator for every trial spot: the bike looks the same wherever it is tried
@@ -344,7 +346,7 @@ def _build_far_bikes(seed: int, size_px: tuple[int, int], bike_bank: BikeCropBan
         violations.append({"kind": "bike_misparked", "zone_id": zone_id, "object_ids": [object_id],
                            "due_s": _r(appear + _FAR_BIKE_DWELL_S)})
     actors += _distractors(background, seed, fy0, fy1, end)
-    return _Scene(background, actors, zones, violations, end)
+    return _Scene(background, actors, zones, violations, end, tile=True)
 
 
 def _walker(light: Light, seed: int, key: int, waypoints: list[tuple[float, tuple[float, float]]]
@@ -433,7 +435,7 @@ def _timeline(name: str, seed: int, fps: float, size_px: tuple[int, int], start_
         "start_utc": start_utc, "timezone": _TIMEZONE,
         "camera": {"id": f"synth-{name}", "height_m": _r(cam.height_m), "pitch_deg": _r(cam.pitch_deg),
                    "yaw_deg": _r(cam.yaw_deg), "focal_px": _r(cam.focal_px),
-                   **({"tile": True} if name == "far_bikes_4min" else {})},
+                   **({"tile": True} if scene.tile else {})},
         "zones": scene.zones, "events": events, "expected_violations": scene.violations, "distractors": distractors,
     }
 
