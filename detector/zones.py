@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Iterable, Literal, Sequence
+from typing import ClassVar, Iterable, Literal, Sequence
 
 import numpy as np
 
@@ -219,6 +219,9 @@ class Zone:
     anchor: Anchor = "bottom_center"
     min_dwell_s: float | None = None
 
+    # Bounds of the numeric fields, declared once: the service's configuration derives its fields from them.
+    LIMITS: ClassVar[dict[str, tuple[float, float]]] = {"inertia_samples": (1, 100), "min_dwell_s": (0.0, 7 * 86400.0)}
+
     def __post_init__(self) -> None:
         if not isinstance(self.zone_id, str) or not self.zone_id:
             raise ZoneError(f"zone id must be a non-empty string, got {self.zone_id!r}")
@@ -234,13 +237,16 @@ class Zone:
         if len(pts) >= 4 and pts[0] == pts[-1]:
             pts = pts[:-1]
         object.__setattr__(self, "polygon", pts)
-        if not isinstance(self.inertia_samples, int) or not 1 <= self.inertia_samples <= 1000:
-            raise ZoneError(f"zone {self.zone_id!r}: inertia_samples must be an integer in 1..1000, "
+        lo, hi = self.LIMITS["inertia_samples"]
+        if not isinstance(self.inertia_samples, int) or not lo <= self.inertia_samples <= hi:
+            raise ZoneError(f"zone {self.zone_id!r}: inertia_samples must be an integer in {lo:g}..{hi:g}, "
                             f"got {self.inertia_samples!r}")
         if self.anchor not in ANCHORS:
             raise ZoneError(f"zone {self.zone_id!r}: anchor must be one of {ANCHORS}, got {self.anchor!r}")
-        if self.min_dwell_s is not None and not 0.0 <= self.min_dwell_s <= 7 * 86400:
-            raise ZoneError(f"zone {self.zone_id!r}: min_dwell_s must lie within [0, 604800], got {self.min_dwell_s}")
+        lo, hi = self.LIMITS["min_dwell_s"]
+        if self.min_dwell_s is not None and not lo <= self.min_dwell_s <= hi:
+            raise ZoneError(f"zone {self.zone_id!r}: min_dwell_s must lie within [{lo:g}, {hi:g}], "
+                            f"got {self.min_dwell_s}")
 
     def active(self, ts: datetime) -> bool:
         """Whether the zone's schedule is in force at `ts` (always, without a schedule)."""

@@ -29,14 +29,15 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, Mapping, Sequence
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from detector.errors import StreetwatchError
 from detector.motion import MotionGate, MotionGateConfig
-from detector.rules import RULES, Rule, RuleEngine, make_rule
+from detector.rules import RULES, Rule, RuleEngine, make_rule, param_bounds, param_doc
 from detector.schedule import WEEKDAYS, TimeWindow, WeeklySchedule, load_timezone
 from detector.tracking import Tracker, TrackerConfig
 from detector.zones import Zone, ZoneKind, polygon_problems
+from service.kinds import default_category_codes
 
 __all__ = [
     "CONFIG_VERSION",
@@ -68,13 +69,8 @@ __all__ = [
 ]
 
 CONFIG_VERSION = 1
-# The national digital-case convention (大类+小类); cities override these with their own ids.
-DEFAULT_CATEGORY_CODES: dict[str, str] = {
-    "stall_occupation": "0504",  # 店外经营
-    "bike_misparked": "0506",  # 非机动车乱停放
-    "illegal_structure": "0101",  # 私搭乱建
-    "mobile_vendor": "0501",  # 无照经营游商
-}
+# The national digital-case convention (大类+小类), one row per kind in the kind catalogue; cities override them.
+DEFAULT_CATEGORY_CODES: dict[str, str] = default_category_codes()
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _SOURCE = re.compile(r"^(rtsp|rtsps|rtmp|http|https|file)://\S+$")
 _CODE = re.compile(r"^[0-9A-Za-z_.-]{1,32}$")
@@ -152,13 +148,13 @@ class ZoneConfig(_Model):
         None, min_length=1,
         description="When the zone applies (omit: always). For vending_allowed: when vending is allowed.",
     )
-    inertia_samples: int = Field(3, ge=1, le=100,
+    inertia_samples: int = Field(3, ge=Zone.LIMITS["inertia_samples"][0], le=Zone.LIMITS["inertia_samples"][1],
                                  description="Consecutive samples that must agree before membership changes.")
     anchor: Literal["bottom_center", "center"] = Field(
         "bottom_center",
         description="Point of a box that decides membership: bottom_center (where it stands) or center.",
     )
-    min_dwell_s: float | None = Field(None, ge=0, le=_WEEK_S,
+    min_dwell_s: float | None = Field(None, ge=Zone.LIMITS["min_dwell_s"][0], le=Zone.LIMITS["min_dwell_s"][1],
                                       description="Overrides the rule's min_dwell_s for objects in this zone.")
 
     @field_validator("polygon")
@@ -262,65 +258,65 @@ class MotionSettings(_Model):
 
 
 class RuleConfig(_Model):
-    """Settings every rule kind has."""
+    """Settings every rule kind has: ``enabled`` plus the rule's own parameters (`detector.rules.RuleParams`).
 
-    # min_score of a rule when neither the file nor the model card's track_score gives one.
+    Each kind's model (`RULE_CONFIG_TYPES`) is derived from its rule's parameter dataclass, where every
+    parameter's default, bounds and wording are declared once; only the forms differ here: ``schedule`` is a
+    list of windows in the camera's time zone, and an omitted ``min_score`` means the model card's track_score.
+    """
+
+    # min_score of a rule when neither the file nor the model card's track_score gives one (the rule's default).
     BUILTIN_MIN_SCORE: ClassVar[float] = 0.5
+    kind: ClassVar[str] = ""
 
     enabled: bool = Field(True, description="Whether the rule runs.")
-    classes: list[str] = Field(min_length=1, max_length=50,
-                               description="Pipeline classes the rule looks at (after the model's class map).")
-    min_dwell_s: float = Field(300.0, ge=0, le=_WEEK_S,
-                               description="Seconds the condition must hold before a violation opens.")
-    min_score: float | None = Field(
-        None, ge=0, le=1,
-        description="Minimum median of a track's recent scores (omit: the model card's track_score, or the "
-                    "rule's built-in value for a card without one).")
-    cooldown_s: float = Field(600.0, ge=0, le=_WEEK_S,
-                              description="After a violation closes, the same tracks cannot open another "
-                                          "in that zone for this long.")
-    end_grace_s: float = Field(120.0, ge=0, le=86400,
-                               description="A violation closes once its condition has not been observed for this long.")
-    update_interval_s: float = Field(60.0, ge=1, le=86400,
-                                     description="Most frequent periodic update of an open violation.")
-    schedule: list[WindowConfig] | None = Field(None, min_length=1,
-                                                description="Enforcement hours, camera local time (omit: always).")
-    zone_ids: list[str] | None = Field(None, min_length=1,
-                                       description="Only these zones of the camera "
-                                                   "(omit: every zone of the kinds the rule reads).")
 
 
-class StallRuleConfig(RuleConfig):
-    """stall_occupation: a stall standing in a no-vending place (占道经营 / 店外经营)."""
+def _rule_config_model(kind: str, rule_type: type) -> type[RuleConfig]:
+    """The configuration model of one rule kind, derived from the rule's parameter dataclass."""
+    params_type = rule_type.params_type
+    fields: dict[str, Any] = {}
+    for f in dataclass_fields(params_type):
+        doc = param_doc(params_type, f.name)
+        if f.name == "classes":
+            default = list(rule_type.default_classes or sorted(f.default))
+            fields[f.name] = (list[str], Field(default_factory=lambda d=default: list(d), min_length=1, max_length=50,
+                                               description=doc))
+        elif f.name == "schedule":
+            fields[f.name] = (list[WindowConfig] | None, Field(None, min_length=1, description=doc))
+        elif f.name == "zone_ids":
+            fields[f.name] = (list[str] | None, Field(None, min_length=1, description=doc))
+        else:
+            lo, hi, lo_open = param_bounds(params_type, f.name)
+            low = {"gt": lo} if lo_open else {"ge": lo}
+            if f.name == "min_score":  # omitted: the model card's operating point decides
+                fields[f.name] = (float | None, Field(None, le=hi, description=doc, **low))
+            else:
+                fields[f.name] = (float, Field(f.default, le=hi, description=doc, **low))
+    title = (rule_type.__doc__ or kind).strip().splitlines()[0]
+    model = create_model(f"{''.join(w.capitalize() for w in kind.split('_'))}RuleConfig", __base__=RuleConfig,
+                         __doc__=f"{kind}: {title}", **fields)
+    model.BUILTIN_MIN_SCORE = params_type.__dataclass_fields__["min_score"].default
+    model.kind = kind
+    return model
 
-    classes: list[str] = Field(default_factory=lambda: ["stall"], min_length=1, max_length=50,
-                               description="Pipeline classes that are stalls.")
-    min_dwell_s: float = Field(300.0, ge=0, le=_WEEK_S, description="Seconds a stall must stand in a forbidden place.")
-    merge_overlap: float = Field(0.3, gt=0, le=1,
-                                 description="Stall boxes in one zone overlapping by this fraction of the smaller "
-                                             "box are one stall, reported once (1: only a box wholly inside another).")
+
+# One configuration model per registered rule kind, derived from the rule modules (`detector.rules`).
+RULE_CONFIG_TYPES: dict[str, type[RuleConfig]] = {kind: _rule_config_model(kind, rule) for kind, rule in RULES.items()}
+StallRuleConfig = RULE_CONFIG_TYPES["stall_occupation"]
+BikeRuleConfig = RULE_CONFIG_TYPES["bike_misparked"]
 
 
-class BikeRuleConfig(RuleConfig):
-    """bike_misparked: bikes parked outside the painted boxes, one violation per cluster (乱停放)."""
-
-    classes: list[str] = Field(default_factory=lambda: ["bicycle", "ebike"], min_length=1, max_length=50,
-                               description="Pipeline classes that are bikes.")
-    BUILTIN_MIN_SCORE: ClassVar[float] = 0.4
-    min_dwell_s: float = Field(600.0, ge=0, le=_WEEK_S, description="Seconds a bike must stand misparked.")
-    cluster_distance: float = Field(1.0, ge=0, le=20,
-                                    description="Bikes whose anchors are this many box sizes apart (or closer) "
-                                                "form one cluster.")
-
-
-class RulesConfig(_Model):
-    """One entry per rule kind (the keys of detector.rules.RULES)."""
-
-    stall_occupation: StallRuleConfig = Field(default_factory=StallRuleConfig, description="Street-stall occupation.")
-    bike_misparked: BikeRuleConfig = Field(default_factory=BikeRuleConfig, description="Misparked bikes.")
-
+class _RulesBase(_Model):
     def items(self) -> list[tuple[str, RuleConfig]]:
         return [(kind, getattr(self, kind)) for kind in type(self).model_fields]
+
+
+RulesConfig = create_model(
+    "RulesConfig", __base__=_RulesBase, __doc__="One entry per rule kind (the keys of detector.rules.RULES).",
+    **{kind: (model, Field(default_factory=model, description=model.__doc__.split(": ", 1)[1]))
+       for kind, model in RULE_CONFIG_TYPES.items()},
+)
 
 
 class ModelSelection(_Model):
@@ -425,7 +421,7 @@ class AppConfig(_Model):
     config_version: int = Field(ge=1, le=CONFIG_VERSION,
                                 description=f"Version of this file's format; this streetwatch reads {CONFIG_VERSION}.")
     category_codes: dict[str, str] = Field(
-        default_factory=lambda: dict(DEFAULT_CATEGORY_CODES),
+        default_factory=default_category_codes,
         description="Violation kind -> the city's case category code; unset kinds keep the national defaults.",
     )
     model: ModelSelection = Field(default_factory=ModelSelection, description="Default model for every camera.")
@@ -446,12 +442,12 @@ class AppConfig(_Model):
     @field_validator("category_codes", mode="before")
     @classmethod
     def _category_codes_with_defaults(cls, value: Any) -> Any:
-        return {**DEFAULT_CATEGORY_CODES, **value} if isinstance(value, Mapping) else value
+        return {**default_category_codes(), **value} if isinstance(value, Mapping) else value
 
     @field_validator("category_codes")
     @classmethod
     def _category_codes_known(cls, value: dict[str, str]) -> dict[str, str]:
-        known = set(DEFAULT_CATEGORY_CODES) | set(RULES)
+        known = set(default_category_codes()) | set(RULES)
         problems = []
         for kind, code in value.items():
             if kind not in known:
@@ -807,9 +803,3 @@ def build_rule_engine(config: AppConfig, camera: CameraConfig, *,
     merged_map = {**(class_map or {}), **config.model_for(camera).class_map}
     return RuleEngine(camera.id, build_zones(camera), build_rules(config, camera, track_score),
                       class_names=class_names, class_map=merged_map)
-
-
-# Exposed for tests and tools that list what a file may contain.
-RULE_CONFIG_TYPES: dict[str, type[RuleConfig]] = {
-    kind: info.annotation for kind, info in RulesConfig.model_fields.items()  # type: ignore[misc]
-}
