@@ -53,6 +53,7 @@ from benchmarks.common import environment, md_table, shared_dir  # noqa: E402
 from detector.motion import MotionGate, MotionGateConfig  # noqa: E402
 from detector.pipeline import CameraPipeline  # noqa: E402
 from detector.rules import (  # noqa: E402
+    RULES,
     BikeMisparkedRule,
     BikeRuleParams,
     RuleEngine,
@@ -70,8 +71,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 TARGET_P95_LAG_S = 2.0
 TARGET_MISSING_FRAC = 0.01
 WIDTH_PX, HEIGHT_PX, FPS, GOP_FRAMES = 1280, 720, 25, 25
-# Pipeline classes the service tracks (service/run.py TRACKED_CLASSES); the rules ignore everything else.
-DEFAULT_KEEP_CLASSES = "stall,bicycle,ebike"
+# Pipeline classes the service tracks with the default rules (service.pipeline.tracked_classes: what the rule
+# modules read); the rules ignore everything else.
+DEFAULT_KEEP_CLASSES = ",".join(sorted({c for rule in RULES.values() for c in rule.default_classes}))
 
 
 # --- footage -----------------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """A YOLO dataset from reviewers' decisions: confirmed cases are positives, rejected cases hard negatives.
 
-`streetwatch dataset from-reviews` reads the case store (read-only), takes each reviewed case's *original*
-evidence frame (never the annotated copy) and its stored boxes (frame pixels), and writes a dataset that
-`streetwatch train` fine-tunes on and `streetwatch dataset merge` merges with others.
+`streetwatch dataset from-reviews` reads the reviewed cases of the case store (read-only, through
+`service.review_export`, which hands them over as plain `ReviewedCase` records: this module never imports the
+service), takes each reviewed case's *original* evidence frame (never the annotated copy) and its stored boxes
+(frame pixels), and writes a dataset that `streetwatch train` fine-tunes on and `streetwatch dataset merge`
+merges with others.
 
 What counts as what:
 
@@ -10,7 +12,9 @@ What counts as what:
   the reviewed class (see `case_class`: the detector's class when it belongs to the reviewed kind, else the
   kind's default class, so a reviewer's change of kind changes the label). With per-frame boxes (below) the
   detector's class is each box's own (a cluster of bicycles and an e-bike keeps both classes); with the
-  case's boxes it is the case's main class for every box.
+  case's boxes it is the case's main class for every box. Which classes make up which kind is the caller's
+  table (`ExportOptions.kind_classes`; the command line passes the service's kind catalogue,
+  `service.kinds.kind_classes`, with its ``--kind-class`` overrides).
 * ``rejected`` cases are hard negatives: the frame with an empty label file, which ultralytics trains as a
   background image (no targets: everything it predicts there is a false positive). Only rejections that
   say the detector was wrong should be used: "the bike is in the allowed area" rejects a *rule*, and the bike
@@ -40,9 +44,12 @@ sides: a group's split comes from a hash of its key alone (`datasets.yolo.assign
 with more reviews never moves a frame from val to train.
 
 Example:
-    >>> from datasets.from_reviews import ExportOptions, export_from_reviews  # doctest: +SKIP
-    >>> summary = export_from_reviews("sqlite:///var/streetwatch.sqlite3", Path("var/reviews-ds"),
-    ...                               ExportOptions(class_names=("bicycle", "stall", "ebike")))  # doctest: +SKIP
+    >>> from service.review_export import read_reviewed_cases  # doctest: +SKIP
+    >>> found = read_reviewed_cases("sqlite:///var/streetwatch.sqlite3")  # doctest: +SKIP
+    >>> options = ExportOptions(class_names=("bicycle", "stall", "ebike"),
+    ...                         kind_classes={"bike_misparked": ("bicycle", "ebike"), "stall_occupation": ("stall",)})
+    >>> summary = export_reviewed_cases(found.cases, Path("var/reviews-ds"), options,
+    ...                                 not_reviewed=found.not_reviewed, source=found.source)  # doctest: +SKIP
     >>> summary["images"]  # doctest: +SKIP
     {'train': 41, 'val': 9}
 """
@@ -72,25 +79,15 @@ from datasets.yolo import (
 )
 
 __all__ = [
-    "DEFAULT_KIND_CLASSES", "ExportOptions", "ReviewedCase", "POSITIVE_STATUSES", "NEGATIVE_STATUSES",
-    "EvidenceFrame", "case_class", "choose_frame", "export_from_reviews", "export_reviewed_cases", "frame_boxes",
-    "load_reviewed_cases", "mask_outside_boxes", "newest_frame_with_boxes", "open_case_database", "split_key",
-    "xyxy_to_yolo",
+    "ExportOptions", "ReviewedCase", "POSITIVE_STATUSES", "NEGATIVE_STATUSES", "EvidenceFrame", "case_class",
+    "choose_frame", "export_reviewed_cases", "frame_boxes", "mask_outside_boxes", "newest_frame_with_boxes",
+    "split_key", "xyxy_to_yolo",
 ]
 
 POSITIVE_STATUSES = ("confirmed", "posted", "post_failed")
 NEGATIVE_STATUSES = ("rejected",)
 PAD_VALUE = 114
 """ultralytics' letterbox grey: masked-out pixels look like padding, not like a scene."""
-
-DEFAULT_KIND_CLASSES: dict[str, tuple[str, ...]] = {
-    "bike_misparked": ("bicycle", "ebike"),
-    "stall_occupation": ("stall",),
-    "mobile_vendor": ("stall",),
-    "illegal_structure": ("illegal_structure",),
-}
-"""Violation kind → the detector classes it is made of; the first is the kind's class when the detector's
-class does not belong to the kind (a reviewer changed the kind)."""
 
 SplitBy = Literal["camera-day", "case"]
 Scope = Literal["region", "frame"]
@@ -111,8 +108,10 @@ class ExportOptions:
         min_context_px: ...and at least this many pixels.
         max_box_age_s: Skip a case whose boxes were observed longer than this after its newest original frame
             (only for cases whose frames carry no boxes of their own: evidence stored before migration 0002).
-        kind_classes: Violation kind → detector classes of that kind (first = default); merged over
-            `DEFAULT_KIND_CLASSES`.
+        kind_classes: Violation kind → the detector classes it is made of, the first being the kind's class
+            when the detector's class does not belong to the kind (a reviewer changed the kind). The whole
+            table, given by the caller (the command line: `service.kinds.kind_classes` plus ``--kind-class``);
+            keyword only and required, so a forgotten table cannot silently relabel nothing.
         class_map: Renames applied to the final class (``None`` drops: the case is skipped).
         negative_reason: A regular expression (case-insensitive, searched); when set, only rejections whose
             reason matches become negatives.
@@ -130,7 +129,7 @@ class ExportOptions:
     context_frac: float = 0.5
     min_context_px: float = 32.0
     max_box_age_s: float = 600.0
-    kind_classes: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    kind_classes: Mapping[str, Sequence[str]] = field(kw_only=True)
     class_map: Mapping[str, str | None] = field(default_factory=dict)
     negative_reason: str | None = None
     negatives: bool = True
@@ -149,6 +148,10 @@ class ExportOptions:
             raise DatasetError(f"scope must be 'region' or 'frame', got {self.scope!r}")
         if self.context_frac < 0 or self.min_context_px < 0 or self.max_box_age_s < 0:
             raise DatasetError("context_frac, min_context_px and max_box_age_s must not be negative")
+        for kind, classes in self.kind_classes.items():
+            if isinstance(classes, str) or not classes or not all(isinstance(c, str) and c for c in classes):
+                raise DatasetError(f"kind_classes[{kind!r}]: expected a non-empty list of class names, got "
+                                   f"{classes!r}")
         if self.since is not None and self.since.tzinfo is None:
             raise DatasetError(f"since {self.since.isoformat()}: give a time zone (e.g. ...Z or +08:00)")
         if self.negative_reason is not None:
@@ -159,7 +162,8 @@ class ExportOptions:
                     from None
 
     def kind_table(self) -> dict[str, tuple[str, ...]]:
-        return {**DEFAULT_KIND_CLASSES, **{k: tuple(v) for k, v in self.kind_classes.items()}}
+        """`kind_classes` as a plain dict of tuples."""
+        return {k: tuple(v) for k, v in self.kind_classes.items()}
 
 
 @dataclass(frozen=True)
@@ -167,9 +171,9 @@ class EvidenceFrame:
     """One original evidence frame of a case, as stored.
 
     Attributes:
-        boxes: The frame's own boxes as stored in ``evidence.boxes`` (a list of ``{"xyxy", "class_name",
-            ...}`` objects, see `service.db.models.Evidence`; parsed by `frame_boxes`), or None for a row
-            written before they were stored.
+        boxes: The frame's own boxes as stored in the case store's ``evidence.boxes`` (a list of ``{"xyxy",
+            "class_name", ...}`` objects; parsed by `frame_boxes`), or None for a row written before they were
+            stored.
     """
 
     path: str
@@ -180,9 +184,12 @@ class EvidenceFrame:
 
 @dataclass(frozen=True)
 class ReviewedCase:
-    """What the export needs of one reviewed case (read from the store, detached from it).
+    """What the export needs of one reviewed case: a plain record (`service.review_export` reads it from the
+    case store, detached from it).
 
     Attributes:
+        camera_id: The case's origin: its camera, or ``flight:<flight id>`` for a drone flight's case (the
+            ``camera-day`` split keeps one origin's day together).
         boxes: (N, 4) boxes of the case's latest observation, frame pixels (used only with frames that have
             no boxes of their own).
         decided_at, decided_by: The confirm/reject audit entry (None when the store has none).
@@ -207,7 +214,7 @@ class ReviewedCase:
 
 
 def case_class(kind: str, corrected_kind: str | None, class_name: str | None,
-               kind_classes: Mapping[str, Sequence[str]] = DEFAULT_KIND_CLASSES,
+               kind_classes: Mapping[str, Sequence[str]],
                class_map: Mapping[str, str | None] | None = None) -> tuple[str | None, str]:
     """The label class of a confirmed case, or None with the reason.
 
@@ -217,11 +224,12 @@ def case_class(kind: str, corrected_kind: str | None, class_name: str | None,
     the result last (None drops it).
 
     Example:
-        >>> case_class("bike_misparked", None, "ebike")
+        >>> kinds = {"bike_misparked": ("bicycle", "ebike"), "stall_occupation": ("stall",)}
+        >>> case_class("bike_misparked", None, "ebike", kinds)
         ('ebike', 'detector class')
-        >>> case_class("stall_occupation", "bike_misparked", "stall")
+        >>> case_class("stall_occupation", "bike_misparked", "stall", kinds)
         ('bicycle', 'class of corrected kind bike_misparked')
-        >>> case_class("graffiti", None, None)
+        >>> case_class("graffiti", None, None, kinds)
         (None, 'no class for kind graffiti')
     """
     reviewed = corrected_kind or kind
@@ -367,110 +375,6 @@ def mask_outside_boxes(image: np.ndarray, boxes_xyxy: np.ndarray, context_frac: 
     return out
 
 
-# --- reading the store -------------------------------------------------------------------------------------
-
-
-def _sqlite_path(url: str) -> Path | None:
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    if not parsed.drivername.startswith("sqlite"):
-        return None
-    if not parsed.database or parsed.database == ":memory:":
-        raise DatasetError(f"{url}: name a SQLite database file")
-    return Path(parsed.database)
-
-
-def open_case_database(db: str):
-    """A read-only engine on the case database: a SQLAlchemy URL or a SQLite file path.
-
-    A SQLite file must exist (it is opened read-only, so a wrong path cannot create an empty database), and
-    the database must hold streetwatch's ``cases`` table.
-
-    Raises:
-        DatasetError: The file is missing, the database cannot be opened, or it is not a case database.
-    """
-    from sqlalchemy import create_engine, inspect
-    from sqlalchemy.exc import SQLAlchemyError
-
-    url = db if "://" in db else f"sqlite:///{db}"
-    try:
-        path = _sqlite_path(url)
-    except Exception as exc:  # make_url raises ArgumentError for anything unparsable
-        raise DatasetError(f"{db}: not a database URL or SQLite file: {exc}") from None
-    if path is not None:
-        if not path.is_file():
-            raise DatasetError(f"{path}: no such case database")
-        engine = create_engine(f"sqlite+pysqlite:///file:{path.resolve()}?mode=ro&uri=true")
-    else:
-        engine = create_engine(url, pool_pre_ping=True)
-    try:
-        has_cases = inspect(engine).has_table("cases")
-    except SQLAlchemyError as exc:
-        engine.dispose()
-        raise DatasetError(f"{_safe_url(url)}: cannot open the case database: {str(exc).splitlines()[0]}") from None
-    if not has_cases:
-        engine.dispose()
-        raise DatasetError(f"{_safe_url(url)}: not a streetwatch case database (no cases table)")
-    return engine
-
-
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<database>"
-
-
-def load_reviewed_cases(engine, since: datetime | None = None) -> tuple[list[ReviewedCase], dict[str, int]]:
-    """Reviewed cases (positive and negative statuses), oldest case first, and counts of the others by status.
-
-    `since` selects by the time of the reviewer's decision (the confirm/reject audit entry; the case's last
-    update when there is none). A database whose schema predates ``evidence.boxes`` (migration 0002) is read
-    as if no frame had boxes of its own.
-    """
-    from sqlalchemy import inspect, select
-    from sqlalchemy.orm import Session
-
-    from service.db.models import AuditEntry, Case, Evidence
-
-    reviewed_statuses = POSITIVE_STATUSES + NEGATIVE_STATUSES
-    has_boxes = "boxes" in {c["name"] for c in inspect(engine).get_columns("evidence")}
-    evidence_columns = [Evidence.case_id, Evidence.path, Evidence.ts, Evidence.sha256] + (
-        [Evidence.boxes] if has_boxes else [])
-    with Session(engine) as session:
-        others = Counter(s for (s,) in session.execute(select(Case.status).where(
-            Case.status.not_in(reviewed_statuses))))
-        cases = list(session.scalars(select(Case).where(Case.status.in_(reviewed_statuses)).order_by(Case.id)))
-        ids = [c.id for c in cases]
-        decisions: dict[int, AuditEntry] = {}
-        originals: dict[int, list[EvidenceFrame]] = {i: [] for i in ids}
-        for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
-            for entry in session.scalars(select(AuditEntry).where(
-                    AuditEntry.case_id.in_(chunk), AuditEntry.action.in_(("confirm", "reject")))
-                    .order_by(AuditEntry.id)):
-                decisions[entry.case_id] = entry  # the latest decision wins
-            for ev in session.execute(select(*evidence_columns).where(Evidence.case_id.in_(chunk),
-                                                                      Evidence.kind == "original")
-                                      .order_by(Evidence.ts, Evidence.id)):
-                originals[ev.case_id].append(EvidenceFrame(ev.path, ev.ts, ev.sha256,
-                                                           ev.boxes if has_boxes else None))
-        out = []
-        for c in cases:
-            decision = decisions.get(c.id)
-            decided_at = decision.at if decision is not None else c.updated_at
-            if since is not None and decided_at < since:
-                continue
-            out.append(ReviewedCase(
-                case_id=c.id, status=c.status, kind=c.kind, corrected_kind=c.corrected_kind, class_name=c.class_name,
-                camera_id=c.camera_id, boxes=np.asarray(c.boxes or [], np.float64).reshape(-1, 4),
-                last_seen=c.last_seen, reject_reason=c.reject_reason, decided_at=decided_at,
-                decided_by=decision.actor if decision is not None else None, originals=tuple(originals[c.id])))
-    return out, dict(sorted(others.items()))
-
-
 # --- writing --------------------------------------------------------------------------------------------------
 
 
@@ -524,6 +428,16 @@ def export_reviewed_cases(cases: Iterable[ReviewedCase], out_dir: Path, options:
     """Write the dataset of `cases` to `out_dir` (new or empty); returns the summary also written as
     ``summary.json``.
 
+    Args:
+        cases: Reviewed cases as plain records (`service.review_export.read_reviewed_cases` reads them from the
+            case store).
+        out_dir: A new or empty folder.
+        options: What becomes what (classes, split, scope, negatives).
+        evidence_root: Where relative evidence paths are looked up after the working directory (the
+            service's ``evidence_dir``).
+        not_reviewed: Counts of the store's other cases by status, recorded in the summary.
+        source: The store the cases came from (a URL without password), for messages and the summary.
+
     Raises:
         DatasetError: No reviewed cases, or none of them could be exported (the reasons are named).
     """
@@ -545,7 +459,7 @@ def export_reviewed_cases(cases: Iterable[ReviewedCase], out_dir: Path, options:
     def skip(case: ReviewedCase, reason: str, detail: str = "") -> None:
         skipped.append({"case_id": case.case_id, "status": case.status, "reason": reason, "detail": detail})
 
-    from service.evidence import file_sha256
+    from detector.runtime.card import sha256_of  # here: detector.runtime loads onnxruntime
 
     for case in cases:
         positive = case.status in POSITIVE_STATUSES
@@ -608,7 +522,7 @@ def export_reviewed_cases(cases: Iterable[ReviewedCase], out_dir: Path, options:
         if path is None:
             skip(case, "evidence file missing", frame.path)
             continue
-        if frame.sha256 is not None and file_sha256(path) != frame.sha256:
+        if frame.sha256 is not None and sha256_of(path) != frame.sha256:
             skip(case, "evidence file changed since it was stored (sha256)", str(path))
             continue
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -709,23 +623,3 @@ def export_reviewed_cases(cases: Iterable[ReviewedCase], out_dir: Path, options:
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return summary
 
-
-def export_from_reviews(db: str, out_dir: Path, options: ExportOptions,
-                        evidence_root: Path | None = None) -> dict[str, Any]:
-    """Open the case database `db` (URL or SQLite file) read-only and export its reviewed cases.
-
-    Relative evidence paths are looked up from the working directory, then under `evidence_root` (the
-    service's ``evidence_dir``).
-    """
-    from sqlalchemy.exc import SQLAlchemyError
-
-    engine = open_case_database(db)
-    try:
-        cases, others = load_reviewed_cases(engine, options.since)
-    except SQLAlchemyError as exc:  # e.g. a database of an older schema: name it, no stack trace
-        raise DatasetError(f"{_safe_url(str(engine.url))}: cannot read the cases: {str(exc).splitlines()[0]}") \
-            from None
-    finally:
-        engine.dispose()
-    return export_reviewed_cases(cases, out_dir, options, evidence_root, others, _safe_url(
-        db if "://" in db else f"sqlite:///{db}"))

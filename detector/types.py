@@ -13,7 +13,10 @@ from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
-__all__ = ["Frame", "FrameGeo", "Detections"]
+__all__ = ["Frame", "FrameGeo", "FRAME_GEO_ANGLE_SOURCES", "Detections"]
+
+# Where a drone frame's yaw or pitch came from, most trusted first (see `detector.geo.telemetry`).
+FRAME_GEO_ANGLE_SOURCES: tuple[str, ...] = ("gimbal", "flight", "track", "config")
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,13 @@ class FrameGeo:
         pitch_deg: Gimbal pitch, degrees; -90 looks straight down (nadir).
         roll_deg: Gimbal roll, degrees.
         hfov_deg: Horizontal field of view of the image, degrees (None when unknown).
+        abs_alt_m: Altitude of the camera above the geoid/ellipsoid as the drone reports it (DJI
+            ``abs_alt``, XMP ``AbsoluteAltitude``), metres; None when the source has none.
+        yaw_source: Where `yaw_deg` came from: ``gimbal``, ``flight`` (body yaw), ``track`` (course over
+            ground) or ``config``; None when unknown (see `detector.geo.telemetry`).
+        pitch_source: Where `pitch_deg` came from: ``gimbal`` or ``config``.
+        focal_len_35mm_mm: 35 mm-equivalent focal length the drone reported for this frame, millimetres.
+        dzoom_ratio: Digital zoom factor the drone reported (1.0 = none), when it reported one.
     """
 
     lat_deg: float
@@ -37,12 +47,21 @@ class FrameGeo:
     pitch_deg: float | None = None
     roll_deg: float | None = None
     hfov_deg: float | None = None
+    abs_alt_m: float | None = None
+    yaw_source: str | None = None
+    pitch_source: str | None = None
+    focal_len_35mm_mm: float | None = None
+    dzoom_ratio: float | None = None
 
     def __post_init__(self) -> None:
         if not -90.0 <= self.lat_deg <= 90.0:
             raise ValueError(f"lat_deg must be within [-90, 90], got {self.lat_deg}")
         if not -180.0 <= self.lon_deg <= 180.0:
             raise ValueError(f"lon_deg must be within [-180, 180], got {self.lon_deg}")
+        for name in ("yaw_source", "pitch_source"):
+            value = getattr(self, name)
+            if value is not None and value not in FRAME_GEO_ANGLE_SOURCES:
+                raise ValueError(f"FrameGeo.{name} must be one of {FRAME_GEO_ANGLE_SOURCES} or None, got {value!r}")
 
 
 @dataclass(frozen=True)

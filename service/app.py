@@ -25,20 +25,20 @@ from typing import AsyncIterator
 
 from fastapi import FastAPI
 
-from detector.sources.push import PushSource
 from service.api.auth import KeyRing
 from service.api.deps import Services
 from service.api.errors import install_error_handlers
-from service.api.routers import cameras, cases, outbox, system, web
+from service.api.routers import cameras, cases, kinds, outbox, system, web
 from service.cases import CaseSettings, CaseStore
-from service.config import AppConfig, CameraConfig, load_config
+from service.config import AppConfig, load_config
 from service.db import DatabaseSettings, make_engine, make_session_factory, upgrade_schema
 from service.metrics import PushCounters
 from service.outbox import OutboxWorker
+from service.pipeline import make_push_source
 from service.settings import Settings, effective_adapters
 from service.workers import DetectorPool, ServiceWorkers, WorkerContext
 
-__all__ = ["API_PREFIX", "build_adapters", "create_app", "make_push_source"]
+__all__ = ["API_PREFIX", "build_adapters", "create_app"]
 
 API_PREFIX = "/api/v1"
 
@@ -105,15 +105,10 @@ def create_app(settings: Settings, config: AppConfig | None = None) -> FastAPI:
     app.include_router(cases.router, prefix=API_PREFIX)
     app.include_router(cameras.router, prefix=API_PREFIX)
     app.include_router(outbox.router, prefix=API_PREFIX)
+    app.include_router(kinds.router, prefix=API_PREFIX)
     app.include_router(system.router)
     app.include_router(web.router)
     return app
-
-
-def make_push_source(settings: Settings, camera: CameraConfig) -> PushSource:
-    """The started push buffer of a camera whose source is ``push``, with the settings' upload limits."""
-    return PushSource(camera.id, max_bytes=settings.max_push_bytes, max_pixels=settings.max_push_pixels,
-                      sample_fps=camera.sample_fps).start()
 
 
 def build_adapters(settings: Settings) -> dict:

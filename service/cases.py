@@ -1,6 +1,9 @@
 """Candidate cases: violation events in, deduplicated cases out; reviewer actions; the case status machine.
 
-`CaseStore.ingest` takes the detector's violation events (see the contract in `detector.rules`):
+`CaseStore.ingest` takes the detector's violation events (see the contract in `detector.rules`) with their
+origin (`service.origin.CaseOrigin`): a camera, copied into ``cameras``, or a drone flight, copied into
+``flights``; a case has exactly one of ``camera_id`` and ``flight_id``. The case is located where the origin
+is, or where the origin says this one case is (a drone finding's ground position).
 
 * ``opened`` creates a pending case, unless a case with the same dedupe key (camera, zone, kind) that is
   not merged (see `DEDUPE_STATUSES`: a posted or rejected case also absorbs it) was last seen within ``cooldown_s`` of the event and its boxes overlap the event's
@@ -9,6 +12,10 @@
   a track lost and re-detected, which the detector reports as a new violation.
 * ``updated`` and ``closed`` update the case their violation is attached to (each event is a full snapshot).
   An ``updated``/``closed`` for an unknown violation (its ``opened`` was lost) is treated as ``opened``.
+* Flight cases are not deduplicated by box overlap: the boxes of a moving drone's frames are not comparable.
+  The drone pipeline merges findings in map space and, when a finding is an object that already has a case
+  (the same structure seen by an earlier flight of the area), passes that case as ``attach_to_case_id``;
+  ``dedupe_key`` overrides the key stored on (and, for cameras, searched among) cases. See `CaseStore.ingest`.
 
 Status machine (anything else raises `InvalidTransitionError`, which the HTTP layer maps to 409)::
 
@@ -36,15 +43,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from detector.errors import StreetwatchError
 from detector.rules import Violation
-from service.config import DEFAULT_CATEGORY_CODES, AppConfig, CameraConfig
-from service.db.models import AuditEntry, Camera, Case, CaseViolation, Evidence, OutboxMessage
+from service.config import AppConfig
+from service.db.models import AuditEntry, Camera, Case, CaseViolation, Evidence, Flight, OutboxMessage
 from service.evidence import evidence_url, file_sha256
+from service.kinds import default_category_codes, kind_title
+from service.origin import CaseLocation, CaseOrigin
 
 __all__ = [
     "CaseError", "CaseFilter", "CaseNotFoundError", "CasePublic", "CaseSettings", "CaseStore", "CasesPage",
-    "AuditPublic", "DedupeCandidate", "EvidencePublic", "InvalidTransitionError", "OPEN_STATUSES", "TRANSITIONS",
-    "box_iou", "build_case_payload", "check_transition", "choose_dedupe_target", "dedupe_key", "evidence_boxes",
-    "idempotency_key", "utc_now",
+    "AuditPublic", "CaseLocation", "CaseOrigin", "DedupeCandidate", "EvidencePublic", "InvalidTransitionError",
+    "OPEN_STATUSES", "TRANSITIONS", "box_iou", "build_case_payload", "check_transition", "choose_dedupe_target",
+    "dedupe_key", "evidence_boxes", "flight_dedupe_key", "idempotency_key", "utc_now",
 ]
 
 Clock = Callable[[], datetime]
@@ -136,6 +145,20 @@ def dedupe_key(camera_id: str, zone_id: str, kind: str) -> str:
     return f"{camera_id}|{zone_id}|{kind}"
 
 
+def flight_dedupe_key(flight_id: str, zone_id: str, kind: str) -> str:
+    """The key stored on a flight case unless the caller gives one.
+
+    It never collides with a camera's key (camera ids cannot hold ``:``), so the camera dedupe search never
+    finds a flight case. It does not find the same object in a later flight either: that is the drone
+    pipeline's map-space decision, passed to `CaseStore.ingest` as ``attach_to_case_id``.
+
+    Example:
+        >>> flight_dedupe_key("f-0601", "roofs", "illegal_structure")
+        'flight:f-0601|roofs|illegal_structure'
+    """
+    return f"flight:{flight_id}|{zone_id}|{kind}"
+
+
 def idempotency_key(case_id: int, adapter: str) -> str:
     """The stable key a receiver dedupes deliveries by: the same for every attempt of one case and adapter."""
     return f"streetwatch-{case_id}-{adapter}"
@@ -208,7 +231,8 @@ class CasePublic(BaseModel):
     dedupe_key: str
     kind: str
     category_code: str | None
-    camera_id: str
+    camera_id: str | None  # exactly one of camera_id and flight_id is set
+    flight_id: str | None
     zone_id: str
     status: str
     first_seen: datetime
@@ -250,6 +274,7 @@ class CaseFilter:
 
     status: str | None = None
     camera_id: str | None = None
+    flight_id: str | None = None
     kind: str | None = None
     seen_from: datetime | None = None
     seen_to: datetime | None = None
@@ -278,7 +303,7 @@ class CaseSettings:
 
     cooldown_s: float = 1800.0
     dedupe_iou_min: float = 0.3
-    category_codes: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_CATEGORY_CODES))
+    category_codes: Mapping[str, str] = field(default_factory=default_category_codes)
     adapters: tuple[str, ...] = ()
     evidence_base_url: str = ""
 
@@ -287,20 +312,17 @@ class CaseSettings:
         return cls(category_codes=dict(config.category_codes), **overrides)
 
 
-def kind_label(kind: str) -> str:
-    return {"stall_occupation": "Stall occupying the street", "bike_misparked": "Misparked bicycles",
-            "illegal_structure": "Illegal structure", "mobile_vendor": "Mobile vendor"}.get(
-        kind, kind.replace("_", " ").capitalize())
-
-
 def build_case_payload(case: CasePublic, evidence_base_url: str = "") -> dict[str, Any]:
     """The adapter-neutral description of a case that the outbox delivers (stored in the outbox row).
 
     Evidence links point at the API when `evidence_base_url` is set, else they are the file paths.
     """
     kind = case.corrected_kind or case.kind
-    where = case.address or f"camera {case.camera_id}"
-    description = (f"{kind_label(kind)} at {where} (zone {case.zone_id}), observed "
+    origin = f"flight {case.flight_id}" if case.flight_id is not None else f"camera {case.camera_id}"
+    where = case.address or origin
+    # A flight case names its flight even with an address: reviewers at the city find the footage by it.
+    seen_by = f"{origin}, " if case.flight_id is not None and case.address else ""
+    description = (f"{kind_title(kind)} at {where} ({seen_by}zone {case.zone_id}), observed "
                    f"{case.first_seen:%Y-%m-%d %H:%M}Z–{case.last_seen:%H:%M}Z, {case.dwell_s / 60:.0f} min. "
                    f"streetwatch case {case.id}.")
     return {
@@ -309,6 +331,7 @@ def build_case_payload(case: CasePublic, evidence_base_url: str = "") -> dict[st
         "kind": kind,
         "category_code": case.category_code,
         "camera_id": case.camera_id,
+        "flight_id": case.flight_id,
         "zone_id": case.zone_id,
         "first_seen": case.first_seen.isoformat(),
         "last_seen": case.last_seen.isoformat(),
@@ -355,69 +378,132 @@ class CaseStore:
     # ingest
 
     def ingest(self, violation: Violation, evidence_paths: Mapping[str, str] | None = None,
-               camera: CameraConfig | None = None) -> CasePublic:
+               origin: CaseOrigin | None = None, *, dedupe_key: str | None = None,
+               attach_to_case_id: int | None = None) -> CasePublic:
         """Apply one violation event; returns the case it created or updated.
 
         Args:
             violation: The event (``opened``, ``updated`` or ``closed``).
             evidence_paths: Evidence files of this event by kind (``annotated``, ``original``, ``crop``),
-                as `service.run.save_evidence` returns them.
-            camera: The camera's configuration (stored/updated in ``cameras``; gives the case location).
+                as `service.evidence.save_evidence` returns them.
+            origin: The camera or flight the event comes from (`service.config.camera_origin` makes a
+                camera's); its id must be the violation's ``camera_id``. A camera origin is stored in
+                ``cameras``, a flight origin in ``flights``, and a new case is located at the origin or at
+                the origin's per-case location (`CaseOrigin.at`). None: a camera whose id is the violation's
+                ``camera_id``, known from an earlier event or recorded without details.
+            dedupe_key: For a new violation: the key stored on its case instead of the default
+                (`dedupe_key` for a camera, `flight_dedupe_key` for a flight); for a camera it is also the
+                key the dedupe search looks among.
+            attach_to_case_id: For a new violation: attach it to this case instead of searching (the drone
+                pipeline finds the case of the same object seen by an earlier flight by map distance and
+                passes it here). A merged case hands the violation on to the case it was merged into. The
+                case keeps its origin and location; the audit row names the new origin. Ignored for events
+                of a violation already attached to a case.
+
+        Raises:
+            CaseError: The origin does not match the violation, or an evidence kind is unknown.
+            CaseNotFoundError: No case `attach_to_case_id`.
         """
+        if origin is not None and not isinstance(origin, CaseOrigin):
+            raise TypeError(f"origin: expected a CaseOrigin (service.config.camera_origin(camera) makes one from "
+                            f"a camera's configuration), got {type(origin).__name__}")
+        if origin is not None and origin.source_id != violation.camera_id:
+            raise CaseError(f"violation {violation.violation_id}: comes from {violation.camera_id!r} but its origin "
+                            f"is {origin.label()}")
         now = self._clock()
         with self._sessions.begin() as session:
-            cam = self._upsert_camera(session, violation.camera_id, camera, now)
+            if origin is not None and origin.kind == "flight":
+                row: Camera | Flight = self._upsert_flight(session, origin, now)
+            else:
+                row = self._upsert_camera(session, violation.camera_id, origin, now)
             link = session.get(CaseViolation, violation.violation_id)
             if link is not None:
                 case = session.get_one(Case, link.case_id)
                 self._apply_event(case, violation, now)
+            elif attach_to_case_id is not None:
+                case = self._attach(session, self._live_case(session, attach_to_case_id), violation, now,
+                                    origin=(origin or CaseOrigin.camera(violation.camera_id)).label())
             else:
-                case = self._attach_or_create(session, violation, cam, now)
+                location = (origin.case_location if origin is not None and origin.case_location is not None
+                            else CaseLocation(row.lat_deg, row.lon_deg, row.address, row.grid_code))
+                case = self._attach_or_create(session, violation, origin.kind if origin else "camera", location,
+                                              dedupe_key, now)
             self._add_evidence(session, case, violation, evidence_paths or {})
             session.flush()
             return self._public(session, case)
 
-    def _upsert_camera(self, session: Session, camera_id: str, camera: CameraConfig | None,
+    def _upsert_camera(self, session: Session, camera_id: str, origin: CaseOrigin | None,
                        now: datetime) -> Camera:
         row = session.get(Camera, camera_id)
         if row is None:
             row = Camera(id=camera_id, name="", source="", address="", grid_code="", timezone="UTC",
                          enabled=True, created_at=now, updated_at=now)
             session.add(row)
-        if camera is not None:
-            values = dict(name=camera.name, source=camera.source, address=camera.address,
-                          grid_code=camera.grid_code, timezone=camera.timezone, enabled=camera.enabled,
-                          lat_deg=camera.position.lat_deg if camera.position else None,
-                          lon_deg=camera.position.lon_deg if camera.position else None)
-            if any(getattr(row, k) != v for k, v in values.items()):
-                for k, v in values.items():
-                    setattr(row, k, v)
-                row.updated_at = now
+        if origin is not None:
+            _update_row(row, now, name=origin.name, source=origin.source, address=origin.address,
+                        grid_code=origin.grid_code, timezone=origin.timezone, enabled=origin.enabled,
+                        lat_deg=origin.lat_deg, lon_deg=origin.lon_deg)
         return row
 
-    def _attach_or_create(self, session: Session, v: Violation, cam: Camera, now: datetime) -> Case:
-        key = dedupe_key(v.camera_id, v.zone_id, v.kind)
+    @staticmethod
+    def _upsert_flight(session: Session, origin: CaseOrigin, now: datetime) -> Flight:
+        row = session.get(Flight, origin.source_id)
+        if row is None:
+            # A flight met first here has no job that created it (an import of a finished flight's findings):
+            # it is recorded as done. A drone job creates its row first and owns its status and progress.
+            row = Flight(id=origin.source_id, status="done", frames_done=0, created_at=now, updated_at=now)
+            session.add(row)
+        _update_row(row, now, name=origin.name, source=origin.source, address=origin.address,
+                    grid_code=origin.grid_code, timezone=origin.timezone, lat_deg=origin.lat_deg,
+                    lon_deg=origin.lon_deg)
+        return row
+
+    @staticmethod
+    def _live_case(session: Session, case_id: int) -> Case:
+        """Case `case_id`, or the case it was merged into (a merged case lives on in its target)."""
+        case = CaseStore._get(session, case_id)
+        seen = {case.id}
+        while case.status == "merged" and case.merged_into is not None and case.merged_into not in seen:
+            case = CaseStore._get(session, case.merged_into)
+            seen.add(case.id)
+        return case
+
+    def _attach(self, session: Session, case: Case, v: Violation, now: datetime, origin: str | None = None) -> Case:
+        """Attach new violation `v` to `case` (dedupe), with an audit row; `origin` is named in it when given."""
+        before = _snapshot(case, ("first_seen", "last_seen", "dwell_s", "boxes", "track_ids"))
+        session.add(CaseViolation(violation_id=v.violation_id, case_id=case.id, attached_at=now))
+        self._apply_event(case, v, now)
+        after = _snapshot(case, before) | {"violation_id": v.violation_id}
+        if origin is not None:
+            after["origin"] = origin
+        self._audit(session, case, "system", "dedupe_attach", before, after, now)
+        return case
+
+    def _attach_or_create(self, session: Session, v: Violation, origin_kind: str, location: CaseLocation,
+                          key: str | None, now: datetime) -> Case:
+        if key is None:
+            key = (flight_dedupe_key if origin_kind == "flight" else dedupe_key)(v.camera_id, v.zone_id, v.kind)
         boxes = [[round(float(c), 1) for c in box] for box in v.xyxy]
-        since = v.first_seen - timedelta(seconds=self.settings.cooldown_s)
-        rows = session.scalars(select(Case).where(Case.dedupe_key == key, Case.status.in_(DEDUPE_STATUSES),
-                                                  Case.last_seen >= since)).all()
-        target_id = choose_dedupe_target(
-            (DedupeCandidate(c.id, c.last_seen, c.boxes) for c in rows), v.first_seen, boxes,
-            self.settings.cooldown_s, self.settings.dedupe_iou_min)
-        if target_id is not None:
-            case = session.get_one(Case, target_id)
-            before = _snapshot(case, ("first_seen", "last_seen", "dwell_s", "boxes", "track_ids"))
-            session.add(CaseViolation(violation_id=v.violation_id, case_id=case.id, attached_at=now))
-            self._apply_event(case, v, now)
-            after = _snapshot(case, before) | {"violation_id": v.violation_id}
-            self._audit(session, case, "system", "dedupe_attach", before, after, now)
-            return case
+        if origin_kind == "camera":
+            # Boxes of one fixed camera are comparable across events; a drone's frames are not (see
+            # `flight_dedupe_key`), so flight cases are only attached where the caller says.
+            since = v.first_seen - timedelta(seconds=self.settings.cooldown_s)
+            rows = session.scalars(select(Case).where(Case.dedupe_key == key, Case.status.in_(DEDUPE_STATUSES),
+                                                      Case.last_seen >= since)).all()
+            target_id = choose_dedupe_target(
+                (DedupeCandidate(c.id, c.last_seen, c.boxes) for c in rows), v.first_seen, boxes,
+                self.settings.cooldown_s, self.settings.dedupe_iou_min)
+            if target_id is not None:
+                return self._attach(session, session.get_one(Case, target_id), v, now)
         case = Case(
             violation_id=v.violation_id, dedupe_key=key, kind=v.kind,
-            category_code=self.settings.category_codes.get(v.kind), camera_id=v.camera_id, zone_id=v.zone_id,
+            category_code=self.settings.category_codes.get(v.kind),
+            camera_id=v.camera_id if origin_kind == "camera" else None,
+            flight_id=v.camera_id if origin_kind == "flight" else None, zone_id=v.zone_id,
             status="pending", first_seen=v.first_seen, last_seen=v.last_seen, dwell_s=float(v.dwell_s),
             score=float(v.score), boxes=boxes, track_ids=[int(t) for t in v.track_ids],
-            lat_deg=cam.lat_deg, lon_deg=cam.lon_deg, address=cam.address, grid_code=cam.grid_code,
+            lat_deg=location.lat_deg, lon_deg=location.lon_deg, address=location.address,
+            grid_code=location.grid_code,
             class_name=_main_class(v.class_names), created_at=now, updated_at=now,
             ended_at=v.last_seen if v.event == "closed" else None,
         )
@@ -551,6 +637,8 @@ class CaseStore:
             query = query.where(Case.status == f.status)
         if f.camera_id is not None:
             query = query.where(Case.camera_id == f.camera_id)
+        if f.flight_id is not None:
+            query = query.where(Case.flight_id == f.flight_id)
         if f.kind is not None:
             query = query.where(Case.kind == f.kind)
         if f.seen_from is not None:
@@ -604,6 +692,14 @@ def set_case_status(session: Session, case_id: int, target: str, actor: str, now
     case.updated_at = now
     session.add(AuditEntry(case_id=case_id, actor=actor, action=target, at=now, before=before,
                            after={"status": target, **details}))
+
+
+def _update_row(row: Camera | Flight, now: datetime, **values: Any) -> None:
+    """Copy `values` into an origin row, touching ``updated_at`` only when something changed."""
+    if any(getattr(row, k) != v for k, v in values.items()):
+        for k, v in values.items():
+            setattr(row, k, v)
+        row.updated_at = now
 
 
 def _main_class(class_names: Sequence[str]) -> str | None:

@@ -38,6 +38,7 @@ from detector.schedule import WEEKDAYS, TimeWindow, WeeklySchedule, load_timezon
 from detector.tracking import Tracker, TrackerConfig
 from detector.zones import Zone, ZoneKind, polygon_problems
 from service.kinds import default_category_codes
+from service.origin import CaseOrigin
 
 __all__ = [
     "CONFIG_VERSION",
@@ -62,6 +63,7 @@ __all__ = [
     "build_schedule",
     "build_tracker",
     "build_zones",
+    "camera_origin",
     "format_validation_error",
     "load_config",
     "parse_config",
@@ -413,6 +415,23 @@ class CameraConfig(_Model):
         if problems:
             raise _Problems(problems)
         return self
+
+
+def camera_origin(camera: CameraConfig) -> CaseOrigin:
+    """The case origin of a configured camera: what ``cameras`` copies of it, and where its cases are.
+
+    Example:
+        >>> cam = CameraConfig(id="cam-1", source="push", timezone="Asia/Shanghai", address="88 Nanjing Rd",
+        ...                    position={"lat_deg": 31.2304, "lon_deg": 121.4737})
+        >>> origin = camera_origin(cam)
+        >>> origin.kind, origin.source_id, origin.lat_deg, origin.address
+        ('camera', 'cam-1', 31.2304, '88 Nanjing Rd')
+    """
+    position = camera.position
+    return CaseOrigin.camera(camera.id, name=camera.name, source=camera.source,
+                             lat_deg=position.lat_deg if position else None,
+                             lon_deg=position.lon_deg if position else None, address=camera.address,
+                             grid_code=camera.grid_code, timezone=camera.timezone, enabled=camera.enabled)
 
 
 class AppConfig(_Model):

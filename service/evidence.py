@@ -1,23 +1,144 @@
-"""Evidence files of cases: content hashes and the URLs under which the API serves them."""
+"""Evidence of cases: the images written when a violation becomes due, their colours, hashes and URLs.
+
+One colour table for everything drawn: zone kinds (`ZONE_COLORS`, the same on camera snapshots, evidence images
+and, through ``GET /api/v1/kinds``, the review page's zone editor) and violation kinds (each kind's row in the
+kind catalogue, `service.kinds`).
+"""
 
 from __future__ import annotations
 
-import hashlib
+import re
 from pathlib import Path
+from typing import Sequence
 
-__all__ = ["evidence_url", "file_sha256"]
+import cv2
+import numpy as np
+
+from detector.annotate import draw_detections
+from detector.rules import Violation
+from detector.types import Detections, Frame
+from detector.zones import ZoneKind
+from service.config import CameraConfig, ZoneConfig
+from service.kinds import KINDS
+
+__all__ = ["ZONE_COLORS", "annotate", "draw_zones", "evidence_url", "file_sha256", "kind_color", "save_evidence",
+           "zone_color"]
+
+# BGR per zone kind: forbidden red, allowed green, bike parking blue, watch areas amber, exclusions grey.
+ZONE_COLORS: dict[str, tuple[int, int, int]] = {
+    ZoneKind.NO_VENDING.value: (40, 40, 230),
+    ZoneKind.VENDING_ALLOWED.value: (60, 180, 40),
+    ZoneKind.BIKE_PARKING.value: (230, 140, 20),
+    ZoneKind.WATCH_AREA.value: (0, 190, 250),
+    ZoneKind.EXCLUSION.value: (150, 150, 150),
+}
+_OTHER = (200, 200, 200)
 
 
-def file_sha256(path: Path | str, chunk_bytes: int = 1 << 20) -> str | None:
-    """Hex SHA-256 of a file's content, or None when the file does not exist (yet)."""
+def zone_color(kind: str | ZoneKind) -> tuple[int, int, int]:
+    """The BGR colour of a zone kind (light grey for a kind without one)."""
+    return ZONE_COLORS.get(kind.value if isinstance(kind, ZoneKind) else str(kind), _OTHER)
+
+
+def draw_zones(image: np.ndarray, zones: Sequence[ZoneConfig], fill_alpha: float = 0.12) -> np.ndarray:
+    """A copy of a BGR `image` with each zone's polygon outlined (and lightly filled) and labelled.
+
+    Args:
+        image: HxWx3 uint8 BGR frame.
+        zones: Zones with polygons normalised to 0..1 of the frame.
+        fill_alpha: Opacity of the fill (0: outline only).
+    """
+    out = image.copy()
+    h, w = out.shape[:2]
+    if not zones or h == 0 or w == 0:
+        return out
+    thickness = max(2, round(min(h, w) / 300))
+    font_scale = max(0.45, min(h, w) / 900)
+    polygons = [np.round(np.asarray(z.polygon, np.float64) * [w, h]).astype(np.int32).reshape(-1, 1, 2)
+                for z in zones]
+    if fill_alpha > 0:
+        overlay = out.copy()
+        for zone, pts in zip(zones, polygons):
+            cv2.fillPoly(overlay, [pts], zone_color(zone.kind))
+        out = cv2.addWeighted(overlay, fill_alpha, out, 1 - fill_alpha, 0)
+    for zone, pts in zip(zones, polygons):
+        cv2.polylines(out, [pts], True, zone_color(zone.kind), thickness, cv2.LINE_AA)
+    for zone, pts in zip(zones, polygons):  # labels last, so no outline crosses a label
+        _label(out, pts, f"{zone.id} - {_kind(zone)}", zone_color(zone.kind), font_scale)
+    return out
+
+
+def _kind(zone: ZoneConfig) -> str:
+    return zone.kind.value if isinstance(zone.kind, ZoneKind) else str(zone.kind)
+
+
+def _label(image: np.ndarray, pts: np.ndarray, text: str, color: tuple[int, int, int], font_scale: float) -> None:
+    text = text.encode("ascii", "replace").decode("ascii")  # OpenCV's Hershey fonts are ASCII only
+    h, w = image.shape[:2]
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
+    # A tab hanging down from the top-left corner of the zone's bounding box, kept inside the frame.
+    x = int(min(max(0, pts[:, 0, 0].min()), max(0, w - tw - 4)))
+    y = int(min(max(0, pts[:, 0, 1].min()) + th + base + 2, h - 1))
+    cv2.rectangle(image, (x, y - th - base - 2), (x + tw + 4, y), color, -1)
+    luminance = 0.114 * color[0] + 0.587 * color[1] + 0.299 * color[2]
+    ink = (0, 0, 0) if luminance > 140 else (255, 255, 255)
+    cv2.putText(image, text, (x + 2, y - base - 1), cv2.FONT_HERSHEY_SIMPLEX, font_scale, ink, 1, cv2.LINE_AA)
+
+
+def kind_color(kind: str) -> tuple[int, int, int]:
+    """The BGR colour of a violation kind's boxes (its catalogue row; light grey for an unknown kind)."""
+    row = KINDS.get(kind)
+    return row.color_bgr if row is not None else _OTHER
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
+
+
+def annotate(frame: Frame, camera: CameraConfig, detections: Detections) -> np.ndarray:
+    """The frame with the camera's zones and the tracked boxes (pipeline class names) drawn."""
+    image = draw_zones(frame.image, camera.zones, fill_alpha=0.15)
+    if not len(detections):
+        return image
+    names = detections.data.get("class_name")
+    lookup = None if names is None else {int(c): str(n) for c, n in zip(detections.class_id, names)}
+    return draw_detections(image, detections, lookup)
+
+
+def save_evidence(out_dir: Path, violation: Violation, frame: Frame, camera: CameraConfig,
+                  detections: Detections, stem: str | None = None) -> dict[str, str]:
+    """Write the annotated full frame, the original frame and a crop of the violation's boxes.
+
+    Files are ``<stem>.jpg``, ``<stem>.orig.jpg`` and ``<stem>.crop.jpg`` (default stem: the violation id).
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = _slug(stem or violation.violation_id)
+    annotated = annotate(frame, camera, detections)
+    for box in violation.xyxy:
+        x1, y1, x2, y2 = (int(round(v)) for v in box)
+        cv2.rectangle(annotated, (x1, y1), (x2, y2), kind_color(violation.kind), 3, cv2.LINE_AA)
+    paths = {"annotated": out_dir / f"{stem}.jpg", "original": out_dir / f"{stem}.orig.jpg",
+             "crop": out_dir / f"{stem}.crop.jpg"}
+    cv2.imwrite(str(paths["annotated"]), annotated, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    cv2.imwrite(str(paths["original"]), frame.image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    x1, y1 = np.floor(violation.xyxy[:, :2].min(axis=0)).astype(int)
+    x2, y2 = np.ceil(violation.xyxy[:, 2:].max(axis=0)).astype(int)
+    pad = int(0.25 * max(x2 - x1, y2 - y1)) + 8
+    crop = frame.image[max(0, y1 - pad):min(frame.height_px, y2 + pad), max(0, x1 - pad):min(frame.width_px, x2 + pad)]
+    cv2.imwrite(str(paths["crop"]), crop, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return {k: str(v) for k, v in paths.items()}
+
+
+def file_sha256(path: Path | str) -> str | None:
+    """Hex SHA-256 of a file's content, or None when the file does not exist (yet).
+
+    The hashing is the project's one helper, `detector.runtime.card.sha256_of`; this adds only the None for
+    an evidence file that was not written.
+    """
+    from detector.runtime.card import sha256_of  # here, not at the top: detector.runtime loads onnxruntime
+
     path = Path(path)
-    if not path.is_file():
-        return None
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return sha256_of(path) if path.is_file() else None
 
 
 def evidence_url(base_url: str, case_id: int, evidence_id: int) -> str:

@@ -62,7 +62,7 @@ class KindRow:
 
 
 CATALOGUE: list[KindRow] = [
-    KindRow("stall_occupation", "0504", "占道经营/店外经营", "Stall occupation / trading outside the shop", "#e53935"),
+    KindRow("stall_occupation", "0504", "占道经营/店外经营", "Stall occupying the street", "#e53935"),
     KindRow("bike_misparked", "0506", "非机动车乱停放", "Misparked bicycles", "#fb8c00"),
     KindRow("illegal_structure", "0101", "私搭乱建", "Illegal structure", "#8e24aa"),
     # No rule finds a moving vendor yet; reviewers re-class a stall case to it (so it keeps the stall class).

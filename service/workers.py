@@ -31,6 +31,8 @@ from detector.rules import Violation
 from detector.sources import SourceBase, SourceHealth, open_source
 from detector.sources.base import one_line
 from detector.types import Detections, Frame
+from service.evidence import save_evidence
+from service.pipeline import build_pipeline, load_camera_model
 
 if TYPE_CHECKING:
     from detector.pipeline import CameraPipeline
@@ -110,8 +112,6 @@ class DetectorPool:
         self.threads = threads
 
     def get(self, selection: "ModelSelection") -> "OnnxDetector":
-        from service.run import load_camera_model
-
         key = (selection.name, selection.input_wh)
         with self._lock:  # two cameras starting together must not load the model twice
             if key not in self._detectors:
@@ -245,8 +245,6 @@ class CameraWorker:
 
     def _run(self) -> bool:
         """Process frames until shutdown (False) or until a file or folder source ends (True)."""
-        from service.run import build_pipeline
-
         config = self.ctx.config()
         camera = _camera_of(config, self.camera_id)
         if camera is None or not camera.enabled:
@@ -282,8 +280,6 @@ class CameraWorker:
                      frame: Frame) -> tuple["AppConfig", "CameraConfig | None", "CameraPipeline"]:
         """A new configuration (zones edited): close what the old rules had open, build new rules; the
         tracker carries over, so objects already standing there are not re-detected from scratch."""
-        from service.run import build_pipeline
-
         new_camera = _camera_of(config, self.camera_id)
         self._handle(pipeline.finish(frame.ts), camera, None, None)
         if new_camera is None or not new_camera.enabled:
@@ -312,6 +308,9 @@ class CameraWorker:
 
     def _handle(self, events: list[Violation], camera: "CameraConfig", frame: Frame | None,
                 detections: Detections | None) -> None:
+        from service.config import camera_origin
+
+        origin = camera_origin(camera)
         for event in events:
             evidence: dict[str, str] = {}
             if frame is not None and detections is not None and self._evidence_due(event, frame):
@@ -321,7 +320,7 @@ class CameraWorker:
                     log.error("camera %s: evidence for %s not written: %s", self.camera_id, event.violation_id,
                               one_line(exc))
             try:
-                self.ctx.cases.ingest(event, evidence, camera)
+                self.ctx.cases.ingest(event, evidence, origin)
             except Exception as exc:
                 # The next event of the same violation carries the whole state again (events are snapshots,
                 # an "updated" for an unknown violation opens it), so one failed write loses no case.
@@ -344,8 +343,6 @@ class CameraWorker:
 
     def _save_evidence(self, event: Violation, frame: Frame, camera: "CameraConfig",
                        detections: Detections) -> dict[str, str]:
-        from service.run import save_evidence
-
         day = frame.ts.astimezone(timezone.utc).strftime("%Y-%m-%d")
         out_dir = self.ctx.evidence_dir / self.camera_id / day
         stem = f"{event.violation_id}-{frame.ts.strftime('%H%M%S')}"

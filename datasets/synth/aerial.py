@@ -31,7 +31,8 @@ from datasets.synth.photometric import (Lighting, add_blur, add_fog, add_grain, 
 from datasets.synth.sample import SceneSample
 from datasets.synth.sketch import BGR, Light, Pose, Sketch
 
-__all__ = ["render_aerial_scene", "render_aerial_frame_4k", "AerialView", "AerialViewSampling"]
+__all__ = ["render_aerial_scene", "render_aerial_frame_4k", "AerialView", "AerialViewSampling", "AerialCity",
+           "AerialGroup", "lay_out_streets", "draw_ground_shadows", "aerial_lighting"]
 
 Rng = np.random.Generator
 
@@ -125,7 +126,7 @@ class AerialView:
 
 
 @dataclass
-class _Group:
+class AerialGroup:
     """Things drawn together in painter's order: a building, its roof clutter and the structures on it."""
 
     depth_m: float
@@ -133,13 +134,20 @@ class _Group:
 
 
 @dataclass
-class _City:
+class AerialCity:
+    """A city laid out in metres: ground areas, road marks and groups of 3D sketches, before any drawing.
+
+    `camera` decides what is laid out at all (`shows`), the painter's depth of each group and which walls get
+    windows; the sketches themselves are world geometry, so a layout can also be drawn through other cameras
+    (the flight generator lays out a whole town once and draws it tile by tile, `datasets.synth.flight_town`).
+    """
+
     camera: PinholeCamera
     light: Light
     rng: Rng
     sun: tuple[float, float, float] | None = None
     shadow_strength: float = 0.0
-    groups: list[_Group] = field(default_factory=list)
+    groups: list[AerialGroup] = field(default_factory=list)
     ground: Sketch = field(default_factory=lambda: Sketch(depth_sort=False))
     marks: Sketch = field(default_factory=lambda: Sketch(depth_sort=False))
     sidewalks: list[np.ndarray] = field(default_factory=list)  # (4, 2) rectangles
@@ -149,7 +157,7 @@ class _City:
         return float(self.camera.to_camera(np.array([[x, y, z]]))[0, 2])
 
     def add(self, x: float, y: float, top_z: float, parts: list[tuple[Sketch, int | None, str]]) -> None:
-        self.groups.append(_Group(self.depth(x, y, top_z), parts))
+        self.groups.append(AerialGroup(self.depth(x, y, top_z), parts))
 
     def shows(self, x: float, y: float, half_x: float, half_y: float, top_z: float, margin_px: float = 8.0) -> bool:
         """Whether a box of the given ground half-sizes and height can appear in the picture."""
@@ -267,7 +275,7 @@ def _roof_clutter(sk: Sketch, rng: Rng, pose: Pose, lx: float, ly: float, top: f
 
 
 def _roof_shadow(target: Sketch, caster: Sketch, pose: Pose, lx: float, ly: float, top: float, roof: BGR,
-                 city: _City, layer: int) -> None:
+                 city: AerialCity, layer: int) -> None:
     """The shadow `caster` throws on its flat roof, as a darker patch of the roof colour clipped to the roof."""
     if city.sun is None or not caster.ops:
         return
@@ -431,7 +439,7 @@ def _tile_roof(sk: Sketch, rng: Rng, pose: Pose, lx: float, ly: float, height: f
 # --- blocks -------------------------------------------------------------------------------------------
 
 
-def _windows(sk: Sketch, city: _City, pose: Pose, lx: float, ly: float, height: float, storeys: int,
+def _windows(sk: Sketch, city: AerialCity, pose: Pose, lx: float, ly: float, height: float, storeys: int,
              glass: BGR) -> None:
     """Windows on the walls the camera can see (oblique views, and buildings leaning at the frame's edge)."""
     center = city.camera.center_m
@@ -461,7 +469,7 @@ def _windows(sk: Sketch, city: _City, pose: Pose, lx: float, ly: float, height: 
 
 
 
-def _building(city: _City, x: float, y: float, lx: float, ly: float, heading: float, storeys: int, kind: str,
+def _building(city: AerialCity, x: float, y: float, lx: float, ly: float, heading: float, storeys: int, kind: str,
               allow_structures: bool, stats: dict[str, int]) -> None:
     rng = city.rng
     height = storeys * _u(rng, 2.9, 3.2)
@@ -517,7 +525,7 @@ def _building(city: _City, x: float, y: float, lx: float, ly: float, heading: fl
     city.add(x, y, height, parts)
 
 
-def _village_block(city: _City, x0: float, y0: float, x1: float, y1: float, stats: dict[str, int]) -> None:
+def _village_block(city: AerialCity, x0: float, y0: float, x1: float, y1: float, stats: dict[str, int]) -> None:
     rng = city.rng
     alley = _u(rng, 1.5, 3.5)
     x = x0 + alley
@@ -553,7 +561,7 @@ def _village_block(city: _City, x0: float, y0: float, x1: float, y1: float, stat
         x += bw + alley * _u(rng, 0.5, 1.5)
 
 
-def _residential_block(city: _City, x0: float, y0: float, x1: float, y1: float, stats: dict[str, int]) -> None:
+def _residential_block(city: AerialCity, x0: float, y0: float, x1: float, y1: float, stats: dict[str, int]) -> None:
     rng = city.rng
     city.ground.poly([[x0, y0, 0.005], [x1, y0, 0.005], [x1, y1, 0.005], [x0, y1, 0.005]],
                      pal.jitter(rng, (80.0, 130.0, 90.0), 10), shade=False)
@@ -577,7 +585,7 @@ def _residential_block(city: _City, x0: float, y0: float, x1: float, y1: float, 
     _trees(city, x0 + 2, y0 + 2, x1 - 2, y1 - 2, int(rng.integers(3, 12)))
 
 
-def _factory_block(city: _City, x0: float, y0: float, x1: float, y1: float, stats: dict[str, int]) -> None:
+def _factory_block(city: AerialCity, x0: float, y0: float, x1: float, y1: float, stats: dict[str, int]) -> None:
     rng = city.rng
     city.ground.poly([[x0, y0, 0.005], [x1, y0, 0.005], [x1, y1, 0.005], [x0, y1, 0.005]],
                      pal.jitter(rng, (140.0, 145.0, 145.0), 10), shade=False)
@@ -592,7 +600,7 @@ def _factory_block(city: _City, x0: float, y0: float, x1: float, y1: float, stat
                       int(rng.integers(2, 4)), "factory", False, stats)
 
 
-def _park_block(city: _City, x0: float, y0: float, x1: float, y1: float, stats: dict[str, int]) -> None:
+def _park_block(city: AerialCity, x0: float, y0: float, x1: float, y1: float, stats: dict[str, int]) -> None:
     rng = city.rng
     grass = pal.jitter(rng, (70.0, 135.0, 85.0), 12)
     city.ground.poly([[x0, y0, 0.005], [x1, y0, 0.005], [x1, y1, 0.005], [x0, y1, 0.005]], grass, shade=False)
@@ -604,7 +612,7 @@ def _park_block(city: _City, x0: float, y0: float, x1: float, y1: float, stats: 
     _trees(city, x0 + 1, y0 + 1, x1 - 1, y1 - 1, int(rng.integers(6, 20)), avoid=(px0, py0, px1, py1))
 
 
-def _trees(city: _City, x0: float, y0: float, x1: float, y1: float, n: int,
+def _trees(city: AerialCity, x0: float, y0: float, x1: float, y1: float, n: int,
            avoid: tuple[float, float, float, float] | None = None) -> None:
     rng = city.rng
     for _ in range(n):
@@ -621,7 +629,14 @@ def _trees(city: _City, x0: float, y0: float, x1: float, y1: float, n: int,
 # --- streets and what is on them ----------------------------------------------------------------------
 
 
-def _streets(city: _City, extent: tuple[float, float, float, float], stats: dict[str, int]) -> None:
+def lay_out_streets(city: AerialCity, extent: tuple[float, float, float, float], stats: dict[str, int]) -> None:
+    """Roads, pavements, road marks, blocks of buildings (with rooftop and yard structures), trees and cars.
+
+    Args:
+        city: The layout to add to; its generator draws everything.
+        extent: (x_min, y_min, x_max, y_max) ground area in metres.
+        stats: Counters updated in place (``sheds``, ``new_builds``, ``factory_roofs``).
+    """
     rng = city.rng
     x_min, y_min, x_max, y_max = extent
     block_x, block_y = _u(rng, 45.0, 110.0), _u(rng, 45.0, 110.0)
@@ -712,7 +727,7 @@ def _streets(city: _City, extent: tuple[float, float, float, float], stats: dict
             city.add(x, y, 1.5, [(sk, None, "car")])
 
 
-def _on_walks(city: _City, stats: dict[str, int]) -> None:
+def _on_walks(city: AerialCity, stats: dict[str, int]) -> None:
     """Stalls, bike rows, e-bikes, people and trees on the pavements (inside the visible area)."""
     rng = city.rng
     cam = city.camera
@@ -812,7 +827,8 @@ def _on_walks(city: _City, stats: dict[str, int]) -> None:
 # --- rendering ----------------------------------------------------------------------------------------
 
 
-def _aerial_lighting(rng: Rng) -> Lighting:
+def aerial_lighting(rng: Rng) -> Lighting:
+    """Draw a daylight condition for a drone view (day, overcast or dusk; a sun kept high enough)."""
     lighting = sample_lighting(rng, weights=(0.6, 0.3, 0.1, 0.0), rain_probability=0.0)
     if lighting.sun is None:
         return lighting
@@ -855,13 +871,13 @@ def render_aerial_scene(rng: Rng, size_px: tuple[int, int] = (1024, 1024), *, vi
     w, h = int(size_px[0]), int(size_px[1])
     view = view or AerialView.sample(rng, (w, h), frame_width_px, view_sampling)
     camera = view.camera((w, h), frame_width_px=frame_width_px)
-    lighting = lighting or _aerial_lighting(rng)
+    lighting = lighting or aerial_lighting(rng)
     light = lighting.sun or Light(sun_dir=(0.2, -0.3, 0.93), ambient=0.72, diffuse=0.3)
-    city = _City(camera, light, rng, lighting.sun.sun_dir if lighting.sun is not None else None,
+    city = AerialCity(camera, light, rng, lighting.sun.sun_dir if lighting.sun is not None else None,
                  lighting.shadow_strength)
     stats = {"sheds": 0, "new_builds": 0, "factory_roofs": 0, "stalls": 0, "bikes": 0}
     extent = _footprint_extent(camera, 30.0)
-    _streets(city, extent, stats)
+    lay_out_streets(city, extent, stats)
     _on_walks(city, stats)
 
     img = np.zeros((h, w, 3), np.uint8)
@@ -875,7 +891,7 @@ def render_aerial_scene(rng: Rng, size_px: tuple[int, int] = (1024, 1024), *, vi
     groups.sort(key=lambda g: -g.depth_m)
     max_area = w * h * 2.0
     # keep only groups that can show: one cheap projection of an anchor point each
-    _shadows(comp, groups, camera, lighting, omit)
+    draw_ground_shadows(comp, groups, camera, lighting, omit)
     for g in groups:
         for sk, class_id, tag in g.parts:
             draw = class_id is None or class_id not in omit
@@ -899,9 +915,9 @@ def render_aerial_scene(rng: Rng, size_px: tuple[int, int] = (1024, 1024), *, vi
                        visible_fraction=visible, jpeg_quality=int(rng.integers(60, 96)), meta=meta)
 
 
-def _shadows(comp: Compositor, groups: list[_Group], camera: PinholeCamera, lighting: Lighting,
+def draw_ground_shadows(comp: Compositor, groups: list[AerialGroup], camera: PinholeCamera, lighting: Lighting,
              omit: frozenset[int]) -> None:
-    """Building, tree and object shadows on the ground, drawn at half size and blurred."""
+    """Building, tree and object shadows on the ground, drawn at half size and blurred (into `comp`)."""
     if lighting.sun is None or lighting.shadow_strength <= 0:
         return
     half = camera.scaled(0.5)

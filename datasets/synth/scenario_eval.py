@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from detector.rules import RULES
+
 __all__ = ["config_for_timeline", "score_run", "ScenarioScore"]
 
 
@@ -33,10 +35,13 @@ def config_for_timeline(timeline: dict, model: str, conf: float | None = 0.1, tr
         zones.append(entry)
         if z.get("min_dwell_s") is not None:
             dwell.setdefault(z["kind"], z["min_dwell_s"])
-    rules: dict[str, dict[str, Any]] = {
-        "stall_occupation": {"min_dwell_s": dwell.get("no_vending", 300.0)},
-        "bike_misparked": {"min_dwell_s": dwell.get("watch_area", 600.0)},
-    }
+    # Every rule kind waits as long as the zones it reads ask (the first such zone kind with a dwell), else its
+    # own default (the rule module's declaration).
+    rules: dict[str, dict[str, Any]] = {}
+    for kind, rule in RULES.items():
+        asked = [dwell[k.value] for k in sorted(rule.zone_kinds, key=lambda k: k.value) if k.value in dwell]
+        default_s = rule.params_type.__dataclass_fields__["min_dwell_s"].default
+        rules[kind] = {"min_dwell_s": asked[0] if asked else default_s}
     if min_score is not None:
         for rule in rules.values():
             rule["min_score"] = min_score

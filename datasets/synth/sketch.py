@@ -346,12 +346,15 @@ class Sketch:
         prepared = self._prepared(camera)
         return _bounds(prepared)
 
-    def render(self, camera: PinholeCamera, *, max_area_px: float | None = None) -> Layer | None:
+    def render(self, camera: PinholeCamera, *, max_area_px: float | None = None,
+               clip_px: tuple[int, int, int, int] | None = None) -> Layer | None:
         """Draw into a new transparent layer just big enough; None when nothing shows.
 
         Args:
             camera: The camera to look through.
             max_area_px: Give up (None) when the layer would be larger (an object pressed against the lens).
+            clip_px: (x1, y1, x2, y2) integer image rectangle: draw only the part of the layer inside it (a
+                large sketch drawn tile by tile into a big image; the pixels are those of the unclipped layer).
         """
         prepared = self._prepared(camera)
         bounds = _bounds(prepared)
@@ -360,6 +363,11 @@ class Sketch:
         x1, y1, x2, y2 = bounds
         x0, y0 = int(math.floor(x1)) - 2, int(math.floor(y1)) - 2
         w, h = int(math.ceil(x2)) + 3 - x0, int(math.ceil(y2)) + 3 - y0
+        if clip_px is not None:
+            cx1, cy1, cx2, cy2 = (int(v) for v in clip_px)
+            nx0, ny0 = max(x0, cx1), max(y0, cy1)
+            w, h = min(x0 + w, cx2) - nx0, min(y0 + h, cy2) - ny0
+            x0, y0 = nx0, ny0
         if w <= 0 or h <= 0 or (max_area_px is not None and w * h > max_area_px):
             return None
         buf = np.zeros((h, w, 4), np.uint8)

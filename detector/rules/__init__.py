@@ -33,8 +33,8 @@ the review page derive everything else from them.
 """
 
 from detector.rules.base import (RULES, WEEK_S, BaseRule, Finding, FrameView, Rule, RuleParams, TrackView, Violation,
-                                 ViolationEvent, ViolationStatus, make_rule, override, param, param_bounds, param_doc,
-                                 register_rule)
+                                 ViolationEvent, ViolationStatus, group_findings, make_rule, override, param,
+                                 param_bounds, param_doc, register_rule)
 from detector.rules.engine import RuleEngine
 
 # Import order is registration order, which is the order of the configuration's `rules` section: stall first.
@@ -44,6 +44,6 @@ from detector.rules.bikes import BIKE_CLASSES, BikeMisparkedRule, BikeRuleParams
 __all__ = [
     "BIKE_CLASSES", "RULES", "STALL_CLASSES", "WEEK_S", "BaseRule", "BikeMisparkedRule", "BikeRuleParams", "Finding",
     "FrameView", "Rule", "RuleEngine", "RuleParams", "StallOccupationRule", "StallRuleParams", "TrackView",
-    "Violation", "ViolationEvent", "ViolationStatus", "cluster_boxes", "make_rule", "overlap_groups", "override",
+    "Violation", "ViolationEvent", "ViolationStatus", "cluster_boxes", "group_findings", "make_rule", "overlap_groups", "override",
     "param", "param_bounds", "param_doc", "register_rule",
 ]

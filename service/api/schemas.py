@@ -205,3 +205,24 @@ class HealthPublic(BaseModel):
     database: str
     cameras: int
     details: dict[str, Any] = {}
+
+
+class KindPublic(BaseModel):
+    """One violation kind as reviewers see it (the kind catalogue's row, with this city's category code)."""
+
+    kind: str = Field(description="The kind's name, as in cases' `kind`.")
+    category_code: str = Field(description="The city's case category code for the kind.")
+    title_zh: str = Field(description="Title in zh-CN.")
+    title_en: str = Field(description="Title in English.")
+    color: str = Field(description="#rrggbb of the kind's boxes.")
+    classes: list[str] = Field(description="Detector classes of the kind, its own class first.")
+
+
+class ZoneKindPublic(BaseModel):
+    kind: str = Field(description="Zone kind, as in a zone's `kind`.")
+    color: str = Field(description="#rrggbb of the zone on snapshots, evidence and in the zone editor.")
+
+
+class KindsPublic(BaseModel):
+    data: list[KindPublic]
+    zone_kinds: list[ZoneKindPublic]

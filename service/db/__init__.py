@@ -1,10 +1,10 @@
 """The case database: models, engines and sessions, migrations."""
 
-from service.db.models import (AuditEntry, Base, Camera, Case, CaseViolation, Evidence, OutboxMessage,
+from service.db.models import (AuditEntry, Base, Camera, Case, CaseViolation, Evidence, Flight, OutboxMessage,
                                UTCDateTime)
 from service.db.session import (DatabaseSettings, create_schema, make_engine, make_session_factory,
                                 upgrade_schema)
 
 __all__ = ["AuditEntry", "Base", "Camera", "Case", "CaseViolation", "DatabaseSettings", "Evidence",
-           "OutboxMessage", "UTCDateTime", "create_schema", "make_engine", "make_session_factory",
+           "Flight", "OutboxMessage", "UTCDateTime", "create_schema", "make_engine", "make_session_factory",
            "upgrade_schema"]

@@ -10,18 +10,23 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, TypeDecorator,
-                        UniqueConstraint)
+from sqlalchemy import (JSON, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, String, Text,
+                        TypeDecorator, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
-    "AuditEntry", "Base", "Camera", "Case", "CaseViolation", "Evidence", "OutboxMessage", "UTCDateTime",
-    "CASE_STATUSES", "OUTBOX_STATUSES", "EVIDENCE_KINDS",
+    "AuditEntry", "Base", "Camera", "Case", "CaseViolation", "Evidence", "Flight", "OutboxMessage", "UTCDateTime",
+    "CASE_STATUSES", "OUTBOX_STATUSES", "EVIDENCE_KINDS", "FLIGHT_STATUSES", "ONE_ORIGIN_SQL",
 ]
 
 CASE_STATUSES = ("pending", "confirmed", "rejected", "posted", "post_failed", "merged")
 OUTBOX_STATUSES = ("pending", "sending", "sent", "dead")
 EVIDENCE_KINDS = ("annotated", "original", "crop")
+# queued → running → done | failed | cancelled (a drone job; a flight first met through ingest is "done").
+FLIGHT_STATUSES = ("queued", "running", "done", "failed", "cancelled")
+# A case comes from exactly one origin: a camera or a flight (CHECK ck_cases_one_origin, migration 0003).
+ONE_ORIGIN_SQL = ("(camera_id IS NOT NULL AND flight_id IS NULL) OR "
+                  "(camera_id IS NULL AND flight_id IS NOT NULL)")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -65,14 +70,49 @@ class Camera(Base):
     updated_at: Mapped[datetime]
 
 
+class Flight(Base):
+    """A drone flight as the case system sees it: the origin of flight cases, and later the state of its job.
+
+    ``status`` is one of `FLIGHT_STATUSES`; ``frames_done``/``frames_total`` and ``error`` are the job's
+    progress and failure reason (a job writes them; ``CaseStore.ingest`` never does).
+    """
+
+    __tablename__ = "flights"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    # The video file or stills folder the flight was read from.
+    source: Mapped[str] = mapped_column(String(2000), default="")
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    # Take-off point or area centre (findings carry their own positions).
+    lat_deg: Mapped[Optional[float]] = mapped_column(Float)
+    lon_deg: Mapped[Optional[float]] = mapped_column(Float)
+    address: Mapped[str] = mapped_column(String(500), default="")
+    grid_code: Mapped[str] = mapped_column(String(64), default="")
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # When the flight's job started and ended processing (None: not yet).
+    started_at: Mapped[Optional[datetime]]
+    ended_at: Mapped[Optional[datetime]]
+    frames_done: Mapped[int] = mapped_column(Integer, default=0)
+    frames_total: Mapped[Optional[int]] = mapped_column(Integer)
+    error: Mapped[Optional[str]] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
 class Case(Base):
-    """A candidate case: one (possibly deduplicated) violation waiting for, or past, human review."""
+    """A candidate case: one (possibly deduplicated) violation waiting for, or past, human review.
+
+    Its origin is a camera (``camera_id``) or a drone flight (``flight_id``), exactly one of them.
+    """
 
     __tablename__ = "cases"
     __table_args__ = (
         Index("ix_cases_dedupe_open", "dedupe_key", "status", "last_seen"),
         Index("ix_cases_status_id", "status", "id"),
         Index("ix_cases_camera_id", "camera_id", "id"),
+        Index("ix_cases_flight_id", "flight_id", "id"),
+        CheckConstraint(ONE_ORIGIN_SQL, name="ck_cases_one_origin"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -80,7 +120,8 @@ class Case(Base):
     dedupe_key: Mapped[str] = mapped_column(String(300))
     kind: Mapped[str] = mapped_column(String(64))
     category_code: Mapped[Optional[str]] = mapped_column(String(32))
-    camera_id: Mapped[str] = mapped_column(ForeignKey("cameras.id"))
+    camera_id: Mapped[Optional[str]] = mapped_column(ForeignKey("cameras.id"))
+    flight_id: Mapped[Optional[str]] = mapped_column(ForeignKey("flights.id", name="fk_cases_flight_id_flights"))
     zone_id: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="pending")
     first_seen: Mapped[datetime]

@@ -18,15 +18,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.models import Base
 
-__all__ = ["DatabaseSettings", "create_schema", "make_engine", "make_session_factory", "upgrade_schema",
-           "MIGRATIONS_DIR"]
+__all__ = ["DatabaseSettings", "create_schema", "make_engine", "make_session_factory", "run_migrations",
+           "upgrade_schema", "MIGRATIONS_DIR"]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -100,14 +100,47 @@ def alembic_config(engine: Engine) -> Any:
     return config
 
 
-def upgrade_schema(engine: Engine, revision: str = "head") -> None:
-    """Bring the database schema to `revision` by running the alembic migrations."""
+def run_migrations(engine: Engine, action: Literal["upgrade", "downgrade"], revision: str) -> None:
+    """``alembic upgrade|downgrade revision`` on `engine`, in one transaction.
+
+    On SQLite, foreign-key enforcement is off while the migrations run and every key is checked before the
+    commit (a dangling key fails the migration, which is rolled back). This is SQLite's own procedure for
+    rebuilding a table (https://www.sqlite.org/lang_altertable.html#otheralter): ``batch_alter_table``
+    rebuilds a table by copying it and dropping the original, and dropping a table that other rows refer to
+    (``cases``, referred to by evidence, audit and outbox) fails while enforcement is on. The pragma has no
+    effect inside a transaction, so it is set on the driver connection before the transaction begins.
+
+    Raises:
+        alembic.util.CommandError: A migration refused (its message says why), or, on SQLite, rows refer to
+            missing rows after it (nothing is changed).
+    """
     from alembic import command
+    from alembic.util import CommandError
 
     config = alembic_config(engine)
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        driver = connection.connection.driver_connection if sqlite else None
+        if driver is not None:
+            driver.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with connection.begin():
+                config.attributes["connection"] = connection
+                getattr(command, action)(config, revision)
+                if sqlite:
+                    dangling = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if dangling:
+                        table, rowid, parent, _ = dangling[0]
+                        raise CommandError(f"{action} to {revision}: {len(dangling)} row(s) refer to missing "
+                                           f"rows, e.g. {table} rowid {rowid} → {parent}; rolled back")
+        finally:
+            if driver is not None:
+                driver.execute("PRAGMA foreign_keys=ON")
+
+
+def upgrade_schema(engine: Engine, revision: str = "head") -> None:
+    """Bring the database schema to `revision` by running the alembic migrations (see `run_migrations`)."""
+    run_migrations(engine, "upgrade", revision)
 
 
 def create_schema(engine: Engine) -> None:

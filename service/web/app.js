@@ -155,6 +155,11 @@
     return c && c.name ? id + " · " + c.name : id;
   }
 
+  // Where a case comes from: its camera, or (a case with no camera) the drone flight that found it.
+  function originName(c) {
+    return c.camera_id ? cameraName(c.camera_id) : t("flight") + " " + c.flight_id;
+  }
+
   // --- sign in / out -----------------------------------------------------------------------------------
 
   function showLogin(message) {
@@ -176,8 +181,9 @@
 
   function start() {
     $("login-error").textContent = "";
-    return api("/cameras").then(function (body) {
-      state.cameras = body.data;
+    return Promise.all([api("/cameras"), api("/kinds")]).then(function (bodies) {
+      state.cameras = bodies[0].data;
+      I.setKinds(bodies[1]);
       $("login").hidden = true;
       $("sign-out").hidden = false;
       $("nav").hidden = false;
@@ -229,7 +235,7 @@
       title.textContent = "#" + c.id + " " + kindText(c.corrected_kind || c.kind, c.category_code);
       var meta = document.createElement("span");
       meta.className = "meta";
-      meta.textContent = cameraName(c.camera_id) + " · " + localTime(c.last_seen);
+      meta.textContent = originName(c) + " · " + localTime(c.last_seen);
       li.appendChild(title); li.appendChild(meta);
       li.addEventListener("click", function () { go(i - state.index); });
       list.appendChild(li);
@@ -275,7 +281,7 @@
     var kind = c.corrected_kind || c.kind;
     var rows = [
       [t("kind"), kindText(kind, c.category_code)],
-      [t("camera"), cameraName(c.camera_id)],
+      c.camera_id ? [t("camera"), cameraName(c.camera_id)] : [t("flight"), c.flight_id],
       [t("zone"), c.zone_id],
       [t("firstSeen"), localTime(c.first_seen)],
       [t("lastSeen"), localTime(c.last_seen)],

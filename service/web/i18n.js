@@ -1,22 +1,25 @@
 /* Strings of the review page, zh-CN (default) and English. Plain script: defines window.SW_I18N. */
 (function () {
   "use strict";
-  // 数字城管 (national digital city-management) names of the violation kinds; codes are the defaults,
-  // the case's own category_code (a city's override) is shown when the API gives one.
-  var KINDS = {
-    stall_occupation: { code: "0504", zh: "占道经营/店外经营", en: "Stall occupation / trading outside the shop" },
-    bike_misparked: { code: "0506", zh: "非机动车乱停放", en: "Misparked bicycles" },
-    illegal_structure: { code: "0101", zh: "私搭乱建", en: "Illegal structure" },
-    mobile_vendor: { code: "0501", zh: "无照经营游商", en: "Unlicensed mobile vendor" }
-  };
-  // Zone kinds of the configuration (detector.zones.ZoneKind), with the colours the snapshots use.
+  // Violation kinds (titles, category codes, colours) come from the server's kind catalogue (GET /api/v1/kinds,
+  // set by setKinds), so a kind added there shows here with its own title; zone kinds' colours come from there too.
+  var KINDS = {};
+  // Zone kinds of the configuration (detector.zones.ZoneKind): their names in both languages.
   var ZONE_KINDS = {
-    no_vending: { zh: "禁止占道经营区", en: "No vending", color: "#e62828" },
-    vending_allowed: { zh: "允许经营区（疏导点）", en: "Vending allowed", color: "#28b43c" },
-    bike_parking: { zh: "非机动车停放区", en: "Bike parking", color: "#148ce6" },
-    watch_area: { zh: "重点关注区", en: "Watch area", color: "#fabe00" },
-    exclusion: { zh: "排除区（不检测）", en: "Exclusion (not analysed)", color: "#969696" }
+    no_vending: { zh: "禁止占道经营区", en: "No vending" },
+    vending_allowed: { zh: "允许经营区（疏导点）", en: "Vending allowed" },
+    bike_parking: { zh: "非机动车停放区", en: "Bike parking" },
+    watch_area: { zh: "重点关注区", en: "Watch area" },
+    exclusion: { zh: "排除区（不检测）", en: "Exclusion (not analysed)" }
   };
+  var ZONE_COLORS = {};
+  function setKinds(body) {
+    Object.keys(KINDS).forEach(function (k) { delete KINDS[k]; });
+    (body.data || []).forEach(function (k) {
+      KINDS[k.kind] = { code: k.category_code, zh: k.title_zh, en: k.title_en, color: k.color };
+    });
+    (body.zone_kinds || []).forEach(function (z) { ZONE_COLORS[z.kind] = z.color; });
+  }
   var STRINGS = {
     zh: {
       title: "城管案件审核",
@@ -27,6 +30,7 @@
       signOut: "退出",
       filters: "筛选",
       camera: "摄像头",
+      flight: "航拍",
       kind: "类别",
       all: "全部",
       from: "开始时间",
@@ -118,6 +122,7 @@
       signOut: "Sign out",
       filters: "Filters",
       camera: "Camera",
+      flight: "Flight",
       kind: "Kind",
       all: "All",
       from: "From",
@@ -211,7 +216,7 @@
   }
   function kindLabel(lang, kind, code) {
     var k = KINDS[kind];
-    var name = k ? (lang === "en" ? k.en : k.zh) : kind;
+    var name = k ? (lang === "en" ? k.en : k.zh) : kind.replace(/_/g, " ");
     var c = code || (k && k.code);
     return c ? name + " (" + c + ")" : name;
   }
@@ -219,6 +224,7 @@
     var k = ZONE_KINDS[kind];
     return k ? (lang === "en" ? k.en : k.zh) : kind;
   }
+  function zoneKindColor(kind) { return ZONE_COLORS[kind] || "#c8c8c8"; }
   window.SW_I18N = { KINDS: KINDS, ZONE_KINDS: ZONE_KINDS, STRINGS: STRINGS, t: t, kindLabel: kindLabel,
-                     zoneKindLabel: zoneKindLabel };
+                     zoneKindLabel: zoneKindLabel, zoneKindColor: zoneKindColor, setKinds: setKinds };
 })();

@@ -29,7 +29,7 @@
   function $(id) { return document.getElementById(id); }
   function t(key, params) { return APP.t(key, params); }
   function kindName(kind) { return I.zoneKindLabel(APP.lang(), kind); }
-  function kindColor(kind) { return (I.ZONE_KINDS[kind] || {}).color || "#c8c8c8"; }
+  function kindColor(kind) { return I.zoneKindColor(kind); }
   function round(v) { return Math.round(Math.min(1, Math.max(0, v)) * 10000) / 10000; }
 
   // --- loading -----------------------------------------------------------------------------------------

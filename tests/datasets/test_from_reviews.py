@@ -1,6 +1,7 @@
 """`dataset from-reviews`: a real SQLite case store built with the service's own code (CaseStore ingest of
-violations with evidence written by `service.run.save_evidence`, then confirm / reject / change class through
-the store), exported, and the label files, images, split and summary checked exactly."""
+violations with evidence written by `service.evidence.save_evidence`, then confirm / reject / change class through
+the store), read back by `service.review_export`, exported by `datasets.from_reviews` with the kind catalogue's
+classes, and the label files, images, split and summary checked exactly."""
 
 from __future__ import annotations
 
@@ -14,16 +15,18 @@ import pytest
 
 from sqlalchemy import null, text, update
 
-from datasets.from_reviews import (ExportOptions, EvidenceFrame, case_class, choose_frame, export_from_reviews,
+from datasets.from_reviews import (ExportOptions, EvidenceFrame, case_class, choose_frame, export_reviewed_cases,
                                    frame_boxes, mask_outside_boxes, newest_frame_with_boxes, split_key, xyxy_to_yolo)
 from datasets.yolo import DatasetError, load_dataset, merge_datasets
 from detector.rules import Violation
 from detector.types import Detections, Frame
 from service.cases import CaseSettings, CaseStore
 from service.cli import main
-from service.config import CameraConfig
+from service.config import CameraConfig, camera_origin
 from service.db import DatabaseSettings, Evidence, make_engine, make_session_factory, upgrade_schema
-from service.run import save_evidence
+from service.kinds import kind_classes
+from service.review_export import read_reviewed_cases
+from service.evidence import save_evidence
 
 T0 = datetime(2026, 6, 1, 8, 0, 0, tzinfo=timezone.utc)
 W, H = 1280, 720
@@ -47,7 +50,7 @@ NAMES = ["bicycle", "stall", "ebike"]
     ("bike_misparked", None, "bicycle", {"bicycle": None}, None),
 ])
 def test_case_class(kind, corrected, detector_class, class_map, expected):
-    assert case_class(kind, corrected, detector_class, class_map=class_map)[0] == expected
+    assert case_class(kind, corrected, detector_class, kind_classes(), class_map=class_map)[0] == expected
 
 
 def test_choose_frame_takes_the_newest_frame_not_after_the_boxes():
@@ -142,7 +145,7 @@ class Store:
         frame = Frame(source_id=camera_id, index=0, ts=v.last_seen, image=scene(seed))
         camera = CameraConfig(id=camera_id, name=camera_id, source="rtsp://10.0.0.5/stream", timezone="Asia/Shanghai")
         paths = save_evidence(self.evidence_dir / camera_id, v, frame, camera, Detections.empty())
-        return self.cases.ingest(v, paths, camera).id
+        return self.cases.ingest(v, paths, camera_origin(camera)).id
 
     def update(self, vid: str, kind: str, boxes, classes, last_s: float, *, camera_id: str = "cam-1",
                evidence: bool = True, seed: int = 0, event: str = "updated") -> None:
@@ -223,8 +226,12 @@ def store(tmp_path_factory) -> Store:
 
 
 def export(store: Store, out: Path, **options) -> dict:
-    defaults = dict(class_names=NAMES, val_frac=0.5, negative_reason="not a")
-    return export_from_reviews(f"sqlite:///{store.db}", out, ExportOptions(**{**defaults, **options}))
+    """Read the store's reviewed cases through the service and export them, as `dataset from-reviews` does."""
+    defaults = dict(class_names=NAMES, val_frac=0.5, negative_reason="not a", kind_classes=kind_classes())
+    export_options = ExportOptions(**{**defaults, **options})
+    found = read_reviewed_cases(f"sqlite:///{store.db}", export_options.since)
+    return export_reviewed_cases(found.cases, out, export_options, not_reviewed=found.not_reviewed,
+                                 source=found.source)
 
 
 def labels_of(out: Path, summary: dict) -> dict[int, str]:
@@ -477,3 +484,32 @@ def test_cli_not_a_case_database(tmp_path, capsys):
     sqlite3.connect(other).execute("CREATE TABLE t (x INTEGER)").connection.commit()
     code = main(["dataset", "from-reviews", "--db", str(other), "--out", str(tmp_path / "ds"), "--classes", *NAMES])
     assert code == 2 and "not a streetwatch case database" in capsys.readouterr().err
+
+
+def test_cli_kind_classes_are_the_catalogues_plus_kind_class(store, tmp_path, capsys):
+    out = tmp_path / "ds"
+    code = main(["dataset", "from-reviews", "--db", str(store.db), "--out", str(out), "--classes", *NAMES,
+                 "--kind-class", "graffiti=tag", "mobile_vendor=cart,stall"])
+    assert code == 0, capsys.readouterr().err
+    recorded = json.loads((out / "summary.json").read_text())["settings"]["kind_classes"]
+    expected = {**kind_classes(), "graffiti": ("tag",), "mobile_vendor": ("cart", "stall")}
+    assert recorded == {k: list(v) for k, v in sorted(expected.items())}
+
+
+def test_cli_kind_class_help_lists_the_catalogue(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["dataset", "from-reviews", "--help"])
+    assert exit_info.value.code == 0
+    help_text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for kind, classes in kind_classes().items():
+        assert f"{kind}={','.join(classes)}" in help_text
+
+
+@pytest.mark.parametrize("table, error", [
+    ({"bike_misparked": "bicycle"}, "kind_classes\\['bike_misparked'\\]"),  # a string is not a list of classes
+    ({"bike_misparked": ()}, "non-empty list"),
+    ({"bike_misparked": ("bicycle", "")}, "non-empty list"),
+])
+def test_export_options_refuse_a_malformed_kind_table(table, error):
+    with pytest.raises(DatasetError, match=error):
+        ExportOptions(class_names=NAMES, kind_classes=table)

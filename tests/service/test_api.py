@@ -19,7 +19,7 @@ from detector.zones import ZoneKind
 from service.config import AppConfig, load_config
 from service.db.models import AuditEntry, Evidence, OutboxMessage
 from service.settings import Settings, hash_api_key
-from tests.service.test_cases import T0, make_camera, make_violation
+from tests.service.test_cases import T0, make_camera, make_origin, make_violation
 
 KEYS = {
     "admin": "admin-key-0123456789",
@@ -69,7 +69,7 @@ def services(app):
 
 @pytest.fixture
 def case_id(services):
-    return services.cases.ingest(make_violation("v1"), camera=make_camera()).id
+    return services.cases.ingest(make_violation("v1"), origin=make_origin()).id
 
 
 def jpeg(seed: int = 0, size=(48, 64)) -> bytes:
@@ -120,6 +120,9 @@ def test_settings_keep_only_hashes_and_forbid_unknown_keys(settings, tmp_path):
     ("post", "/api/v1/outbox/1/retry", None, ALICE, 403),
     ("post", "/api/v1/outbox/1/retry", None, {}, 401),
     ("get", "/api/v1/cameras", None, CAM1, 403),
+    ("get", "/api/v1/kinds", None, {}, 401),
+    ("get", "/api/v1/kinds", None, CAM1, 403),
+    ("get", "/api/v1/kinds", None, ALICE, 200),
 ])
 def test_auth_table(client, case_id, method, path, body, headers, expected):
     response = client.request(method, path.format(case=case_id), json=body, headers=headers)
@@ -206,6 +209,23 @@ def test_list_filters_and_paging(client, services):
     assert [c["id"] for c in window["data"]] == [ids[3], ids[2]]
     bad = client.get("/api/v1/cases", params={"status": "bogus", "from": "2026-06-01T08:00:00"}, headers=ALICE)
     assert bad.status_code == 422 and set(fields(bad)) == {"status", "from"}
+
+
+def test_cases_of_a_drone_flight(client, services):
+    from service.origin import CaseOrigin
+
+    camera_case = services.cases.ingest(make_violation("v1"), origin=make_origin()).id
+    origin = CaseOrigin.flight("f-1", name="Patrol 1").at(31.19502, 121.43671, grid_code="310104-017")
+    flight_case = services.cases.ingest(make_violation("f-1/v1", camera_id="f-1", kind="illegal_structure"),
+                                        origin=origin).id
+    of_flight = client.get("/api/v1/cases", params={"flight_id": "f-1"}, headers=ALICE).json()["data"]
+    assert [(c["id"], c["flight_id"], c["camera_id"], c["lat_deg"], c["lon_deg"], c["grid_code"])
+            for c in of_flight] == [(flight_case, "f-1", None, 31.19502, 121.43671, "310104-017")]
+    of_camera = client.get("/api/v1/cases", params={"camera_id": "cam-1"}, headers=ALICE).json()["data"]
+    assert [(c["id"], c["flight_id"], c["camera_id"]) for c in of_camera] == [(camera_case, None, "cam-1")]
+    assert client.get(f"/api/v1/cases/{flight_case}", headers=ALICE).json()["flight_id"] == "f-1"
+    too_long = client.get("/api/v1/cases", params={"flight_id": "f" * 65}, headers=ALICE)
+    assert too_long.status_code == 422 and set(fields(too_long)) == {"flight_id"}
 
 
 def test_reject_needs_reason(client, case_id):
@@ -408,10 +428,22 @@ def test_unexpected_errors_are_a_generic_500(client, services, monkeypatch, capl
     assert "secret internals" not in response.text and "secret internals" in caplog.text
 
 
+def test_kinds_come_from_the_catalogue_with_the_citys_codes(client):
+    from service.kinds import CATALOGUE
+
+    body = client.get("/api/v1/kinds", headers=ALICE).json()
+    assert [k["kind"] for k in body["data"]] == [row.kind for row in CATALOGUE]
+    bikes = next(k for k in body["data"] if k["kind"] == "bike_misparked")
+    assert (bikes["title_zh"], bikes["classes"], bikes["color"]) == ("非机动车乱停放", ["bicycle", "ebike"], "#fb8c00")
+    assert {z["kind"] for z in body["zone_kinds"]} == {"no_vending", "vending_allowed", "bike_parking", "watch_area",
+                                                      "exclusion"}
+    assert next(z for z in body["zone_kinds"] if z["kind"] == "no_vending")["color"] == "#e62828"
+
+
 def test_openapi_lists_every_route_with_schemas(client):
     spec = client.get("/openapi.json").json()
     operations = [(path, method, op) for path, ops in spec["paths"].items() for method, op in ops.items()]
-    assert len(operations) == 20
+    assert len(operations) == 21  # 20 before GET /api/v1/kinds
     for path, method, op in operations:
         assert op.get("summary"), (path, method)
         ok = next(code for code in op["responses"] if code.startswith("2"))

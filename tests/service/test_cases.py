@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import select
 
 from detector.rules import Violation
-from service.cases import (CaseError, CaseFilter, CaseNotFoundError, CaseSettings, CaseStore, DedupeCandidate,
-                           InvalidTransitionError, TRANSITIONS, box_iou, build_case_payload, check_transition,
-                           choose_dedupe_target, idempotency_key)
-from service.config import CameraConfig
+from service.cases import (CaseError, CaseFilter, CaseNotFoundError, CaseOrigin, CaseSettings, CaseStore,
+                           DedupeCandidate, InvalidTransitionError, TRANSITIONS, box_iou, build_case_payload,
+                           check_transition, choose_dedupe_target, idempotency_key)
+from service.config import CameraConfig, camera_origin
 from service.db import make_engine, make_session_factory, upgrade_schema
 from service.db.models import Evidence, OutboxMessage
 
@@ -40,6 +40,11 @@ def make_camera(camera_id: str = "cam-1") -> CameraConfig:
     return CameraConfig(id=camera_id, name="Gate", source="rtsp://10.0.0.5/stream", timezone="Asia/Shanghai",
                         position={"lat_deg": 31.2304, "lon_deg": 121.4737}, address="88 Nanjing Rd",
                         grid_code="310101-001")
+
+
+def make_origin(camera_id: str = "cam-1") -> CaseOrigin:
+    """The case origin of `make_camera(camera_id)`, as the camera workers pass it."""
+    return camera_origin(make_camera(camera_id))
 
 
 class FakeClock:
@@ -132,8 +137,8 @@ def test_status_machine(current, target):
     (dict(first_s=900, last_s=1200, camera_id="cam-2"), False),              # other camera
 ])
 def test_dedupe_of_opened_events(store, second, same_case):
-    first = store.ingest(make_violation("v1"), camera=make_camera())
-    again = store.ingest(make_violation("v2", **second), camera=make_camera(second.get("camera_id", "cam-1")))
+    first = store.ingest(make_violation("v1"), origin=make_origin())
+    again = store.ingest(make_violation("v2", **second), origin=make_origin(second.get("camera_id", "cam-1")))
     assert (again.id == first.id) is same_case
     cases = store.list_cases().items
     assert len(cases) == (1 if same_case else 2)
@@ -175,7 +180,7 @@ def test_a_rejected_case_stops_absorbing_after_the_cooldown(store):
 
 
 def test_updated_and_closed_events_update_the_case(store):
-    case = store.ingest(make_violation("v1"), camera=make_camera())
+    case = store.ingest(make_violation("v1"), origin=make_origin())
     moved = ((105.0, 200.0, 205.0, 300.0),)
     store.ingest(make_violation("v1", "updated", last_s=600, boxes=moved, score=0.9))
     closed = store.ingest(make_violation("v1", "closed", last_s=700, boxes=moved, score=0.9))
@@ -238,7 +243,7 @@ def test_evidence_rows_keep_the_boxes_of_their_frame(store, session_factory, tmp
 # --- reviewer actions -----------------------------------------------------------------------------------
 
 def test_confirm_enqueues_outbox_row_in_the_same_transaction(store, session_factory, clock):
-    case = store.ingest(make_violation("v1"), camera=make_camera())
+    case = store.ingest(make_violation("v1"), origin=make_origin())
     confirmed = store.confirm(case.id, "alice")
     assert confirmed.status == "confirmed"
     with session_factory() as s:
@@ -329,7 +334,7 @@ def test_concurrent_ingest_from_camera_threads(store):
         try:
             for i in range(15):
                 v = make_violation(f"{camera_id}/v{i}", camera_id=camera_id, zone_id=f"z{i}")
-                store.ingest(v, camera=make_camera(camera_id))
+                store.ingest(v, origin=make_origin(camera_id))
                 store.ingest(make_violation(f"{camera_id}/v{i}", "updated", camera_id=camera_id, zone_id=f"z{i}",
                                             last_s=400))
         except BaseException as exc:  # reported by the assertion below
@@ -344,3 +349,156 @@ def test_concurrent_ingest_from_camera_threads(store):
     page = store.list_cases(limit=100)
     assert len(page.items) == 30 and {c.last_seen for c in page.items} == {T0 + timedelta(seconds=400)}
     assert {c.version for c in page.items} == {2}
+
+
+# --- origins: camera or drone flight --------------------------------------------------------------------
+
+FLIGHT_ID = "f-20260601-01"
+# A rooftop structure found by a drone: its own ground position and grid cell, not the flight's.
+ROOF_LAT_DEG, ROOF_LON_DEG, ROOF_GRID = 31.19502, 121.43671, "310104-017"
+
+
+def make_flight(flight_id: str = FLIGHT_ID, address: str = "Xuhui rooftops") -> CaseOrigin:
+    return CaseOrigin.flight(flight_id, name="Patrol 1", source="/data/flights/DJI_0001.MP4", lat_deg=31.19,
+                             lon_deg=121.43, address=address, grid_code="310104-001", timezone="Asia/Shanghai")
+
+
+def flight_violation(violation_id: str, flight_id: str = FLIGHT_ID, **kw) -> Violation:
+    kw = dict(kind="illegal_structure", zone_id="roofs", classes=["illegal_structure"]) | kw
+    return make_violation(violation_id, camera_id=flight_id, **kw)
+
+
+def test_a_flight_case_round_trip(store, session_factory, clock):
+    from urllib.parse import parse_qsl
+
+    import httpx
+
+    from service.adapters import Open311Adapter, Open311Settings
+    from service.db.models import Flight
+    from service.outbox import OutboxWorker
+
+    camera_case = store.ingest(make_violation("cam-v1"), origin=make_origin())
+    origin = make_flight().at(ROOF_LAT_DEG, ROOF_LON_DEG, grid_code=ROOF_GRID)
+    case = store.ingest(flight_violation("f/v1"), origin=origin)
+    assert (case.flight_id, case.camera_id, case.kind, case.category_code) == (
+        FLIGHT_ID, None, "illegal_structure", "0101")
+    assert (case.lat_deg, case.lon_deg, case.grid_code, case.address) == (
+        ROOF_LAT_DEG, ROOF_LON_DEG, ROOF_GRID, "Xuhui rooftops")
+    assert case.dedupe_key == f"flight:{FLIGHT_ID}|roofs|illegal_structure"
+    with session_factory() as s:
+        flight = s.get(Flight, FLIGHT_ID)
+        assert (flight.name, flight.source, flight.status, flight.timezone, flight.lat_deg) == (
+            "Patrol 1", "/data/flights/DJI_0001.MP4", "done", "Asia/Shanghai", 31.19)
+
+    assert [c.id for c in store.list_cases(CaseFilter(flight_id=FLIGHT_ID)).items] == [case.id]
+    assert [c.id for c in store.list_cases(CaseFilter(camera_id="cam-1")).items] == [camera_case.id]
+    assert store.list_cases(CaseFilter(flight_id="f-other")).items == []
+
+    store.confirm(case.id, "alice")
+    with session_factory() as s:
+        row = s.scalars(select(OutboxMessage).where(OutboxMessage.case_id == case.id)).one()
+    payload = row.payload
+    assert (payload["flight_id"], payload["camera_id"]) == (FLIGHT_ID, None)
+    assert payload["location"] == {"lat_deg": ROOF_LAT_DEG, "lon_deg": ROOF_LON_DEG, "address": "Xuhui rooftops",
+                                   "grid_code": ROOF_GRID}
+    assert f"flight {FLIGHT_ID}" in payload["description"] and "camera" not in payload["description"]
+
+    # the outbox worker posts it to a GeoReport v2 endpoint with the finding's lat/long
+    posted: list[dict[str, str]] = []
+
+    def city(request: httpx.Request) -> httpx.Response:
+        posted.append(dict(parse_qsl(request.content.decode())))
+        return httpx.Response(201, json=[{"service_request_id": "SR-1"}])
+
+    adapter = Open311Adapter(Open311Settings(endpoint="https://city.example/open311", api_key="k"),
+                             client=httpx.Client(transport=httpx.MockTransport(city)))
+    assert OutboxWorker(session_factory, [adapter], clock=clock).run_once() == 1
+    assert (posted[0]["lat"], posted[0]["long"], posted[0]["service_code"]) == ("31.1950200", "121.4367100", "0101")
+    assert f"flight {FLIGHT_ID}" in posted[0]["description"] and store.get(case.id).status == "posted"
+
+
+@pytest.mark.parametrize("camera_id, flight_id, address, expected", [
+    ("cam-1", None, "88 Nanjing Rd", "at 88 Nanjing Rd (zone z1)"),
+    ("cam-1", None, "", "at camera cam-1 (zone z1)"),
+    (None, "f-1", "Xuhui rooftops", "at Xuhui rooftops (flight f-1, zone z1)"),
+    (None, "f-1", "", "at flight f-1 (zone z1)"),
+])
+def test_payload_names_the_origin(store, camera_id, flight_id, address, expected):
+    case = store.ingest(make_violation("v1"), origin=make_origin())
+    case = case.model_copy(update=dict(camera_id=camera_id, flight_id=flight_id, address=address))
+    description = build_case_payload(case)["description"]
+    assert description.startswith(f"Stall occupying the street {expected}, observed "), description
+
+
+def test_flight_findings_are_not_deduplicated_by_pixel_boxes(store):
+    # Two findings of one flight in the same zone with the same pixel box are different objects (the boxes
+    # come from different frames of a moving camera), so each is a case; camera cases dedupe as before.
+    first = store.ingest(flight_violation("f/v1"), origin=make_flight().at(31.195, 121.436))
+    second = store.ingest(flight_violation("f/v2", first_s=60, last_s=90), origin=make_flight().at(31.196, 121.437))
+    assert first.id != second.id and first.dedupe_key == second.dedupe_key
+    cam = store.ingest(make_violation("cam-v1"), origin=make_origin())
+    assert cam.dedupe_key == "cam-1|z1|stall_occupation" and cam.flight_id is None
+    updated = store.ingest(flight_violation("f/v1", event="closed", last_s=400, boxes=((1, 2, 3, 4),)),
+                           origin=make_flight().at(31.195, 121.436))
+    assert updated.id == first.id and updated.ended_at == T0 + timedelta(seconds=400)
+
+
+def test_a_later_flight_updates_the_case_it_is_attached_to(store):
+    first = store.ingest(flight_violation("f1/v1"), origin=make_flight().at(ROOF_LAT_DEG, ROOF_LON_DEG,
+                                                                           grid_code=ROOF_GRID))
+    later = make_flight("f-20260608-01").at(ROOF_LAT_DEG + 1e-6, ROOF_LON_DEG, grid_code=ROOF_GRID)
+    again = store.ingest(flight_violation("f2/v1", "f-20260608-01", first_s=7 * 86400, last_s=7 * 86400 + 30),
+                         origin=later, attach_to_case_id=first.id)
+    assert again.id == first.id and again.last_seen == T0 + timedelta(days=7, seconds=30)
+    assert (again.flight_id, again.lat_deg) == (FLIGHT_ID, ROOF_LAT_DEG)  # origin and location stay the first
+    attach = store.audit_trail(first.id)[-1]
+    assert (attach.action, attach.after["violation_id"], attach.after["origin"]) == (
+        "dedupe_attach", "f2/v1", "flight f-20260608-01")
+    assert [c.id for c in store.list_cases(CaseFilter(flight_id="f-20260608-01")).items] == []
+
+    # a merged case hands the violation on to its target; an unknown case is an error
+    other = store.ingest(flight_violation("f1/v2"), origin=make_flight().at(31.2, 121.4))
+    store.merge([other.id], into=first.id, actor="dave")
+    third = store.ingest(flight_violation("f3/v1", "f-3", first_s=9e5, last_s=9e5 + 10),
+                         origin=make_flight("f-3").at(31.2, 121.4), attach_to_case_id=other.id)
+    assert third.id == first.id
+    with pytest.raises(CaseNotFoundError, match="no case 4242"):
+        store.ingest(flight_violation("f3/v2", "f-3"), origin=make_flight("f-3").at(31.2, 121.4),
+                     attach_to_case_id=4242)
+
+
+def test_a_dedupe_key_given_by_the_caller_is_stored_and_searched(store):
+    first = store.ingest(flight_violation("f/v1"), origin=make_flight().at(31.2, 121.4),
+                         dedupe_key="area|310104-017|illegal_structure")
+    assert first.dedupe_key == "area|310104-017|illegal_structure"
+    # cameras search among the key they are given: two zones that are one place for the city
+    a = store.ingest(make_violation("v1", zone_id="z1"), origin=make_origin(), dedupe_key="cam-1|gate|stall")
+    b = store.ingest(make_violation("v2", zone_id="z2", first_s=400, last_s=500), origin=make_origin(),
+                     dedupe_key="cam-1|gate|stall")
+    assert a.id == b.id
+
+
+def test_the_origin_must_match_the_violation(store):
+    with pytest.raises(CaseError, match=r"violation v1: comes from 'cam-1' but its origin is flight f-9"):
+        store.ingest(make_violation("v1"), origin=CaseOrigin.flight("f-9"))
+    with pytest.raises(TypeError, match="origin: expected a CaseOrigin .* got CameraConfig"):
+        store.ingest(make_violation("v1"), None, make_camera())
+    assert store.list_cases().items == []
+
+
+@pytest.mark.parametrize("camera_id, flight_id", [("cam-1", FLIGHT_ID), (None, None)])
+def test_a_case_has_exactly_one_origin(store, session_factory, camera_id, flight_id):
+    # The CHECK constraint of migration 0003 (on each backend): never both, never neither.
+    from sqlalchemy.exc import IntegrityError
+
+    from service.db.models import Case
+
+    store.ingest(make_violation("v1"), origin=make_origin())
+    store.ingest(flight_violation("f/v1"), origin=make_flight().at(31.2, 121.4))
+    with pytest.raises(IntegrityError, match="ck_cases_one_origin|CHECK constraint failed"):
+        with session_factory.begin() as s:
+            s.add(Case(violation_id="bad", dedupe_key="k", kind="stall_occupation", camera_id=camera_id,
+                       flight_id=flight_id, zone_id="z1", status="pending", first_seen=T0, last_seen=T0,
+                       dwell_s=0.0, score=0.5, boxes=[], track_ids=[], address="", grid_code="", created_at=T0,
+                       updated_at=T0))
+    assert len(store.list_cases().items) == 2

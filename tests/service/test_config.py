@@ -19,13 +19,15 @@ from service.config import (
     ConfigError,
     MotionSettings,
     TrackerSettings,
+    load_config,
+    parse_config,
+)
+from service.pipeline import (
     build_motion_gate,
     build_rule_engine,
     build_rules,
     build_tracker,
     build_zones,
-    load_config,
-    parse_config,
     validate_config_file,
 )
 from tests.conftest import REPO_ROOT, T0

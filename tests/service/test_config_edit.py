@@ -9,7 +9,8 @@ import pytest
 
 from service.config import AppConfig, ZoneConfig, load_config
 from service.config_edit import ConfigRejected, config_document, render_config, validate_config, write_config_file
-from service.snapshot import ZONE_COLORS, draw_zones, encode_jpeg, zone_color
+from service.evidence import ZONE_COLORS, draw_zones, zone_color
+from service.snapshot import encode_jpeg
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "config.yaml"
 

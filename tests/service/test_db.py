@@ -6,26 +6,23 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from alembic.util import CommandError
 from sqlalchemy import MetaData, Table, inspect, select, text
+from sqlalchemy.exc import IntegrityError
 
 from service.db import (Camera, DatabaseSettings, Evidence, create_schema, make_engine, make_session_factory,
                         upgrade_schema)
 from service.db.models import Base
 
-TABLES = {"cameras", "cases", "case_violations", "evidence", "audit", "outbox"}
-HEAD = "0002"
+TABLES = {"cameras", "cases", "case_violations", "evidence", "audit", "flights", "outbox"}
+HEAD = "0003"
 
 
 def alembic_run(engine, action: str, revision: str) -> None:
     """`alembic upgrade|downgrade revision` on `engine` (as `upgrade_schema` does)."""
-    from alembic import command
+    from service.db.session import run_migrations
 
-    from service.db.session import alembic_config
-
-    config = alembic_config(engine)
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        getattr(command, action)(config, revision)
+    run_migrations(engine, action, revision)
 
 
 def revision_of(engine) -> str:
@@ -117,6 +114,119 @@ def test_migration_0002_adds_evidence_boxes_and_keeps_existing_rows(engine):
     upgrade_schema(engine)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM evidence WHERE boxes IS NULL")).scalar() == 2
+
+
+def insert_camera_case(conn, t: datetime, violation_id: str = "v1") -> int:
+    """A camera, one of its cases and an evidence and audit row, written with the tables as they are now."""
+    tables = MetaData()
+    cameras, cases, evidence, audit = (Table(name, tables, autoload_with=conn)
+                                       for name in ("cameras", "cases", "evidence", "audit"))
+    if conn.execute(select(cameras.c.id).where(cameras.c.id == "cam-1")).first() is None:
+        conn.execute(cameras.insert().values(id="cam-1", name="Gate", source="", address="", grid_code="",
+                                             timezone="UTC", enabled=True, created_at=t, updated_at=t))
+    case_id = conn.execute(cases.insert().values(
+        violation_id=violation_id, dedupe_key="cam-1|z1|stall_occupation", kind="stall_occupation",
+        camera_id="cam-1", zone_id="z1", status="pending", first_seen=t, last_seen=t, dwell_s=0.0, score=0.8,
+        boxes=[[1.0, 2.0, 3.0, 4.0]], track_ids=[1], lat_deg=31.2304, lon_deg=121.4737, address="88 Nanjing Rd",
+        grid_code="310101-001", created_at=t, updated_at=t, version=1)).inserted_primary_key[0]
+    conn.execute(evidence.insert().values(case_id=case_id, violation_id=violation_id, kind="original",
+                                          path=f"/ev/{violation_id}.jpg", ts=t))
+    conn.execute(audit.insert().values(case_id=case_id, actor="system", action="created", at=t))
+    return case_id
+
+
+def cases_columns(engine) -> dict[str, bool]:
+    return {c["name"]: c["nullable"] for c in inspect(engine).get_columns("cases")}
+
+
+def test_migration_0003_lets_a_case_come_from_a_flight(engine):
+    # A database at 0002 with a camera case (evidence and audit rows refer to it): upgraded, the case and its
+    # rows survive unchanged; a case may then come from a flight, but never from both or neither (CHECK), and
+    # only from a flight that exists (foreign key). Downgrade refuses while a flight case exists, then goes
+    # back to 0002's schema keeping the camera case.
+    upgrade_schema(engine, "0002")
+    t = datetime(2026, 6, 1, 8, 0)  # naive UTC, as stored
+    with engine.begin() as conn:
+        camera_case = insert_camera_case(conn, t)
+    assert cases_columns(engine)["camera_id"] is False and "flights" not in inspect(engine).get_table_names()
+    at_0002 = (cases_columns(engine), {i["name"] for i in inspect(engine).get_indexes("cases")},
+               sorted(fk["referred_table"] for fk in inspect(engine).get_foreign_keys("cases")))
+
+    upgrade_schema(engine)
+    assert revision_of(engine) == HEAD
+    columns = cases_columns(engine)
+    assert (columns["camera_id"], columns["flight_id"]) == (True, True)
+    assert {i["name"]: i["column_names"] for i in inspect(engine).get_indexes("cases")}["ix_cases_flight_id"] == [
+        "flight_id", "id"]
+    assert [c["name"] for c in inspect(engine).get_check_constraints("cases")] == ["ck_cases_one_origin"]
+    assert {(fk["referred_table"], tuple(fk["constrained_columns"])) for fk in
+            inspect(engine).get_foreign_keys("cases")} == {("cameras", ("camera_id",)), ("flights", ("flight_id",)),
+                                                           ("cases", ("merged_into",))}
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT id, camera_id, flight_id, address FROM cases")).all() == [
+            (camera_case, "cam-1", None, "88 Nanjing Rd")]
+        assert conn.execute(text("SELECT count(*) FROM evidence WHERE case_id = :c"), {"c": camera_case}).scalar() == 1
+        assert conn.execute(text("SELECT count(*) FROM audit WHERE case_id = :c"), {"c": camera_case}).scalar() == 1
+
+    tables = MetaData()
+    with engine.begin() as conn:
+        flights, cases = (Table(name, tables, autoload_with=conn) for name in ("flights", "cases"))
+        conn.execute(flights.insert().values(id="f-1", name="Patrol", source="/data/f1.mp4", status="done",
+                                             address="", grid_code="", timezone="Asia/Shanghai", frames_done=0,
+                                             created_at=t, updated_at=t))
+    flight_case = dict(dedupe_key="flight:f-1|roofs|illegal_structure", kind="illegal_structure", zone_id="roofs",
+                       status="pending", first_seen=t, last_seen=t, dwell_s=0.0, score=0.7, boxes=[], track_ids=[],
+                       address="", grid_code="310104-017", created_at=t, updated_at=t, version=1)
+    with engine.begin() as conn:
+        conn.execute(cases.insert().values(violation_id="f/v1", flight_id="f-1", **flight_case))
+    for bad_origin in (dict(camera_id="cam-1", flight_id="f-1"), dict(camera_id=None, flight_id=None),
+                       dict(flight_id="f-404")):
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(cases.insert().values(violation_id="bad", **bad_origin, **flight_case))
+
+    with pytest.raises(CommandError, match=r"1 case\(s\) come from drone flights"):
+        alembic_run(engine, "downgrade", "0002")
+    assert revision_of(engine) == HEAD and len(cases_columns(engine)) == len(columns)  # rolled back, untouched
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM cases WHERE flight_id IS NOT NULL"))
+    alembic_run(engine, "downgrade", "0002")
+    assert revision_of(engine) == "0002"
+    assert (cases_columns(engine), {i["name"] for i in inspect(engine).get_indexes("cases")},
+            sorted(fk["referred_table"] for fk in inspect(engine).get_foreign_keys("cases"))) == at_0002
+    assert "flights" not in inspect(engine).get_table_names()
+    assert inspect(engine).get_check_constraints("cases") == []
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT id, camera_id FROM cases")).all() == [(camera_case, "cam-1")]
+        assert conn.execute(text("SELECT count(*) FROM evidence")).scalar() == 1
+    upgrade_schema(engine)
+    assert revision_of(engine) == HEAD
+
+
+def test_sqlite_migrations_keep_foreign_keys_enforced_afterwards(tmp_path):
+    # run_migrations turns enforcement off for the table rebuild only; the pooled connection gets it back.
+    engine = make_engine(DatabaseSettings(path=tmp_path / "cases.db"))
+    upgrade_schema(engine, "0002")
+    upgrade_schema(engine)
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(text("INSERT INTO evidence (case_id, kind, path, ts) VALUES (4242, 'crop', '/x', '2026-06-01')"))
+    engine.dispose()
+
+
+def test_sqlite_migration_with_a_dangling_key_is_rolled_back(tmp_path):
+    # A row that refers to a missing case (written while enforcement was off) fails the rebuild's key check.
+    engine = make_engine(DatabaseSettings(path=tmp_path / "cases.db"))
+    upgrade_schema(engine, "0002")
+    with engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        raw.execute("PRAGMA foreign_keys=OFF")
+        raw.execute("INSERT INTO evidence (case_id, kind, path, ts) VALUES (4242, 'crop', '/x', '2026-06-01')")
+        raw.execute("PRAGMA foreign_keys=ON")
+    with pytest.raises(CommandError, match=r"upgrade to head: 1 row\(s\) refer to missing rows, e\.g\. evidence"):
+        upgrade_schema(engine)
+    assert revision_of(engine) == "0002" and "flights" not in inspect(engine).get_table_names()
+    engine.dispose()
 
 
 def test_migration_matches_the_models(engine):

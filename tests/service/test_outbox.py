@@ -22,7 +22,7 @@ from service.cases import CaseSettings, CaseStore
 from service.db import DatabaseSettings, make_engine, make_session_factory, upgrade_schema
 from service.db.models import OutboxMessage
 from service.outbox import OutboxError, OutboxWorker, backoff_cap_s, backoff_delay_s, failure_action
-from tests.service.test_cases import FakeClock, make_camera, make_violation, session_factory  # noqa: F401
+from tests.service.test_cases import FakeClock, make_origin, make_violation, session_factory  # noqa: F401
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "key-123"
@@ -155,7 +155,7 @@ def confirmed_cases(session_factory, clock, n: int,  # noqa: F811
     store = CaseStore(session_factory, CaseSettings(adapters=(adapter,)), clock=clock)
     ids = []
     for i in range(first, first + n):
-        case = store.ingest(make_violation(f"v{i}", zone_id=f"z{i}"), camera=make_camera())
+        case = store.ingest(make_violation(f"v{i}", zone_id=f"z{i}"), origin=make_origin())
         ids.append(store.confirm(case.id, "alice").id)
     return ids
 

@@ -22,7 +22,7 @@ import pytest
 from service.app import create_app
 from service.config import AppConfig
 from service.settings import Settings
-from tests.service.test_cases import make_camera, make_violation
+from tests.service.test_cases import make_camera, make_origin, make_violation
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -95,7 +95,7 @@ def served(tmp_path):
                  "crop": write_jpeg(evidence / f"v{i}.crop.jpg", (120, 120), i)}
         violation = make_violation(f"cam-1/{kind}/{zone}/{i}", kind=kind, zone_id=zone, first_s=i * 100,
                                    last_s=i * 100 + 330)
-        ids.append(store.ingest(violation, paths, camera=make_camera("cam-1")).id)
+        ids.append(store.ingest(violation, paths, origin=make_origin("cam-1")).id)
     with ServerThread(app) as server:
         yield server.url, ids
 
@@ -424,3 +424,38 @@ def test_admin_draws_a_zone_on_the_snapshot_and_saves_it(editor_server):
         assert api.put("/api/v1/cameras/cam-1/zones", json={"zones": []}).status_code == 403  # reviewers read only
     assert "night-market" in config_path.read_text(encoding="utf-8") and "bow-tie" not in config_path.read_text(
         encoding="utf-8")
+
+
+def test_a_flight_case_shows_its_flight(tmp_path):
+    # A case found by a drone has no camera: the queue and the case's fields name its flight instead.
+    from service.origin import CaseOrigin
+
+    settings = Settings(database_path=tmp_path / "cases.db", evidence_dir=tmp_path / "evidence", run_cameras=False,
+                        outbox={"deliver": False},
+                        api_keys=[{"name": "reviewer-wang", "role": "reviewer", "key": REVIEWER_KEY}])
+    app = create_app(settings, AppConfig.model_validate({"config_version": 1,
+                                                         "cameras": [make_camera("cam-1").model_dump()]}))
+    origin = CaseOrigin.flight("f-0601", name="Patrol").at(31.19502, 121.43671, grid_code="310104-017")
+    violation = make_violation("f-0601/v1", camera_id="f-0601", kind="illegal_structure", zone_id="roofs",
+                               classes=["illegal_structure"])
+    paths = {"annotated": write_jpeg(tmp_path / "evidence" / "f1.annotated.jpg", (360, 640), 1)}
+    case_id = app.state.services.cases.ingest(violation, paths, origin=origin).id
+    expect = sync_api.expect
+    with ServerThread(app) as server, sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai").new_page()
+            page.set_default_timeout(10_000)
+            console_errors: list[str] = []
+            page.on("pageerror", lambda exc: console_errors.append(str(exc)))
+            page.goto(f"{server.url}/?key={REVIEWER_KEY}")
+            expect(page.locator("#case-body")).to_have_attribute("data-case-id", str(case_id))
+            expect(page.locator("#queue-list li").first).to_contain_text("航拍 f-0601 · ")
+            expect(page.locator("#case-fields")).to_contain_text("航拍f-0601")  # <dt>航拍</dt><dd>f-0601</dd>
+            expect(page.locator("#case-fields")).to_contain_text("310104-017")
+            expect(page.locator("#case-fields")).not_to_contain_text("摄像头")
+            page.click("#lang-toggle")
+            expect(page.locator("#queue-list li").first).to_contain_text("Flight f-0601 · ")
+            assert console_errors == []
+        finally:
+            browser.close()

@@ -12,7 +12,7 @@ from detector.imageio import read_image
 from detector.runtime.preprocess import make_blob, prepare_image
 from detector.types import Frame
 from service.config import ModelSelection, parse_config
-from service.run import build_pipeline, load_camera_model
+from service.pipeline import build_pipeline, load_camera_model
 
 
 def camera_config(model: dict):

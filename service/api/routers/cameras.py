@@ -25,6 +25,7 @@ from service.api.schemas import (CameraCreate, CameraDeleted, CameraHealth, Came
                                  CameraSaved, CameraUpdate, ErrorPublic, FrameAccepted, ZonesPublic, ZonesUpdate)
 from service.config import AppConfig, CameraConfig, ConfigError
 from service.config_edit import ConfigRejected, config_document, validate_config, write_config_file
+from service.pipeline import make_push_source
 from service.snapshot import draw_zones, encode_jpeg
 
 router = APIRouter(prefix="/cameras", tags=["cameras"])
@@ -90,8 +91,6 @@ def _validated(raw: dict[str, Any], index: int) -> AppConfig:
 
 
 def _sync_push_sources(services: Services, old: AppConfig, new: AppConfig) -> None:
-    from service.app import make_push_source  # the app module imports this router
-
     old_cameras = {c.id: c for c in old.cameras}
     new_cameras = {c.id: c for c in new.cameras}
     for camera_id in list(services.push_sources):

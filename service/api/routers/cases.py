@@ -29,6 +29,7 @@ def list_cases(
     services: ServicesDep, _: ReviewerDep,
     status_: Annotated[CaseStatus | None, Query(alias="status", description="Only cases in this status.")] = None,
     camera_id: Annotated[str | None, Query(max_length=64, description="Only cases of this camera.")] = None,
+    flight_id: Annotated[str | None, Query(max_length=64, description="Only cases of this drone flight.")] = None,
     kind: Annotated[str | None, Query(max_length=64, description="Only cases of this violation kind.")] = None,
     seen_from: Annotated[AwareDatetime | None, Query(alias="from", description="Observed at or after (ISO 8601 "
                                                                                 "with zone).")] = None,
@@ -41,7 +42,7 @@ def list_cases(
         raise HTTPException(422,
                             detail=[{"field": "to", "msg": "must be after 'from'", "type": "value_error",
                                      "loc": ["query", "to"]}])
-    page = services.cases.list_cases(CaseFilter(status=status_, camera_id=camera_id, kind=kind,
+    page = services.cases.list_cases(CaseFilter(status=status_, camera_id=camera_id, flight_id=flight_id, kind=kind,
                                                 seen_from=seen_from, seen_to=seen_to), limit=limit, cursor=cursor)
     return CasesPublic(data=page.items, count=len(page.items), next_cursor=page.next_cursor)
 

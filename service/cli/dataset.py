@@ -1,0 +1,378 @@
+"""Dataset jobs: ``streetwatch dataset ACTION``.
+
+Inspect (stats, contact-sheet), generate (synth, scenario), convert, merge, tile and split YOLO datasets, and
+build them from hand-labelled real footage (from-footage) and from reviewers' decisions on cases
+(from-reviews: the case store is read by `service.review_export`, the dataset written by
+`datasets.from_reviews`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from service.cli.common import EXIT_OK, EXIT_USER_ERROR, _error
+
+
+_BUILT_IN_KIND_CLASSES = "{built-in kind classes}"
+"""Stands in a help text for the kind catalogue's classes (`service.kinds.kind_classes`) until it is printed."""
+
+
+class _KindCatalogueHelpFormatter(argparse.HelpFormatter):
+    """Writes the kind catalogue's classes into help texts when the help is printed.
+
+    The parser of every command holds the ``from-reviews`` options; reading the catalogue only when that
+    help is shown keeps the catalogue (and the rules behind it) out of every other command's start.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = super()._get_help_string(action)
+        if text and _BUILT_IN_KIND_CLASSES in text:
+            from service.kinds import kind_classes
+
+            built_in = " ".join(f"{kind}={','.join(classes)}" for kind, classes in kind_classes().items())
+            text = text.replace(_BUILT_IN_KIND_CLASSES, built_in.replace("%", "%%"))
+        return text
+
+
+def cmd_dataset_stats(args: argparse.Namespace) -> int:
+    from datasets.yolo import dataset_stats, stats_to_markdown
+
+    stats = dataset_stats(Path(args.data))
+    print(json.dumps(stats, indent=2) if args.json else stats_to_markdown(stats))
+    return EXIT_OK
+
+
+def cmd_dataset_contact_sheet(args: argparse.Namespace) -> int:
+    from datasets.yolo import contact_sheet
+
+    out = contact_sheet(Path(args.data), args.split, Path(args.out), args.n, args.seed, args.cell_px)
+    print(out)
+    return EXIT_OK
+
+
+def _class_map(pairs: Sequence[str] | None) -> dict | None:
+    if not pairs:
+        return None
+    mapping = {}
+    for pair in pairs:
+        src, sep, dst = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--map {pair!r}: expected SOURCE=TARGET (TARGET empty drops the class)")
+        mapping[src] = dst or None
+    return mapping
+
+
+def cmd_dataset_merge(args: argparse.Namespace) -> int:
+    from datasets.yolo import merge_datasets
+
+    sources = [(Path(p), _class_map(args.map)) for p in args.sources]
+    out = merge_datasets(sources, Path(args.out), args.classes, link=not args.copy)
+    print(out)
+    return EXIT_OK
+
+
+def cmd_dataset_tile(args: argparse.Namespace) -> int:
+    from datasets.tile import tile_dataset
+
+    out = tile_dataset(Path(args.data), Path(args.out), args.tile_px, overlap_frac=args.overlap,
+                       min_visible_frac=args.min_visible, keep_empty_frac=args.keep_empty,
+                       max_tiles_per_image=args.max_per_image, seed=args.seed, progress=not args.quiet)
+    print(out)
+    return EXIT_OK
+
+
+def cmd_dataset_split(args: argparse.Namespace) -> int:
+    from datasets.yolo import split_dataset
+
+    out = split_dataset(Path(args.images), Path(args.out), {"train": 1 - args.val, "val": args.val}, args.seed,
+                        args.classes, link=not args.copy)
+    print(out)
+    return EXIT_OK
+
+
+def cmd_dataset_convert(args: argparse.Namespace) -> int:
+    from datasets.convert import coco_to_yolo, voc_to_yolo
+
+    if args.format == "coco":
+        out = coco_to_yolo(Path(args.annotations), Path(args.images), Path(args.out), args.split,
+                           _class_map(args.map))
+    else:
+        out = voc_to_yolo(Path(args.annotations), Path(args.images), Path(args.out), args.split, args.classes)
+    print(out)
+    return EXIT_OK
+
+
+def _from_reviews_source(args: argparse.Namespace) -> tuple[str, Path | None]:
+    """The database (URL or SQLite file) and evidence folder named by --db or --settings."""
+    evidence_dir = Path(args.evidence_dir) if args.evidence_dir else None
+    if args.db:
+        return args.db, evidence_dir
+    import yaml
+    from pydantic import ValidationError
+
+    from service.settings import Settings
+
+    path = Path(args.settings)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such settings file")
+    try:
+        settings = Settings.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: cannot parse: {str(exc).splitlines()[0]}") from None
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        field = ".".join(map(str, e["loc"])) or "settings"
+        raise ValueError(f"{path}: {field}: {e['msg'].removeprefix('Value error, ')}") from None
+    db = settings.database_url or str(settings.database_path)
+    return db, evidence_dir or settings.evidence_dir
+
+
+def _parse_kind_classes(pairs: Sequence[str] | None) -> dict[str, tuple[str, ...]]:
+    """``--kind-class KIND=CLASS[,CLASS...]`` values as kind → classes."""
+    kind_classes = {}
+    for pair in pairs or []:
+        kind, sep, classes = pair.partition("=")
+        if not sep or not kind or not classes:
+            raise ValueError(f"--kind-class {pair!r}: expected KIND=CLASS[,CLASS...]")
+        kind_classes[kind] = tuple(c for c in classes.split(",") if c)
+    return kind_classes
+
+
+def cmd_dataset_from_reviews(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from datasets.from_reviews import ExportOptions, export_reviewed_cases
+    from datasets.yolo import load_dataset
+    from service.kinds import kind_classes
+    from service.review_export import read_reviewed_cases
+
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since)
+        except ValueError:
+            raise ValueError(f"--since {args.since!r}: not an ISO 8601 time (e.g. 2026-06-01T00:00:00+08:00)") from None
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=timezone.utc)
+    names = args.classes or load_dataset(Path(args.classes_from)).class_names
+    options = ExportOptions(
+        class_names=tuple(names), val_frac=args.val_frac, split_by=args.split_by, seed=args.seed, since=since,
+        scope=args.scope, context_frac=args.context, max_box_age_s=args.max_box_age_s,
+        kind_classes={**kind_classes(), **_parse_kind_classes(args.kind_class)},
+        class_map=_class_map(args.map) or {}, negative_reason=args.negative_reason, negatives=not args.no_negatives,
+        link=not args.copy)
+    db, evidence_dir = _from_reviews_source(args)
+    out = Path(args.out)
+    found = read_reviewed_cases(db, options.since)  # the service reads the store; datasets/ writes the dataset
+    summary = export_reviewed_cases(found.cases, out, options, evidence_dir, found.not_reviewed, found.source)
+    skipped = sum(summary["skipped"].values())
+    print(f"{out / summary['data_yaml']}: {summary['positives']} positives, {summary['negatives']} negatives "
+          f"({', '.join(f'{k} {v}' for k, v in summary['images'].items())}); boxes "
+          f"{', '.join(f'{k} {v}' for k, v in summary['boxes_per_class'].items())}; {skipped} skipped; "
+          f"details in {out / 'summary.json'}")
+    for warning in summary["warnings"]:
+        print(f"streetwatch: warning: {warning}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_dataset_from_footage(args: argparse.Namespace) -> int:
+    from datasets.footage_labels import LABELS_DIR, build_footage_dataset, load_footage_labels
+    from datasets.synth import resolve_shared_dir
+
+    shared = resolve_shared_dir(Path(args.shared) if args.shared else None)
+    if shared is None:
+        raise ValueError("the shared data folder is not found: pass --shared DIR or set STREETWATCH_SHARED")
+    labels_path = Path(args.labels)
+    if not labels_path.suffix and not labels_path.exists():
+        labels_path = LABELS_DIR / f"{args.labels}.yaml"  # a name: one of the label files shipped with streetwatch
+        if not labels_path.is_file():
+            shipped = ", ".join(sorted(p.stem for p in LABELS_DIR.glob("*.yaml")))
+            raise ValueError(f"{args.labels}: no such label file, and no shipped one of that name (shipped: {shipped})")
+    labels = load_footage_labels(labels_path)
+    data_yaml = build_footage_dataset(labels, shared, Path(args.out))
+    print(f"{data_yaml}: {len(labels.frames)} frames of {labels.source}, {labels.n_boxes} boxes (split test)")
+    return EXIT_OK
+
+
+def cmd_dataset_synth(args: argparse.Namespace) -> int:
+    from datasets.synth import generate_dataset
+
+    size = None
+    if args.size:
+        w, _, h = args.size.lower().partition("x")
+        size = (int(w), int(h))
+    views = None
+    if args.gsd_m is not None or args.oblique is not None:
+        from datasets.synth.aerial import AerialViewSampling
+
+        if args.kind != "aerial":
+            raise ValueError("--gsd-m and --oblique apply to --kind aerial only")
+        default = AerialViewSampling()
+        gsd = default.gsd_range_m
+        if args.gsd_m is not None:
+            lo, sep, hi = args.gsd_m.partition(",")
+            try:
+                gsd = (float(lo), float(hi if sep else lo))
+            except ValueError:
+                raise ValueError(f"--gsd-m {args.gsd_m!r}: expected MIN,MAX in metres per pixel, "
+                                 "e.g. 0.02,0.05") from None
+        views = AerialViewSampling(gsd, default.oblique_probability if args.oblique is None else args.oblique)
+    data_yaml = generate_dataset(args.kind, Path(args.out), args.n, args.seed, args.val_fraction, size,
+                                 Path(args.shared) if args.shared else None, progress=not args.quiet,
+                                 aerial_views=views)
+    print(data_yaml)
+    return EXIT_OK
+
+
+def cmd_dataset_scenario(args: argparse.Namespace) -> int:
+    from datasets.synth import SCENARIOS, render_scenario
+
+    if args.name not in SCENARIOS:
+        _error(f"unknown scenario {args.name!r} (known: {', '.join(SCENARIOS)})")
+        return EXIT_USER_ERROR
+    bank = None
+    if args.shared:
+        from datasets.synth import BikeCropBank
+        from datasets.synth.dataset import bicycles_train_dir
+
+        train = bicycles_train_dir(Path(args.shared))
+        if train is None:
+            _error(f"--shared {args.shared}: no data/bicycles-2000/train/images there (the real bicycle cut-outs)")
+            return EXIT_USER_ERROR
+        bank = BikeCropBank.load_or_build(train, progress=True)
+    clip = render_scenario(args.name, Path(args.out), seed=args.seed, fps=args.fps, bike_bank=bank)
+    print(json.dumps({"video": str(clip.video_path), "timeline": str(clip.timeline_path)}))
+    return EXIT_OK
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Add this job's commands to the ``streetwatch`` subcommands `sub`."""
+    ds = sub.add_parser("dataset", help="dataset tools: stats, contact-sheet, synth, scenario, merge, tile, split, convert, from-reviews, from-footage")
+    dsub = ds.add_subparsers(dest="dataset_command", required=True, metavar="ACTION")
+    p = dsub.add_parser("stats", help="images, boxes per class, box sizes per split")
+    p.add_argument("data", metavar="DATA.yaml")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_dataset_stats)
+    p = dsub.add_parser("contact-sheet", help="a PNG grid of images with their boxes")
+    p.add_argument("data", metavar="DATA.yaml")
+    p.add_argument("--split", default="train")
+    p.add_argument("--out", required=True, metavar="PNG")
+    p.add_argument("--n", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cell-px", type=int, default=320)
+    p.set_defaults(func=cmd_dataset_contact_sheet)
+    p = dsub.add_parser("synth", help="generate a synthetic street or aerial dataset (seeded, deterministic)")
+    p.add_argument("--kind", choices=["street", "aerial"], required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--n", type=int, required=True, help="number of images")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-fraction", type=float, default=0.15)
+    p.add_argument("--size", default=None, metavar="WxH")
+    p.add_argument("--shared", default=None, help="../shared (real bike crops, footage backgrounds)")
+    p.add_argument("--gsd-m", default=None, metavar="MIN,MAX",
+                   help="aerial: ground sampling distance range in m/px (default 0.025,0.07)")
+    p.add_argument("--oblique", type=float, default=None, metavar="P",
+                   help="aerial: share of oblique views, 0..1 (default 0.35)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_dataset_synth)
+    p = dsub.add_parser("scenario", help="render a scenario clip (mp4 + ground-truth timeline JSON)")
+    p.add_argument("name", help="stall_7min, bikes_outside_box_12min, passerby_30s, mixed_demo, stall_2min, "
+                                "far_bikes_4min")
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fps", type=float, default=2.0)
+    p.add_argument("--shared", default=None,
+                   help="../shared: far_bikes_4min pastes real bicycle cut-outs from bicycles-2000 train (else drawn)")
+    p.set_defaults(func=cmd_dataset_scenario)
+    p = dsub.add_parser("merge", help="merge YOLO datasets into one class list")
+    p.add_argument("sources", nargs="+", metavar="DATA.yaml")
+    p.add_argument("--out", required=True)
+    p.add_argument("--classes", nargs="+", required=True, help="the merged class list, in order")
+    p.add_argument("--map", nargs="*", metavar="SOURCE=TARGET", help="rename classes (TARGET empty drops)")
+    p.add_argument("--copy", action="store_true", help="copy images instead of linking")
+    p.set_defaults(func=cmd_dataset_merge)
+    p = dsub.add_parser("tile", help="cut a YOLO dataset into native-resolution tiles (small objects stay large)")
+    p.add_argument("data", metavar="DATA.yaml")
+    p.add_argument("--out", required=True)
+    p.add_argument("--tile-px", type=int, required=True, help="tile width and height in source pixels")
+    p.add_argument("--overlap", type=float, default=0.2, help="overlap of neighbouring tiles, fraction of a tile")
+    p.add_argument("--min-visible", type=float, default=0.5,
+                   help="share of a box's area that must lie in a tile for the tile to label it")
+    p.add_argument("--keep-empty", type=float, default=0.1, help="share of tiles without boxes kept as background")
+    p.add_argument("--max-per-image", type=int, default=None, help="cap on labelled tiles per image")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_dataset_tile)
+    p = dsub.add_parser("split", help="split a folder of labelled images into train/val by source photo")
+    p.add_argument("images", metavar="IMAGES_DIR")
+    p.add_argument("--out", required=True)
+    p.add_argument("--val", type=float, default=0.2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--classes", nargs="*", default=None)
+    p.add_argument("--copy", action="store_true")
+    p.set_defaults(func=cmd_dataset_split)
+    p = dsub.add_parser("convert", help="COCO json or Pascal VOC xml to YOLO")
+    p.add_argument("format", choices=["coco", "voc"])
+    p.add_argument("annotations", help="COCO json file, or folder of VOC xml files")
+    p.add_argument("--images", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--split", default="train")
+    p.add_argument("--map", nargs="*", metavar="SOURCE=TARGET")
+    p.add_argument("--classes", nargs="*", default=None)
+    p.set_defaults(func=cmd_dataset_convert)
+    p = dsub.add_parser(
+        "from-footage", help="hand-labelled frames of real footage in ../shared as a YOLO test set",
+        description="Decode the labelled frames of a real video in the shared data folder and write them (PNG) "
+                    "with their labels as a YOLO dataset with one split, test, for `streetwatch eval`. Label "
+                    "files shipped: datasets/labels/footage/ (see datasets/footage_labels.py for the format).")
+    p.add_argument("labels", metavar="LABELS", help="a label file, or the name of a shipped one "
+                                                    "(e.g. parking-lot-bicycle)")
+    p.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder")
+    p.add_argument("--shared", metavar="DIR", help="the shared data folder (default: STREETWATCH_SHARED or ../shared)")
+    p.set_defaults(func=cmd_dataset_from_footage)
+    p = dsub.add_parser(
+        "from-reviews", help="a YOLO dataset from reviewed cases (confirmed: positives, rejected: hard negatives)",
+        formatter_class=_KindCatalogueHelpFormatter,
+        description="Export reviewed cases of the case store as a YOLO dataset for `streetwatch train` (or "
+                    "`dataset merge`): confirmed/posted cases are positives labelled with the reviewed class, "
+                    "rejected cases are images without labels (hard negatives). Uses each case's original evidence "
+                    "frame and its stored boxes; the database is opened read-only. See datasets/from_reviews.py.")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--db", metavar="URL_OR_FILE",
+                     help="sqlite:///cases.db, postgresql+psycopg://..., or a SQLite file")
+    src.add_argument("--settings", metavar="FILE", help="the service's settings (database and evidence_dir)")
+    p.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder")
+    names = p.add_mutually_exclusive_group(required=True)
+    names.add_argument("--classes", nargs="+", metavar="NAME", help="the target dataset's classes, in order")
+    names.add_argument("--classes-from", metavar="DATA.yaml", help="take the classes from this dataset")
+    p.add_argument("--since", metavar="ISO", help="only cases decided at or after this time (no zone given: UTC)")
+    p.add_argument("--val-frac", type=float, default=0.2, help="expected share of split groups in val (default 0.2)")
+    p.add_argument("--split-by", choices=["camera-day", "case"], default="camera-day",
+                   help="what stays on one side of the split (default: camera and UTC day of the frame)")
+    p.add_argument("--seed", type=int, default=0, help="changes the split assignment as a whole")
+    p.add_argument("--scope", choices=["region", "frame"], default="region",
+                   help="region (default): keep the boxes plus context, grey (114) elsewhere, so unlabelled objects "
+                        "elsewhere in the frame are not learnt as background; frame: the whole original frame")
+    p.add_argument("--context", type=float, default=0.5, metavar="FRAC",
+                   help="region scope: margin kept around a box, as a share of its longer side (at least 32 px)")
+    p.add_argument("--max-box-age-s", type=float, default=600.0, metavar="S",
+                   help="only for evidence stored without boxes of its own (before migration 0002): skip a case "
+                        "whose stored boxes were seen more than S seconds after its newest original frame "
+                        "(default 600)")
+    p.add_argument("--kind-class", nargs="*", metavar="KIND=CLASS[,CLASS]",
+                   help=f"classes of a violation kind, first = its default (built in: {_BUILT_IN_KIND_CLASSES})")
+    p.add_argument("--map", nargs="*", metavar="SOURCE=TARGET", help="rename classes (TARGET empty drops the case)")
+    p.add_argument("--negative-reason", metavar="REGEX",
+                   help="only rejections whose reason matches (case-insensitive) become negatives, e.g. "
+                        "'not a|false|误报|不是' (a rejection of the rule, such as 'parked in the allowed area', is "
+                        "not a detector error)")
+    p.add_argument("--no-negatives", action="store_true", help="export confirmed cases only")
+    p.add_argument("--evidence-dir", metavar="DIR",
+                   help="where relative evidence paths live (default: the working directory, then the settings' "
+                        "evidence_dir)")
+    p.add_argument("--copy", action="store_true", help="frame scope: copy images instead of hard-linking them")
+    p.set_defaults(func=cmd_dataset_from_reviews)
