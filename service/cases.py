@@ -37,11 +37,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from detector.errors import StreetwatchError
+from detector.geometry import box_iou
 from detector.rules import Violation
 from service.config import AppConfig
 from service.db.models import AuditEntry, Camera, Case, CaseViolation, Evidence, Flight, OutboxMessage
@@ -52,7 +54,7 @@ from service.origin import CaseLocation, CaseOrigin
 __all__ = [
     "CaseError", "CaseFilter", "CaseNotFoundError", "CasePublic", "CaseSettings", "CaseStore", "CasesPage",
     "AuditPublic", "CaseLocation", "CaseOrigin", "DedupeCandidate", "EvidencePublic", "InvalidTransitionError",
-    "OPEN_STATUSES", "TRANSITIONS", "box_iou", "build_case_payload", "check_transition", "choose_dedupe_target",
+    "OPEN_STATUSES", "TRANSITIONS", "build_case_payload", "check_transition", "choose_dedupe_target",
     "dedupe_key", "evidence_boxes", "flight_dedupe_key", "idempotency_key", "utc_now",
 ]
 
@@ -164,19 +166,11 @@ def idempotency_key(case_id: int, adapter: str) -> str:
     return f"streetwatch-{case_id}-{adapter}"
 
 
-def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """Intersection over union of two ``[x1, y1, x2, y2]`` boxes (0 when either is empty)."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def max_iou(boxes_a: Iterable[Sequence[float]], boxes_b: Iterable[Sequence[float]]) -> float:
     """The best overlap between any box of one set and any of the other (0 when either set is empty)."""
-    boxes_b = list(boxes_b)
-    return max((box_iou(a, b) for a in boxes_a for b in boxes_b), default=0.0)
+    a = np.asarray(list(boxes_a), np.float64).reshape(-1, 4)
+    b = np.asarray(list(boxes_b), np.float64).reshape(-1, 4)
+    return float(box_iou(a, b).max()) if len(a) and len(b) else 0.0
 
 
 @dataclass(frozen=True)

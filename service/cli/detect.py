@@ -121,7 +121,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_config_validate(args: argparse.Namespace) -> int:
-    from service.config import load_config, validate_config_file
+    from service.config import load_config
+    from service.pipeline import validate_config_file
 
     problems = validate_config_file(Path(args.file))
     for problem in problems:

@@ -86,7 +86,7 @@ def _serve_settings(args: argparse.Namespace):
     import yaml
     from pydantic import ValidationError
 
-    from service.config import validate_config_file
+    from service.pipeline import validate_config_file
     from service.settings import Settings, hash_api_key
 
     config_path = Path(args.config) if args.config else None

@@ -54,14 +54,7 @@ def test_migrations_upgrade_an_empty_database(engine):
 
 def test_migrations_downgrade_to_nothing_and_upgrade_again(engine):
     upgrade_schema(engine)
-    from alembic import command
-
-    from service.db.session import alembic_config
-
-    config = alembic_config(engine)
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "base")
+    alembic_run(engine, "downgrade", "base")
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
     upgrade_schema(engine)
     assert TABLES <= set(inspect(engine).get_table_names())

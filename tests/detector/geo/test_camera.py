@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 import shapely
-from shapely.geometry import Point, Polygon
+from shapely.geometry import Polygon
 
 from datasets.synth.camera import PinholeCamera
 from detector.geo.camera import (
@@ -16,6 +16,7 @@ from detector.geo.camera import (
     pixel_rays,
     pixel_to_ground,
 )
+from detector.geo.profiles import PROFILES, UnknownCameraError, get_profile
 
 YAWS_DEG = (0.0, 37.0, -120.0, 180.0)
 PITCHES_DEG = (-90.0, -60.0, -45.0, -30.0)
@@ -248,3 +249,51 @@ def test_gsd_is_the_ground_area_of_the_centre_pixel(pitch):
 def test_gsd_raises_when_the_centre_sees_the_sky():
     with pytest.raises(ValueError, match="does not see the ground"):
         gsd_m(mavic3_video(), pose(pitch=5.0))
+
+
+# --- profiles -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("profile", list(PROFILES.values()), ids=list(PROFILES))
+def test_every_profile_reproduces_the_makers_published_field_of_view(profile):
+    # DJI rounds its figures (84°, "24 mm", "about 77°"): each row must land within that rounding.
+    assert profile.dfov_deg == pytest.approx(profile.published_dfov_deg, abs=2.0)
+    assert profile.f35_mm == pytest.approx(profile.published_f35_mm, rel=0.03)
+    assert profile.source and profile.published and profile.derived and profile.exif_models
+    intr = profile.intrinsics()
+    assert (intr.width_px, intr.height_px) == (profile.still_width_px, profile.still_height_px)
+    assert profile.sensor_width_mm / profile.sensor_height_mm == pytest.approx(intr.width_px / intr.height_px, rel=0.02)
+
+
+@pytest.mark.parametrize(
+    "query, name",
+    [
+        ("phantom_4_pro", "phantom_4_pro"),
+        ("FC6310", "phantom_4_pro"),
+        ("fc6310s", "phantom_4_pro"),
+        ("DJI FC6310", "phantom_4_pro"),
+        ("L2D-20c", "mavic_3"),
+        ("l2d20c", "mavic_3"),
+        ("Mavic 3", "mavic_3"),
+        ("FC3411", "air_2s"),
+        ("ZenmuseP1", "zenmuse_p1_35mm"),
+        ("FC220", "mavic_pro"),
+    ],
+)
+def test_profiles_are_found_by_name_or_exif_model(query, name):
+    assert get_profile(query).name == name
+
+
+def test_an_unknown_camera_lists_the_known_ones():
+    with pytest.raises(UnknownCameraError, match="unknown camera 'FC9999'.*mavic_3.*FC6310") as info:
+        get_profile("FC9999")
+    assert isinstance(info.value, ValueError) and "\n" not in str(info.value)
+
+
+def test_profile_video_intrinsics_keep_the_full_width():
+    p = get_profile("mavic_3")
+    video = p.intrinsics(3840, 2160)
+    assert video.hfov_deg == pytest.approx(p.intrinsics().hfov_deg)
+    assert (video.cx_px, video.cy_px) == (1920.0, 1080.0)
+    with pytest.raises(ValueError, match="both"):
+        p.intrinsics(3840, None)
