@@ -406,11 +406,15 @@ class CaseStore:
                             f"is {origin.label()}")
         now = self._clock()
         with self._sessions.begin() as session:
-            if origin is not None and origin.kind == "flight":
-                row: Camera | Flight = self._upsert_flight(session, origin, now)
-            else:
-                row = self._upsert_camera(session, violation.camera_id, origin, now)
             link = session.get(CaseViolation, violation.violation_id)
+            # A later event without an origin needs no row: its case has one already (and a flight case's
+            # violation must not make its flight a camera).
+            row: Camera | Flight | None = None
+            if origin is not None and origin.kind == "flight":
+                row = self._upsert_flight(session, origin, now)
+            elif origin is not None or link is None:
+                row = self._upsert_camera(session, violation.camera_id, origin, now)
+            session.flush()  # the origin row is written before a case refers to it (no relationship orders them)
             if link is not None:
                 case = session.get_one(Case, link.case_id)
                 self._apply_event(case, violation, now)
@@ -418,6 +422,7 @@ class CaseStore:
                 case = self._attach(session, self._live_case(session, attach_to_case_id), violation, now,
                                     origin=(origin or CaseOrigin.camera(violation.camera_id)).label())
             else:
+                assert row is not None  # made above for every new violation
                 location = (origin.case_location if origin is not None and origin.case_location is not None
                             else CaseLocation(row.lat_deg, row.lon_deg, row.address, row.grid_code))
                 case = self._attach_or_create(session, violation, origin.kind if origin else "camera", location,

@@ -598,10 +598,10 @@ def _distance_problems(features: Sequence[MapFeature], source: str, frame: Local
         return ": wrong file, or a layer of another place?"
 
     if far.all() and len(features) > 1:
-        return [f"{source}: every feature lies far from the flight (nearest {dist.min() / 1000:.1f} km, more than "
-                f"{limit}){hint(np.arange(len(features)))}"]
-    return [f"{source}: {_label(f.index, f.feature_id)}: lies {d / 1000:.1f} km from the flight (more than {limit})"
-            f"{hint(np.array([k]))}" for k, (f, d) in enumerate(zip(features, dist)) if d > max_distance_m]
+        return [(f"{source}: every feature lies far from the flight (nearest {dist.min() / 1000:.1f} km, more "
+                 f"than {limit}){hint(np.arange(len(features)))}")]
+    return [(f"{source}: {_label(f.index, f.feature_id)}: lies {d / 1000:.1f} km from the flight (more than "
+             f"{limit}){hint(np.array([k]))}") for k, (f, d) in enumerate(zip(features, dist)) if d > max_distance_m]
 
 
 def _centre_lonlat(feature: MapFeature) -> np.ndarray:

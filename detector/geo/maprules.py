@@ -252,7 +252,9 @@ def new_structures(findings: Sequence[MapFinding], baselines: Sequence[Projected
         else:
             counts[f"{kind}.judged_by_point"] += 1
             share = 1.0 if any(f.covers(_point(finding))[0] for layer in baselines for f in layer.features) else 0.0
-        if share < params.new_if_overlap_below:
+        # Compared to 6 decimals: the layer's WGS84 round trip moves its edges by nanometres, and "wholly
+        # covered" must stay wholly covered.
+        if round(share, 6) < params.new_if_overlap_below:
             counts[f"{kind}.new"] += 1
             out.append(_single(kind, finding, zone_id=""))
         else:

@@ -264,8 +264,9 @@ def get_profile(name_or_model: str) -> CameraProfile:
     key = _key(name_or_model)
     row = _BY_KEY.get(key) or (_BY_KEY.get(key[3:]) if key.startswith("dji") else None)
     if row is None:
+        models = sorted((m for row in _ROWS for m in row.exif_models), key=str.lower)
         raise UnknownCameraError(
-            f"unknown camera {name_or_model!r}: known profiles and EXIF models are {', '.join(profile_names())} "
-            "(or give the intrinsics in the config)"
+            f"unknown camera {name_or_model!r}: known profiles are {', '.join(sorted(PROFILES))}; "
+            f"known EXIF models are {', '.join(models)} (or give the camera's intrinsics in the config)"
         )
     return row

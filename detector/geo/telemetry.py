@@ -118,7 +118,9 @@ _PRY = r"\s*\(\s*({n})[^,\d()+-]*,\s*({n})[^,\d()+-]*,\s*({n})[^,\d()+-]*\)".for
 _FPRY = re.compile(r"\bF\.PRY" + _PRY)
 _GPRY = re.compile(r"\bG\.PRY" + _PRY)
 _COUNT = re.compile(r"\b(?:FrameCnt|SrtCnt)\s*:\s*(\d+)")
-_WALL = re.compile(r"\b(\d{4})[-./](\d{1,2})[-./](\d{1,2})[ T]+(\d{1,2}):(\d{2}):(\d{2})(?:[.,](\d{1,6}))?(?:,(\d{3}))?")
+_WALL = re.compile(
+    r"\b(\d{4})[-./](\d{1,2})[-./](\d{1,2})[ T]+(\d{1,2}):(\d{2}):(\d{2})(?:[.,](\d{1,6}))?(?:,(\d{3}))?"
+)
 
 # An aircraft is not faster than this; a cue that leaves its neighbours faster is a glitch. Generous on
 # purpose (DJI FPV tops out near 40 m/s) plus slack for 4-decimal legacy positions (~11 m steps).
@@ -168,7 +170,9 @@ class TelemetryOptions:
             if value is not None and not math.isfinite(value):
                 raise TelemetryError(f"TelemetryOptions.{name} must be finite, got {value}")
         if not -180.0 <= self.default_pitch_deg <= 180.0:
-            raise TelemetryError(f"TelemetryOptions.default_pitch_deg must lie in [-180, 180], got {self.default_pitch_deg}")
+            raise TelemetryError(
+                f"TelemetryOptions.default_pitch_deg must lie in [-180, 180], got {self.default_pitch_deg}"
+            )
         if not (math.isfinite(self.heading_baseline_m) and self.heading_baseline_m > 0):
             raise TelemetryError(f"TelemetryOptions.heading_baseline_m must be > 0, got {self.heading_baseline_m}")
         if self.hfov_deg is not None and not 0.0 < self.hfov_deg < 180.0:
@@ -423,7 +427,7 @@ def parse_srt_text(text: str, source: str = "<srt>", options: TelemetryOptions |
     if not cues:
         if not n_blocks:
             raise TelemetryError(f"{source}: no subtitle cues (empty or not a DJI SRT file)")
-        raise TelemetryError(f"{source}: no usable telemetry sample in {n_blocks} subtitle blocks ({_summary(problems, problem_lines)})")
+        raise _no_usable(source, n_blocks, problems, problem_lines)
 
     # Coordinate order of GPS(a,b,…) tuples, per file: the format's convention, unless that puts latitudes
     # outside ±90° and the other order does not (then the convention is wrong for this variant).
@@ -448,11 +452,13 @@ def parse_srt_text(text: str, source: str = "<srt>", options: TelemetryOptions |
         if samples and c.t_s <= samples[-1].t_s:
             problem("time_not_increasing", c.line_no)
             continue
-        samples.append(TelemetrySample(t_s=c.t_s, end_s=c.end_s, lat_deg=lat, lon_deg=lon, line_no=c.line_no, **c.fields))
+        samples.append(
+            TelemetrySample(t_s=c.t_s, end_s=c.end_s, lat_deg=lat, lon_deg=lon, line_no=c.line_no, **c.fields)
+        )
 
     samples = _drop_glitches(samples, problem)
     if not samples:
-        raise TelemetryError(f"{source}: no usable telemetry sample in {n_blocks} subtitle blocks ({_summary(problems, problem_lines)})")
+        raise _no_usable(source, n_blocks, problems, problem_lines)
     styles = Counter(c.style for c in cues)
     fmt = max(styles, key=lambda s: (styles[s], -FORMATS.index(s)))
     order = {s: ("lat_lon" if v else "lon_lat") for s, v in lat_first.items()}
@@ -506,6 +512,12 @@ def _drop_glitches(samples: list[TelemetrySample], problem) -> list[TelemetrySam
     return [s for s, k in zip(samples, keep) if k]
 
 
+def _no_usable(source: str, n_blocks: int, problems: Counter[str], problem_lines: dict[str, int]) -> TelemetryError:
+    return TelemetryError(
+        f"{source}: no usable telemetry sample in {n_blocks} subtitle blocks ({_summary(problems, problem_lines)})"
+    )
+
+
 def _summary(problems: Counter[str] | dict[str, int], problem_lines: dict[str, int]) -> str:
     if not problems:
         return "no problems"
@@ -554,9 +566,15 @@ def _track_heading_deg(lat: np.ndarray, lon: np.ndarray, baseline_m: float) -> n
         return heading
     e, nn, _ = LocalFrame(float(lat[0]), float(lon[0])).to_enu(lat, lon)
     step = np.hypot(np.diff(e), np.diff(nn))
-    moved = step[step > 1e-6]
-    quantum_m = float(moved.min()) if moved.size else 0.0
-    baseline = max(baseline_m, 3.0 * quantum_m if quantum_m > 1.0 else 0.0)
+    # Rounded coordinates change by whole multiples of their last digit: the smallest change seen is the
+    # resolution (1e-4° ≈ 11 m on legacy files; about 0.1 m on 6-decimal files, where it does not matter).
+    quantum_m = math.inf
+    for values, m_per_deg in ((lat, 111_320.0), (lon, 111_320.0 * math.cos(math.radians(float(lat[0]))))):
+        changes = np.abs(np.diff(values))
+        changes = changes[changes > 1e-9]
+        if changes.size:
+            quantum_m = min(quantum_m, float(changes.min()) * m_per_deg)
+    baseline = max(baseline_m, 3.0 * quantum_m if 1.0 < quantum_m < math.inf else 0.0)
     s = np.concatenate([[0.0], np.cumsum(step)])
     a = np.clip(np.searchsorted(s, s - baseline / 2.0, side="right") - 1, 0, n - 1)
     b = np.clip(np.searchsorted(s, s + baseline / 2.0, side="left"), 0, n - 1)
@@ -718,7 +736,8 @@ class TelemetryTrack:
         """One line for the user, e.g. ``telemetry covers 0.0–42.0 s of 60.0 s (70 %)``."""
         start, end = self.start_s, min(self.end_s, duration_s)
         share = max(0.0, end - start) / duration_s if duration_s > 0 else 0.0
-        return f"{Path(self.source).name}: telemetry covers {start:.1f}–{end:.1f} s of {duration_s:.1f} s ({share:.0%})"
+        name = Path(self.source).name
+        return f"{name}: telemetry covers {start:.1f}–{end:.1f} s of {duration_s:.1f} s ({share:.0%})"
 
     def problem_summary(self) -> str:
         """Dropped cues per reason with the first line of each, for a report ('no problems' when clean)."""
@@ -869,7 +888,10 @@ class StillGeo:
         return self.taken_local.replace(tzinfo=timezone(self.utc_offset))
 
     def frame_geo(self, options: TelemetryOptions | None = None) -> FrameGeo:
-        """The still's camera pose (yaw: gimbal, else aircraft body, else configured; pitch: gimbal, else configured)."""
+        """The still's camera pose.
+
+        Yaw: the gimbal's, else the aircraft body's, else the configured one; pitch: the gimbal's, else configured.
+        """
         options = options or TelemetryOptions()
         if self.gimbal_yaw_deg is not None:
             yaw, yaw_source = self.gimbal_yaw_deg, SOURCE_GIMBAL
@@ -1046,7 +1068,8 @@ def read_still_geo(path: str | Path) -> StillGeo:
 
     gps_alt = _exif_float(tags, "GPS GPSAltitude")
     ref = tags.get("GPS GPSAltitudeRef")
-    if gps_alt is not None and ref is not None and getattr(ref, "values", None) and str(ref.values[0]) in ("1", "b'\\x01'"):
+    below_sea_level = ref is not None and bool(getattr(ref, "values", None)) and str(ref.values[0]) == "1"
+    if gps_alt is not None and below_sea_level:
         gps_alt = -gps_alt  # GPSAltitudeRef 1: below sea level
     abs_alt = xmp_float("AbsoluteAltitude")
     taken, offset = _exif_time(tags)

@@ -430,7 +430,7 @@ def test_payload_names_the_origin(store, camera_id, flight_id, address, expected
     assert description.startswith(f"Stall occupying the street {expected}, observed "), description
 
 
-def test_flight_findings_are_not_deduplicated_by_pixel_boxes(store):
+def test_flight_findings_are_not_deduplicated_by_pixel_boxes(store, session_factory):
     # Two findings of one flight in the same zone with the same pixel box are different objects (the boxes
     # come from different frames of a moving camera), so each is a case; camera cases dedupe as before.
     first = store.ingest(flight_violation("f/v1"), origin=make_flight().at(31.195, 121.436))
@@ -438,9 +438,14 @@ def test_flight_findings_are_not_deduplicated_by_pixel_boxes(store):
     assert first.id != second.id and first.dedupe_key == second.dedupe_key
     cam = store.ingest(make_violation("cam-v1"), origin=make_origin())
     assert cam.dedupe_key == "cam-1|z1|stall_occupation" and cam.flight_id is None
-    updated = store.ingest(flight_violation("f/v1", event="closed", last_s=400, boxes=((1, 2, 3, 4),)),
-                           origin=make_flight().at(31.195, 121.436))
+    # a later event of a flight's violation, even without its origin, goes to its case and makes no camera
+    updated = store.ingest(flight_violation("f/v1", event="closed", last_s=400, boxes=((1, 2, 3, 4),)))
     assert updated.id == first.id and updated.ended_at == T0 + timedelta(seconds=400)
+    assert (updated.flight_id, updated.camera_id) == (FLIGHT_ID, None)
+    from service.db.models import Camera
+
+    with session_factory() as s:
+        assert s.scalars(select(Camera.id)).all() == ["cam-1"]
 
 
 def test_a_later_flight_updates_the_case_it_is_attached_to(store):

@@ -148,13 +148,13 @@ SWAPPED = [[lat, lon] for lon, lat in square()]
         (collection({"type": "Polygon", "coordinates": []}), "baseline", {},
          "layer.geojson: feature[0]: is a 'Polygon', not a 'Feature'"),
         (collection(feature(), feature([square()[:-1]], fid="B-12")), "baseline", {},
-         "layer.geojson: feature[1] (id 'B-12'): ring 0 is not closed (first position [114.0579, 22.5431], "
-         "last [114.0579, 22.5432]"),
+         ("layer.geojson: feature[1] (id 'B-12'): ring 0 is not closed (first position [114.0579, 22.5431], "
+          "last [114.0579, 22.5432]")),
         (collection(feature([[[LON0, LAT0], [LON0 + D, LAT0], [LON0, LAT0]]], fid="T")), "baseline", {},
          "feature[0] (id 'T'): ring 0 has 3 positions; a closed ring needs at least 4"),
         (collection(feature([SWAPPED], fid="S")), "baseline", {},
-         "feature[0] (id 'S'): ring 0 position 0 [22.5431, 114.0579] is out of range (lon -180..180, lat -90..90) "
-         "(and 4 more): lat/lon swapped? GeoJSON is [lon, lat]"),
+         ("feature[0] (id 'S'): ring 0 position 0 [22.5431, 114.0579] is out of range (lon -180..180, "
+          "lat -90..90) (and 4 more): lat/lon swapped? GeoJSON is [lon, lat]")),
         (collection(feature([[[200, 10], [201, 10], [201, 11], [200, 10]]])), "baseline", {},
          "feature[0]: ring 0 position 0 [200, 10] is out of range (lon -180..180, lat -90..90) (and 3 more)"),
         (collection(feature([[[LON0, LAT0], "x", [LON0, LAT0 + D], [LON0, LAT0]]])), "baseline", {},
@@ -185,8 +185,8 @@ SWAPPED = [[lat, lon] for lon, lat in square()]
         (collection(feature(fid="N", props={"schedule": [{"start": "18:00", "end": "22:00"}]})), "no_vending", {},
          "feature[0] (id 'N'): property 'schedule': a schedule needs a time zone"),
         (collection(feature(fid="far", coords=[square(LON0 + 1.5)])), "baseline", {"frame": FRAME},
-         "feature[0] (id 'far'): lies 154.3 km from the flight (more than 100 km): wrong file, or a layer of "
-         "another place?"),
+         ("feature[0] (id 'far'): lies 154.3 km from the flight (more than 100 km): wrong file, or a layer of "
+          "another place?")),
         (collection(feature(fid="far", coords=[square(LON0 + 2)]), feature(fid="far2", coords=[square(LON0 + 3)])),
          "baseline", {"frame": FRAME},
          "layer.geojson: every feature lies far from the flight (nearest 205.7 km, more than 100 km): wrong file"),
@@ -305,10 +305,10 @@ def test_previous_flight_problems():
     with pytest.raises(LayerError) as info:
         parse_previous_flight(json.dumps(data), source="old/findings.geojson")
     assert info.value.problems == [
-        "old/findings.geojson: feature[1]: property 'finding_id' is missing (a streetwatch findings file gives "
-        "every feature one)",
-        "old/findings.geojson: feature[0] (id 'f1:illegal_structure:0'): finding has a Point but no footprint "
-        "Polygon",
+        ("old/findings.geojson: feature[1]: property 'finding_id' is missing (a streetwatch findings file gives "
+         "every feature one)"),
+        ("old/findings.geojson: feature[0] (id 'f1:illegal_structure:0'): finding has a Point but no footprint "
+         "Polygon"),
     ]
 
 
@@ -327,7 +327,8 @@ def test_projection_into_the_local_frame():
     width_m = exterior[:, 0].max() - exterior[:, 0].min()
     assert width_m == pytest.approx(10.29, abs=0.01)  # 0.0001° of longitude at 22.5° N
     np.testing.assert_allclose(projected.features[0].bbox_en_m, [0, 0, width_m, exterior[:, 1].max()], atol=1e-6)
-    assert projected.features[0].covers(np.array([[1.0, 1.0], [5.0, 5.0], [-1.0, 1.0]])).tolist() == [True, False, False]
+    inside, in_hole, outside = [1.0, 1.0], [5.0, 5.0], [-1.0, 1.0]
+    assert projected.features[0].covers(np.array([inside, in_hole, outside])).tolist() == [True, False, False]
 
 
 def random_polygon(rng, centre, radius, n, jitter):
