@@ -15,12 +15,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from detector.errors import StreetwatchError
 
-__all__ = ["WEEKDAYS", "ScheduleError", "TimeWindow", "WeeklySchedule", "parse_days", "parse_hhmm", "load_timezone"]
+__all__ = ["WEEKDAYS", "ScheduleError", "TimeWindow", "WeeklySchedule", "WindowConfig", "parse_days", "parse_hhmm", "load_timezone"]
 
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _MINUTES_PER_DAY = 24 * 60
@@ -251,3 +253,38 @@ def _next_wall_boundary(wall: datetime, boundaries_min: Sequence[int]) -> dateti
             if candidate > wall:
                 return candidate
     raise AssertionError("unreachable: every day has the same boundaries")  # pragma: no cover
+
+
+class WindowConfig(BaseModel):
+    """One weekly window as configuration files write it, local time; ``end`` before ``start`` crosses midnight.
+
+    The configuration's form of a `TimeWindow` (camera zones and rules, drone no-vending layers).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    days: list[str] = Field(
+        default_factory=lambda: list(WEEKDAYS), min_length=1, max_length=14,
+        description="Days the window starts on: mon..sun, or ranges such as mon-fri (default: every day).",
+    )
+    start: str = Field(description="Start time HH:MM, local time (quote it in YAML: \"18:00\").",
+                       min_length=4, max_length=5)
+    end: str = Field(description="End time HH:MM (24:00 allowed); at or before start it ends the next day.",
+                     min_length=4, max_length=5)
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _yaml_sexagesimal_time(cls, value: Any) -> Any:
+        # YAML 1.1 reads an unquoted 18:30 as the base-60 integer 1110, which is exactly minutes since
+        # midnight; turn it back into the text the user wrote instead of failing on a correct-looking file.
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 24 * 60:
+            return f"{value // 60:02d}:{value % 60:02d}"
+        return value
+
+    @model_validator(mode="after")
+    def _window_valid(self) -> "WindowConfig":
+        self.to_window()  # ScheduleError is a ValueError: its message becomes the problem
+        return self
+
+    def to_window(self) -> TimeWindow:
+        return TimeWindow.parse(self.days, self.start, self.end)

@@ -10,14 +10,15 @@ names. Problems are reported all together, each as ``field.path: reason``::
 Top-level ``tracker``, ``rules`` and ``model`` are defaults for every camera. A camera's own ``tracker`` and
 ``rules`` override only the keys they set; a camera's ``model`` replaces the default selection.
 
-The ``build_*`` functions turn a validated configuration into the detector's objects (zones, schedules,
-tracker, rule engine); zone and schedule validation is the detector's own, so a bad polygon gets the same
-message here as from `detector.zones.Zone`.
+This module is the schema and its loading only; `service.pipeline` turns a validated configuration into the
+detector's objects (zones, schedules, tracker, rule engine, whole pipelines). Zone and schedule validation is the
+detector's own, so a bad polygon gets the same message here as from `detector.zones.Zone`; rule sections are
+derived from the rule modules (`detector.rules`), where each parameter's default, bounds and wording live.
 
 Example:
     >>> config = load_config("examples/config.yaml")  # doctest: +SKIP
-    >>> camera = config.cameras[0]                   # doctest: +SKIP
-    >>> tracker, engine = build_tracker(config, camera), build_rule_engine(config, camera)  # doctest: +SKIP
+    >>> config.rules_for(config.cameras[0]).stall_occupation.min_dwell_s  # doctest: +SKIP
+    300.0
 """
 
 from __future__ import annotations
@@ -32,11 +33,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from detector.errors import StreetwatchError
-from detector.motion import MotionGate, MotionGateConfig
-from detector.rules import RULES, Rule, RuleEngine, make_rule, param_bounds, param_doc
-from detector.schedule import WEEKDAYS, TimeWindow, WeeklySchedule, load_timezone
-from detector.tracking import Tracker, TrackerConfig
+from detector.motion import MotionGateConfig
+from detector.rules import RULES, param_bounds, param_doc
+from detector.schedule import WindowConfig, load_timezone
+from detector.tracking import TrackerConfig
 from detector.zones import Zone, ZoneKind, polygon_problems
+from service.drone_config import DroneConfig, GridLayerConfig, resolve_paths
 from service.kinds import default_category_codes
 from service.origin import CaseOrigin
 
@@ -57,17 +59,10 @@ __all__ = [
     "TrackerSettings",
     "WindowConfig",
     "ZoneConfig",
-    "build_motion_gate",
-    "build_rule_engine",
-    "build_rules",
-    "build_schedule",
-    "build_tracker",
-    "build_zones",
     "camera_origin",
     "format_validation_error",
     "load_config",
     "parse_config",
-    "validate_config_file",
 ]
 
 CONFIG_VERSION = 1
@@ -106,36 +101,6 @@ class _Model(BaseModel):
 
 
 # --- schedules and zones --------------------------------------------------------------------------------
-
-class WindowConfig(_Model):
-    """One weekly window, local time of the camera; ``end`` before ``start`` crosses midnight."""
-
-    days: list[str] = Field(
-        default_factory=lambda: list(WEEKDAYS), min_length=1, max_length=14,
-        description="Days the window starts on: mon..sun, or ranges such as mon-fri (default: every day).",
-    )
-    start: str = Field(description="Start time HH:MM, local time (quote it in YAML: \"18:00\").",
-                       min_length=4, max_length=5)
-    end: str = Field(description="End time HH:MM (24:00 allowed); at or before start it ends the next day.",
-                     min_length=4, max_length=5)
-
-    @field_validator("start", "end", mode="before")
-    @classmethod
-    def _yaml_sexagesimal_time(cls, value: Any) -> Any:
-        # YAML 1.1 reads an unquoted 18:30 as the base-60 integer 1110, which is exactly minutes since
-        # midnight; turn it back into the text the user wrote instead of failing on a correct-looking file.
-        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 24 * 60:
-            return f"{value // 60:02d}:{value % 60:02d}"
-        return value
-
-    @model_validator(mode="after")
-    def _window_valid(self) -> "WindowConfig":
-        self.to_window()  # ScheduleError is a ValueError: its message becomes the problem
-        return self
-
-    def to_window(self) -> TimeWindow:
-        return TimeWindow.parse(self.days, self.start, self.end)
-
 
 class ZoneConfig(_Model):
     """A zone drawn on the camera's view."""
@@ -448,6 +413,9 @@ class AppConfig(_Model):
     motion: MotionSettings = Field(default_factory=MotionSettings, description="Default motion-gate settings.")
     rules: RulesConfig = Field(default_factory=RulesConfig, description="Default rule settings.")
     cameras: list[CameraConfig] = Field(default_factory=list, max_length=10000, description="The cameras.")
+    grid: GridLayerConfig | None = Field(None, description="Grid cells (单元网格): drone findings and cameras with a "
+                                                           "position get the code of the cell they are in.")
+    drone: DroneConfig | None = Field(None, description="How drone flights are analysed (omit: the defaults).")
 
     @field_validator("config_version", mode="before")
     @classmethod
@@ -703,122 +671,5 @@ def load_config(path: Path | str) -> AppConfig:
             ``field.path: reason`` and ``str(error)`` is one line naming the file.
     """
     path = Path(path)
-    return parse_config(_read_raw(path), str(path))
-
-
-def validate_config_file(path: Path | str) -> list[str]:
-    """Every problem of a configuration file (empty when it is valid), for ``streetwatch config validate``.
-
-    Beyond `load_config`, builds each camera's zones, tracker and rule engine, so a file that passes here
-    also starts. Entries are ``field.path: reason``, or a reason about the file itself; print each as
-    ``FILE: entry`` and exit 2 when there are any.
-    """
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        return exc.problems
-    problems = []
-    for i, camera in enumerate(config.cameras):
-        try:
-            track_score = _card_track_score(config.model_for(camera).name)
-            build_tracker(config, camera, track_score=track_score)
-            build_rule_engine(config, camera, track_score=track_score)
-        except (StreetwatchError, ValueError, KeyError, TypeError) as exc:
-            problems.append(f"cameras[{i}]: cannot build its pipeline: {exc}")
-    return problems
-
-
-def _card_track_score(model_name: str) -> float | None:
-    """The track_score of the named model's card; None when the card cannot be read (the camera's worker
-    reports a missing model when it starts, and other cameras keep running)."""
-    from detector.runtime import resolve_card
-
-    try:
-        return resolve_card(model_name).thresholds.track_score
-    except (StreetwatchError, OSError, ValueError):
-        return None
-
-
-# --- configuration -> detector objects ------------------------------------------------------------------
-
-def build_schedule(windows: Sequence[WindowConfig] | None, timezone: str) -> WeeklySchedule | None:
-    """The detector schedule of configured windows in `timezone`; None (always) when there are none."""
-    if windows is None:
-        return None
-    return WeeklySchedule(tuple(w.to_window() for w in windows), timezone)
-
-
-def build_zones(camera: CameraConfig) -> list[Zone]:
-    """The detector zones of a camera, in configuration order."""
-    return [
-        Zone(
-            zone_id=z.id,
-            kind=z.kind,
-            polygon=tuple(z.polygon),
-            schedule=build_schedule(z.schedule, camera.timezone),
-            inertia_samples=z.inertia_samples,
-            anchor=z.anchor,
-            min_dwell_s=z.min_dwell_s,
-        )
-        for z in camera.zones
-    ]
-
-
-def build_tracker(config: AppConfig, camera: CameraConfig, first_track_id: int = 1,
-                  track_score: float | None = None) -> Tracker:
-    """A fresh tracker for one camera with its effective settings.
-
-    ``track_score`` is the camera's model's operating point (``card.thresholds.track_score``): it fills the
-    score fields the file leaves out.
-    """
-    return Tracker(config.tracker_for(camera).to_detector(track_score), first_track_id=first_track_id)
-
-
-def build_motion_gate(config: AppConfig, camera: CameraConfig) -> MotionGate | None:
-    """A fresh motion gate for one camera (it holds the reference frame), or None when gating is off."""
-    settings = config.motion_for(camera)
-    return MotionGate(settings.to_detector()) if settings.enabled else None
-
-
-def build_rules(config: AppConfig, camera: CameraConfig, track_score: float | None = None) -> list[Rule]:
-    """Instances of the camera's enabled rules with their effective settings (``track_score``: as in
-    `build_tracker`, for an omitted min_score)."""
-    rules = []
-    for kind, rule_config in config.rules_for(camera).items():
-        if not rule_config.enabled:
-            continue
-        params_type = RULES[kind].params_type
-        names = {f.name for f in dataclass_fields(params_type)} - {"classes", "schedule", "zone_ids"}
-        params = params_type(
-            classes=frozenset(rule_config.classes),
-            schedule=build_schedule(rule_config.schedule, camera.timezone),
-            zone_ids=None if rule_config.zone_ids is None else frozenset(rule_config.zone_ids),
-            **{name: getattr(rule_config, name) for name in names - {"min_score"}},
-            min_score=_effective_min_score(rule_config, track_score),
-        )
-        rules.append(make_rule(kind, params))
-    return rules
-
-
-def _effective_min_score(rule_config: RuleConfig, track_score: float | None) -> float:
-    if rule_config.min_score is not None:
-        return rule_config.min_score
-    return type(rule_config).BUILTIN_MIN_SCORE if track_score is None else track_score
-
-
-def build_rule_engine(config: AppConfig, camera: CameraConfig, *,
-                      class_names: Sequence[str] | None = None,
-                      class_map: Mapping[str, str] | None = None,
-                      track_score: float | None = None) -> RuleEngine:
-    """A fresh rule engine for one camera.
-
-    Args:
-        config: The validated configuration.
-        camera: One of its cameras.
-        class_names: The model's class names by id (used when detections carry no ``class_name`` column).
-        class_map: The model card's ``violation_classes``; the camera's ``model.class_map`` is added on top.
-        track_score: The model card's operating point, for rules whose min_score the file leaves out.
-    """
-    merged_map = {**(class_map or {}), **config.model_for(camera).class_map}
-    return RuleEngine(camera.id, build_zones(camera), build_rules(config, camera, track_score),
-                      class_names=class_names, class_map=merged_map)
+    # Layer files named in the file are relative to it, wherever streetwatch is started from.
+    return resolve_paths(parse_config(_read_raw(path), str(path)), path.resolve().parent)

@@ -406,8 +406,9 @@ def _clip_half_plane(poly: np.ndarray, normal: np.ndarray, offset: float) -> np.
 
 
 def _signed_area(poly: np.ndarray) -> float:
+    """Shoelace area, positive for counter-clockwise (x east, y north) polygons."""
     x, y = poly[:, 0], poly[:, 1]
-    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y))
+    return 0.5 * float(x[:-1] @ y[1:] - x[1:] @ y[:-1] + x[-1] * y[0] - x[0] * y[-1])
 
 
 def image_polygon_to_ground(
@@ -471,9 +472,10 @@ def frame_footprint(
 ) -> np.ndarray:
     """The ground seen by the whole frame within `max_range_m`: a (K, 2) counter-clockwise east/north polygon.
 
-    The image border is sampled with `samples_per_edge` points per edge (so that an outline clipped by the
-    range circle of an oblique view follows it) and handed to `image_polygon_to_ground`. Empty (0, 2) when no
-    ground within range is in view.
+    The image border, with `samples_per_edge` points per edge, is handed to `image_polygon_to_ground`. Image
+    edges stay straight on a flat ground and the range circle brings its own vertices, so one point per edge
+    (the corners) gives the same polygon; more only give a denser outline to draw or warp along. Empty (0, 2)
+    when no ground within range is in view.
 
     Raises:
         ValueError: The camera is not above the ground plane.
@@ -495,6 +497,8 @@ def convex_intersection(a_en_m: np.ndarray, b_en_m: np.ndarray) -> np.ndarray:
     b = np.asarray(b_en_m, np.float64).reshape(-1, 2)
     if len(out) < 3 or len(b) < 3:
         return np.zeros((0, 2))
+    if (out.min(axis=0) > b.max(axis=0)).any() or (out.max(axis=0) < b.min(axis=0)).any():
+        return np.zeros((0, 2))  # bounding boxes apart
     for i in range(len(b)):
         edge = b[(i + 1) % len(b)] - b[i]
         outward = np.array([edge[1], -edge[0]])  # right of a counter-clockwise edge is outside

@@ -157,15 +157,16 @@ def select_frames(
     overlaps: list[float] = []
     footprints: list[np.ndarray] = []
     for i, geo in enumerate(geos):
-        if chosen and times[i] - times[chosen[-1]] < min_interval_s:
-            continue  # too soon whatever the footprint: no need to build it
         pose, reason = pose_from_geo(geo, local, ground_up_m)
         if pose is None:
             skipped[reason] += 1
             continue
+        if chosen and times[i] - times[chosen[-1]] < min_interval_s:
+            continue  # too soon whatever the footprint: no need to build it
         height_m = pose.up_m - ground_up_m
+        # Corners suffice (straight edges); the sampled outline of frame_footprint's default is for drawing.
         footprint = frame_footprint(
-            intr, pose, ground_up_m, max_range_m=min(DEFAULT_MAX_RANGE_M, range_factor * height_m)
+            intr, pose, ground_up_m, max_range_m=min(DEFAULT_MAX_RANGE_M, range_factor * height_m), samples_per_edge=1
         )
         area_m2 = polygon_area_m2(footprint)
         if area_m2 <= 0.0:

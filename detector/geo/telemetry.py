@@ -355,7 +355,9 @@ def _parse_cue_text(text: str) -> tuple[str | None, float | None, float | None, 
         if fpry or gpry:
             style = FORMAT_P4RTK
         elif unit and unit.upper() == "M":
-            style = FORMAT_MATRICE  # the Matrice writes the altitude with its unit: GPS(lat,lon,0.0M)
+            # The Matrice writes an altitude with its unit: GPS(lat,lon,0.0M). The public M300 sample has 0.0M
+            # throughout a 380 s flight, so it is not used; BAROMETER gives the height above take-off.
+            style = FORMAT_MATRICE
         else:
             style = FORMAT_GPS_LON_LAT
         return style, float(first), float(second), True, fields
@@ -509,7 +511,7 @@ def _drop_glitches(samples: list[TelemetrySample], problem) -> list[TelemetrySam
         if too_far(i - 1, i) and too_far(i, i + 1) and not too_far(i - 1, i + 1):
             keep[i] = False
             problem("position_jump", samples[i].line_no)
-    return [s for s, k in zip(samples, keep) if k]
+    return [s for s, k in zip(samples, keep, strict=True) if k]
 
 
 def _no_usable(source: str, n_blocks: int, problems: Counter[str], problem_lines: dict[str, int]) -> TelemetryError:
@@ -568,6 +570,7 @@ def _track_heading_deg(lat: np.ndarray, lon: np.ndarray, baseline_m: float) -> n
     step = np.hypot(np.diff(e), np.diff(nn))
     # Rounded coordinates change by whole multiples of their last digit: the smallest change seen is the
     # resolution (1e-4° ≈ 11 m on legacy files; about 0.1 m on 6-decimal files, where it does not matter).
+    # A spherical metres-per-degree is plenty to size a window; positions themselves go through LocalFrame.
     quantum_m = math.inf
     for values, m_per_deg in ((lat, 111_320.0), (lon, 111_320.0 * math.cos(math.radians(float(lat[0]))))):
         changes = np.abs(np.diff(values))

@@ -182,7 +182,9 @@ FORMAT_CASES = [
 ]
 
 
-@pytest.mark.parametrize("name,text,fmt,t_s,lat,lon,rel_alt,abs_alt,focal,local", FORMAT_CASES, ids=[c[0] for c in FORMAT_CASES])
+@pytest.mark.parametrize(
+    "name,text,fmt,t_s,lat,lon,rel_alt,abs_alt,focal,local", FORMAT_CASES, ids=[c[0] for c in FORMAT_CASES]
+)
 def test_each_format_first_sample(name, text, fmt, t_s, lat, lon, rel_alt, abs_alt, focal, local):
     track = parse_srt_text(text, source=f"{name}.SRT")
     assert track.format == fmt
