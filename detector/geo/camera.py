@@ -43,15 +43,15 @@ __all__ = [
     "CameraIntrinsics",
     "CameraPose",
     "GroundHits",
+    "box_outline_px",
+    "convex_intersection",
+    "frame_footprint",
+    "ground_to_pixel",
+    "gsd_m",
+    "image_polygon_to_ground",
     "pixel_rays",
     "pixel_to_ground",
-    "ground_to_pixel",
-    "frame_footprint",
-    "image_polygon_to_ground",
-    "box_outline_px",
-    "gsd_m",
     "polygon_area_m2",
-    "convex_intersection",
 ]
 
 DEFAULT_MAX_RANGE_M = 500.0
@@ -107,12 +107,12 @@ class CameraIntrinsics:
     # --- constructors -------------------------------------------------------------------------
 
     @classmethod
-    def from_focal_px(cls, focal_px: float, width_px: int, height_px: int) -> "CameraIntrinsics":
+    def from_focal_px(cls, focal_px: float, width_px: int, height_px: int) -> CameraIntrinsics:
         """Square pixels, principal point at the image centre."""
         return cls(width_px, height_px, float(focal_px), float(focal_px), width_px / 2.0, height_px / 2.0)
 
     @classmethod
-    def from_sensor(cls, sensor_width_mm: float, focal_mm: float, width_px: int, height_px: int) -> "CameraIntrinsics":
+    def from_sensor(cls, sensor_width_mm: float, focal_mm: float, width_px: int, height_px: int) -> CameraIntrinsics:
         """From the sensor's width and the lens's true (not 35 mm equivalent) focal length.
 
         Assumes the image spans the **full sensor width**. That holds for stills at the native size and for
@@ -134,7 +134,7 @@ class CameraIntrinsics:
         return cls.from_focal_px(focal_mm / sensor_width_mm * width_px, width_px, height_px)
 
     @classmethod
-    def from_35mm_equivalent(cls, f35_mm: float, width_px: int, height_px: int) -> "CameraIntrinsics":
+    def from_35mm_equivalent(cls, f35_mm: float, width_px: int, height_px: int) -> CameraIntrinsics:
         """From a 35 mm equivalent focal length (EXIF ``FocalLengthIn35mmFilm``, DJI's "24 mm format equivalent").
 
         The equivalence is by the **diagonal** (the image's diagonal is mapped onto the 43.27 mm diagonal of
@@ -148,13 +148,13 @@ class CameraIntrinsics:
         return cls.from_focal_px(focal_px, width_px, height_px)
 
     @classmethod
-    def from_hfov(cls, hfov_deg: float, width_px: int, height_px: int) -> "CameraIntrinsics":
+    def from_hfov(cls, hfov_deg: float, width_px: int, height_px: int) -> CameraIntrinsics:
         """From the horizontal field of view of this image (`detector.types.FrameGeo.hfov_deg`)."""
         if not 0.0 < hfov_deg < 180.0:
             raise ValueError(f"CameraIntrinsics.from_hfov: hfov_deg must lie in (0, 180), got {hfov_deg}")
         return cls.from_focal_px(width_px / 2.0 / math.tan(math.radians(hfov_deg) / 2.0), width_px, height_px)
 
-    def scaled(self, width_px: int, height_px: int) -> "CameraIntrinsics":
+    def scaled(self, width_px: int, height_px: int) -> CameraIntrinsics:
         """The same camera delivering an image of another size, **keeping the full image width**.
 
         The scale is ``width_px / self.width_px`` in both directions (square pixels stay square). When the

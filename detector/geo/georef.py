@@ -86,7 +86,7 @@ from detector.geo.enu import LocalFrame
 from detector.geo.types import GroundDetection
 from detector.types import Detections, FrameGeo
 
-__all__ = ["CONTACT_SWITCH_DEPRESSION_DEG", "pose_from_geo", "georeference"]
+__all__ = ["CONTACT_SWITCH_DEPRESSION_DEG", "georeference", "pose_from_geo"]
 
 CONTACT_SWITCH_DEPRESSION_DEG = 45.0
 """Boxes whose centre ray is at least this far below the horizon are placed by their centre, others by their

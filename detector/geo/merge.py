@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -54,12 +54,12 @@ from detector.geo.enu import LocalFrame
 from detector.geo.types import GroundDetection, MapFinding
 
 __all__ = [
-    "DEFAULT_RADIUS_M",
     "DEFAULT_MATCH_RADIUS_M",
-    "SIZE_FACTOR",
+    "DEFAULT_RADIUS_M",
     "MAX_RADIUS_M",
-    "merge_detections",
+    "SIZE_FACTOR",
     "match_findings",
+    "merge_detections",
 ]
 
 DEFAULT_RADIUS_M: Mapping[str, float] = {"bicycle": 1.2, "stall": 2.0, "illegal_structure": 2.5}

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from detector.errors import StreetwatchError
 from detector.geo.camera import FULL_FRAME_DIAGONAL_MM, CameraIntrinsics
 
-__all__ = ["CameraProfile", "UnknownCameraError", "PROFILES", "get_profile", "profile_names"]
+__all__ = ["PROFILES", "CameraProfile", "UnknownCameraError", "get_profile", "profile_names"]
 
 
 class UnknownCameraError(StreetwatchError, ValueError):

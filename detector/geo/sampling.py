@@ -38,8 +38,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -54,7 +54,7 @@ from detector.geo.enu import LocalFrame
 from detector.geo.georef import pose_from_geo
 from detector.types import FrameGeo
 
-__all__ = ["SamplingPlan", "select_frames", "DEFAULT_MAX_INTERVAL_S", "DEFAULT_MIN_INTERVAL_S"]
+__all__ = ["DEFAULT_MAX_INTERVAL_S", "DEFAULT_MIN_INTERVAL_S", "SamplingPlan", "select_frames"]
 
 DEFAULT_MAX_INTERVAL_S = 10.0
 """While hovering, one frame this often (a stall being set up or a person at a bike is worth a second look)."""
@@ -102,7 +102,9 @@ class SamplingPlan:
         return int(self.indices.shape[0])
 
 
-def _validate(t_s: np.ndarray, geos: Sequence[FrameGeo | None], overlap_frac: float, max_s: float, min_s: float) -> None:
+def _validate(
+    t_s: np.ndarray, geos: Sequence[FrameGeo | None], overlap_frac: float, max_s: float, min_s: float
+) -> None:
     if t_s.ndim != 1 or len(t_s) != len(geos):
         raise ValueError(f"select_frames: t_s has shape {t_s.shape} but there are {len(geos)} poses")
     if not np.isfinite(t_s).all():

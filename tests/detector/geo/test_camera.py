@@ -205,7 +205,8 @@ def test_nadir_footprint_is_the_analytic_rectangle(yaw, alt):
     half_w, half_h = alt * intr.width_px / 2 / intr.fx_px, alt * intr.height_px / 2 / intr.fy_px
     psi = math.radians(yaw)
     right, forward = np.array([math.cos(psi), -math.sin(psi)]), np.array([math.sin(psi), math.cos(psi)])
-    corners = [p.center_m[:2] + sx * half_w * right + sy * half_h * forward for sx, sy in ((-1, 1), (1, 1), (1, -1), (-1, -1))]
+    signs = ((-1, 1), (1, 1), (1, -1), (-1, -1))
+    corners = [p.center_m[:2] + sx * half_w * right + sy * half_h * forward for sx, sy in signs]
     fp = frame_footprint(intr, p)
     assert fp.shape[1] == 2 and len(fp) >= 4
     assert Polygon(fp).exterior.is_ccw
@@ -213,7 +214,9 @@ def test_nadir_footprint_is_the_analytic_rectangle(yaw, alt):
     assert shapely.symmetric_difference(Polygon(fp), expected).area < 1e-6 * expected.area
 
 
-@pytest.mark.parametrize("yaw, pitch, roll", [(0.0, -10.0, 0.0), (37.0, -20.0, 3.0), (-120.0, -5.0, -3.0), (180.0, 0.0, 0.0)])
+@pytest.mark.parametrize(
+    "yaw, pitch, roll", [(0.0, -10.0, 0.0), (37.0, -20.0, 3.0), (-120.0, -5.0, -3.0), (180.0, 0.0, 0.0)]
+)
 def test_oblique_footprint_seeing_the_horizon_is_clipped_to_max_range(yaw, pitch, roll):
     intr, p, max_range_m = CameraIntrinsics.from_hfov(80.0, 160, 90), pose(yaw, pitch, roll, alt=50.0), 300.0
     fp = Polygon(frame_footprint(intr, p, max_range_m=max_range_m))
@@ -223,7 +226,8 @@ def test_oblique_footprint_seeing_the_horizon_is_clipped_to_max_range(yaw, pitch
     pts = np.column_stack([e.ravel() + p.east_m, n.ravel() + p.north_m, np.zeros(e.size)])
     uv, in_front = ground_to_pixel(intr, p, pts)
     with np.errstate(invalid="ignore"):
-        inside_img = in_front & (uv[:, 0] >= 0) & (uv[:, 0] <= intr.width_px) & (uv[:, 1] >= 0) & (uv[:, 1] <= intr.height_px)
+        in_width = (uv[:, 0] >= 0) & (uv[:, 0] <= intr.width_px)
+        inside_img = in_front & in_width & (uv[:, 1] >= 0) & (uv[:, 1] <= intr.height_px)
     truth = inside_img & (np.linalg.norm(pts - p.center_m, axis=1) <= max_range_m)
     ours = shapely.contains_xy(fp, pts[:, 0], pts[:, 1])
     near_edge = shapely.distance(fp.exterior, shapely.points(pts[:, :2])) < 1.0

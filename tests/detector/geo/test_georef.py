@@ -7,7 +7,11 @@ from shapely.geometry import Point, Polygon
 
 from detector.geo.camera import CameraIntrinsics, pixel_rays, pixel_to_ground
 from detector.geo.enu import LocalFrame
-from detector.geo.georef import CONTACT_SWITCH_DEPRESSION_DEG, georeference, pose_from_geo
+from detector.geo.georef import (
+    CONTACT_SWITCH_DEPRESSION_DEG,
+    georeference,
+    pose_from_geo,
+)
 from detector.types import Detections, FrameGeo
 
 LOCAL = LocalFrame(31.2304, 121.4737, 4.0)
@@ -36,7 +40,9 @@ def box_with_anchor(u, v, anchor, half_w=6.0, half_h=4.0):
 # --- enu ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("lat0, lon0, h0", [(0.0, 0.0, 0.0), (31.2304, 121.4737, 4.0), (59.9, 10.7, 120.0), (-45.0, 170.0, -20.0)])
+@pytest.mark.parametrize(
+    "lat0, lon0, h0", [(0.0, 0.0, 0.0), (31.2304, 121.4737, 4.0), (59.9, 10.7, 120.0), (-45.0, 170.0, -20.0)]
+)
 def test_enu_round_trip_is_within_a_millimetre_over_5_km(lat0, lon0, h0):
     frame = LocalFrame(lat0, lon0, h0)
     rng = np.random.default_rng(1)
@@ -57,7 +63,9 @@ def test_enu_matches_known_distances_and_keeps_shapes():
     assert lonlat[1, 0] > 121.4737 and lonlat[1, 1] == pytest.approx(31.2304, abs=1e-6)
 
 
-@pytest.mark.parametrize("args", [(91.0, 0.0, 0.0), (0.0, 181.0, 0.0), (float("nan"), 0.0, 0.0), (0.0, 0.0, float("inf"))])
+@pytest.mark.parametrize(
+    "args", [(91.0, 0.0, 0.0), (0.0, 181.0, 0.0), (float("nan"), 0.0, 0.0), (0.0, 0.0, float("inf"))]
+)
 def test_local_frame_rejects_bad_origins(args):
     with pytest.raises(ValueError, match="LocalFrame"):
         LocalFrame(*args)
@@ -99,7 +107,8 @@ def test_missing_roll_is_level():
 
 
 @pytest.mark.parametrize(
-    "yaw, pitch, roll, alt", list(itertools.product((0.0, 37.0, -120.0), (-90.0, -60.0, -30.0), (0.0, 3.0), (30.0, 80.0)))
+    "yaw, pitch, roll, alt",
+    list(itertools.product((0.0, 37.0, -120.0), (-90.0, -60.0, -30.0), (0.0, 3.0), (30.0, 80.0))),
 )
 def test_flat_objects_are_placed_where_they_lie(yaw, pitch, roll, alt):
     """Boxes built around projected ground points (the anchor the module picks) come back to those points."""
@@ -132,7 +141,7 @@ def test_near_nadir_uses_the_centre_and_oblique_the_bottom_centre():
     oblique, _ = georeference(dets(box), geo_at(pitch=-20.0, alt_m=50.0), intr, LOCAL, 0, 0.0)
     assert (nadir[0].east_m, nadir[0].north_m) == pytest.approx((0.0, 0.0), abs=1e-6)  # the centre, under the camera
     # Oblique: row 600 is atan(0.2) = 11.3° below the optical axis, so 31.3° below the horizon.
-    assert oblique[0].north_m == pytest.approx(50.0 / math.tan(math.radians(20.0 + math.degrees(math.atan(0.2)))), rel=1e-6)
+    assert oblique[0].north_m == pytest.approx(50.0 / math.tan(math.radians(20.0) + math.atan(0.2)), rel=1e-6)
 
 
 def test_footprint_is_the_projected_box_outline():
@@ -157,7 +166,8 @@ def test_rays_that_miss_the_ground_are_counted_not_placed():
     ]
     found, skipped = georeference(dets(boxes), geo, intr, LOCAL, 0, 0.0, max_range_m=150.0)
     assert skipped == {"above_horizon": 1, "beyond_max_range": 1, "degenerate_footprint": 1}
-    assert len(found) == 1 and found[0].range_m == pytest.approx(50.0 / math.sin(math.radians(10.0) + math.atan(0.9)), rel=1e-6)
+    assert len(found) == 1
+    assert found[0].range_m == pytest.approx(50.0 / math.sin(math.radians(10.0) + math.atan(0.9)), rel=1e-6)
 
 
 def test_a_box_reaching_over_the_horizon_keeps_only_the_ground_part_of_its_outline():

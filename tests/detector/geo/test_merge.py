@@ -45,9 +45,9 @@ def test_one_object_seen_in_8_frames_with_1_m_noise_is_one_finding(cls, seed):
 def test_neighbouring_objects_stay_apart(cls, gap_m):
     dets = seen_in_frames(0.0, 0.0, cls, noise_m=0.3, seed=3) + seen_in_frames(gap_m, 0.0, cls, noise_m=0.3, seed=4)
     found = merge_detections(dets, LOCAL, "f1")
-    assert len(found) == 2
-    assert sorted(round(f.east_m) for f in found) == [0, round(gap_m)]
-    assert all(f.n_frames == 8 for f in found)
+    assert len(found) == 2 and all(f.n_frames == 8 for f in found)
+    for f, truth_east in zip(sorted(found, key=lambda f: f.east_m), (0.0, gap_m)):
+        assert all(abs(m.east_m - truth_east) <= 0.3 for m in f.members)  # no sighting of the other object
 
 
 def test_a_10_m_shed_with_1_m_jitter_stays_one_because_the_radius_grows_with_size():
@@ -100,9 +100,9 @@ def test_best_sighting_is_the_highest_score_then_the_shortest_range():
 
 
 def test_the_merged_point_is_a_score_weighted_median_robust_to_an_outlier():
-    dets = seen_in_frames(0.0, 0.0, "illegal_structure", frames=range(7)) + [sighting(7, 4.0, 0.0, "illegal_structure")]
+    dets = seen_in_frames(0.0, 0.0, "illegal_structure", frames=range(7)) + [sighting(7, 3.5, 0.0, "illegal_structure")]
     (f,) = merge_detections(dets, LOCAL, "f1")
-    assert f.n_frames == 8 and (f.east_m, f.north_m) == (0.0, 0.0)  # a mean would sit at 0.5 m
+    assert f.n_frames == 8 and (f.east_m, f.north_m) == (0.0, 0.0)  # a mean would sit at 0.44 m
     two = [sighting(0, 0.0, 0.0, score=0.9), sighting(1, 0.8, 0.0, score=0.3)]
     (g,) = merge_detections(two, LOCAL, "f1")
     assert g.east_m == 0.0  # the confident view wins
@@ -110,7 +110,12 @@ def test_the_merged_point_is_a_score_weighted_median_robust_to_an_outlier():
 
 @pytest.mark.parametrize(
     "values, weights, expected",
-    [([1.0], [0.5], 1.0), ([0.0, 10.0], [1.0, 1.0], 5.0), ([0.0, 10.0], [1.0, 3.0], 10.0), ([3.0, 1.0, 2.0], [0, 0, 0], 2.0)],
+    [
+        ([1.0], [0.5], 1.0),
+        ([0.0, 10.0], [1.0, 1.0], 5.0),
+        ([0.0, 10.0], [1.0, 3.0], 10.0),
+        ([3.0, 1.0, 2.0], [0, 0, 0], 2.0),
+    ],
 )
 def test_weighted_median_table(values, weights, expected):
     assert weighted_median(np.array(values), np.array(weights, float)) == expected
