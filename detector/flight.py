@@ -163,7 +163,12 @@ class FlightPipeline:
         if (w_px, h_px) != (intr.width_px, intr.height_px):
             intr = intr.scaled(w_px, h_px)
         pose, _ = pose_from_geo(frame.geo, self.local, self.settings.ground_up_m)
-        centre_gsd = gsd_m(intr, pose, self.settings.ground_up_m) if pose is not None else None
+        centre_gsd = None
+        if pose is not None:
+            try:
+                centre_gsd = gsd_m(intr, pose, self.settings.ground_up_m)
+            except ValueError:  # the image centre looks above the horizon: no ground scale there
+                centre_gsd = None
         scale = 1.0
         if self.settings.target_gsd_m is not None and centre_gsd is not None and centre_gsd < self.settings.target_gsd_m:
             scale = centre_gsd / self.settings.target_gsd_m

@@ -32,6 +32,7 @@ The decisions (dedupe, transitions, payloads) are pure functions below the store
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -613,6 +614,37 @@ class CaseStore:
 
     # reading
 
+    def has_violation(self, violation_id: str) -> bool:
+        """Whether a violation is attached to a case already (its later events update that case)."""
+        with self._sessions() as session:
+            return session.get(CaseViolation, violation_id) is not None
+
+    def flight_case_near(self, kind: str, lat_deg: float, lon_deg: float, radius_m: float, *,
+                         exclude_flight_id: str | None = None) -> int | None:
+        """The nearest case of `kind` from a drone flight within `radius_m` of a point, or None.
+
+        "The same object in a later flight updates the existing case": the drone job asks this before opening a
+        case. Cases that were merged into another are not candidates (their target is); rejected and posted ones
+        are, as for camera dedupe (`DEDUPE_STATUSES`). A degree box around the point narrows the query; the
+        distance is then exact on the sphere (haversine; metres at street scale, where the ellipsoid does not
+        matter).
+        """
+        dlat = radius_m / 111_320.0
+        dlon = radius_m / max(1e-6, 111_320.0 * math.cos(math.radians(lat_deg)))
+        query = (select(Case.id, Case.lat_deg, Case.lon_deg)
+                 .where(Case.flight_id.is_not(None), Case.kind == kind, Case.status.in_(DEDUPE_STATUSES),
+                        Case.lat_deg.between(lat_deg - dlat, lat_deg + dlat),
+                        Case.lon_deg.between(lon_deg - dlon, lon_deg + dlon)))
+        if exclude_flight_id is not None:
+            query = query.where(Case.flight_id != exclude_flight_id)
+        best: tuple[float, int] | None = None
+        with self._sessions() as session:
+            for case_id, lat, lon in session.execute(query):
+                d = _haversine_m(lat_deg, lon_deg, lat, lon)
+                if d <= radius_m and (best is None or (d, case_id) < best):
+                    best = (d, case_id)
+        return None if best is None else best[1]
+
     def get(self, case_id: int) -> CasePublic:
         with self._sessions() as session:
             return self._public(session, self._get(session, case_id))
@@ -699,6 +731,14 @@ def _update_row(row: Camera | Flight, now: datetime, **values: Any) -> None:
         for k, v in values.items():
             setattr(row, k, v)
         row.updated_at = now
+
+
+def _haversine_m(lat1_deg: float, lon1_deg: float, lat2_deg: float, lon2_deg: float) -> float:
+    r = 6_371_008.8  # mean Earth radius
+    p1, p2 = math.radians(lat1_deg), math.radians(lat2_deg)
+    a = (math.sin((p2 - p1) / 2) ** 2
+         + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2_deg - lon1_deg) / 2) ** 2)
+    return 2 * r * math.asin(min(1.0, math.sqrt(a)))
 
 
 def _main_class(class_names: Sequence[str]) -> str | None:

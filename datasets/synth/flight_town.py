@@ -419,13 +419,14 @@ class Orthophoto:
     """
 
     PAD_PX = 32  # drawn around each tile and cut away: shadows blur and anti-aliasing agree across tile seams
+    MAX_LEVEL = 5  # tiles are also kept halved 1..5 times, for the far ground of oblique views
 
     def __init__(self, town: Town, gsd_m: float, work_dir: Path, *, tile_px: int = 2048,
                  omit_classes: Iterable[str] = (), cache_tiles: int = 24) -> None:
         if not 0.005 <= gsd_m <= 0.5:
             raise ValueError(f"gsd_m must lie within [0.005, 0.5] m/px, got {gsd_m}")
-        if tile_px < 256 or tile_px % 2:
-            raise ValueError(f"tile_px must be an even number >= 256, got {tile_px}")
+        if tile_px < 256 or tile_px % (1 << self.MAX_LEVEL):
+            raise ValueError(f"tile_px must be a multiple of {1 << self.MAX_LEVEL} and >= 256, got {tile_px}")
         self.town = town
         self.gsd_m = float(gsd_m)
         self.tile_px = int(tile_px)
@@ -555,17 +556,26 @@ class Orthophoto:
             self.shown_px += np.bincount(shown, minlength=len(town.objects))
         return np.ascontiguousarray(out[core])
 
-    def _tile_path(self, tx: int, ty: int) -> Path:
-        return self.work_dir / f"tile_{ty:04d}_{tx:04d}.npy"
+    def _tile_path(self, level: int, tx: int, ty: int) -> Path:
+        return self.work_dir / f"tile_L{level}_{ty:04d}_{tx:04d}.npy"
 
     def render(self, tiles: Iterable[tuple[int, int]],
                progress: Callable[[int, int], None] | None = None) -> int:
-        """Draw the given tiles (those not drawn yet) and keep them on disk; returns how many were drawn."""
-        todo = [tile for tile in dict.fromkeys(tiles) if tile not in self._rendered]
+        """Draw the given tiles (those not drawn yet) and keep them and their halvings on disk.
+
+        Returns:
+            How many tiles were drawn.
+        """
+        todo = [(tx, ty) for tx, ty in dict.fromkeys(tiles)
+                if (tx, ty) not in self._rendered and 0 <= tx < self.n_tiles and 0 <= ty < self.n_tiles]
         for i, (tx, ty) in enumerate(todo):
-            if not (0 <= tx < self.n_tiles and 0 <= ty < self.n_tiles):
-                continue
-            np.save(self._tile_path(tx, ty), self._render_tile(tx, ty))
+            arr = self._render_tile(tx, ty)
+            for level in range(self.MAX_LEVEL + 1):
+                if level:
+                    # an exact 2 × 2 box average: every level-L pixel is the mean of its 4^L level-0 pixels,
+                    # whatever tile it is computed in, so halved tiles join without seams
+                    arr = cv2.resize(arr, (arr.shape[1] // 2, arr.shape[0] // 2), interpolation=cv2.INTER_AREA)
+                np.save(self._tile_path(level, tx, ty), arr)
             self._rendered.add((tx, ty))
             if progress is not None:
                 progress(i + 1, len(todo))
@@ -575,28 +585,34 @@ class Orthophoto:
     def rendered_tiles(self) -> frozenset[tuple[int, int]]:
         return frozenset(self._rendered)
 
-    def tile(self, tx: int, ty: int) -> np.ndarray | None:
-        """A drawn tile ((tile_px, tile_px, 3) uint8), or None when it was never drawn."""
-        key = (tx, ty)
+    def tile(self, tx: int, ty: int, level: int = 0) -> np.ndarray | None:
+        """A drawn tile at `level` (side ``tile_px >> level``, uint8 BGR), or None when it was never drawn."""
+        key = (level, tx, ty)
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        if key not in self._rendered:
+        if (tx, ty) not in self._rendered:
             return None
-        arr = np.load(self._tile_path(tx, ty))
+        arr = np.load(self._tile_path(level, tx, ty))
         self._cache[key] = arr
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return arr
 
-    def crop(self, x0: int, y0: int, x1: int, y1: int, fill_bgr: tuple[int, int, int]) -> np.ndarray:
-        """Pixels [y0:y1, x0:x1] of the orthophoto; parts outside it or in tiles never drawn get `fill_bgr`."""
+    def crop(self, x0: int, y0: int, x1: int, y1: int, fill_bgr: tuple[int, int, int], level: int = 0) -> np.ndarray:
+        """Pixels [y0:y1, x0:x1] of the orthophoto halved `level` times (coordinates at that level); parts outside
+        it or in tiles never drawn get `fill_bgr`.
+
+        Pixel j of level L is the mean of level-0 pixels ``2^L j .. 2^L (j + 1) - 1`` (per axis).
+        """
+        if not 0 <= level <= self.MAX_LEVEL:
+            raise ValueError(f"level must lie within [0, {self.MAX_LEVEL}], got {level}")
         out = np.empty((max(0, y1 - y0), max(0, x1 - x0), 3), np.uint8)
         out[:] = fill_bgr
-        t = self.tile_px
+        t = self.tile_px >> level
         for ty in range(max(0, y0 // t), min(self.n_tiles, (y1 - 1) // t + 1)):
             for tx in range(max(0, x0 // t), min(self.n_tiles, (x1 - 1) // t + 1)):
-                arr = self.tile(tx, ty)
+                arr = self.tile(tx, ty, level)
                 if arr is None:
                     continue
                 ax0, ay0 = max(x0, tx * t), max(y0, ty * t)
@@ -621,7 +637,8 @@ class Orthophoto:
         side = max(1, int(round(self.tile_px * scale)))
         out = np.full(((r1 - r0) * side, (c1 - c0) * side, 3), 128, np.uint8)
         for tx, ty in sorted(self._rendered):
-            arr = self.tile(tx, ty)
+            level = min(self.MAX_LEVEL, max(0, int(math.floor(math.log2(self.tile_px / side)))))
+            arr = self.tile(tx, ty, level)
             if arr is not None:
                 out[(ty - r0) * side:(ty - r0 + 1) * side, (tx - c0) * side:(tx - c0 + 1) * side] = \
                     cv2.resize(arr, (side, side), interpolation=cv2.INTER_AREA)

@@ -10,9 +10,10 @@ Conventions (shared with `detector.geo.telemetry` and the flight generator):
   ``roll_deg`` turns the image about the optical axis, **positive = right side of the image down** (DJI's
   gimbal roll sign).
 - Image: x right, y down, continuous pixel coordinates 0..W × 0..H (the detector's ``xyxy`` convention; the
-  centre of the top-left pixel is (0.5, 0.5)); square pixels unless ``fx_px != fy_px``; no lens distortion
-  (DJI's video and JPEG output is already undistorted in-camera for the cameras in `profiles`, so the
-  residual is a few pixels at the corners, well inside the error budget in `detector.geo.georef`).
+  centre of the top-left pixel is (0.5, 0.5)); square pixels unless ``fx_px != fy_px``. No lens distortion is
+  modelled: DJI corrects it in-camera for video and JPEG on most models; output that is not corrected (e.g.
+  with dewarping switched off on Enterprise cameras) adds an error growing toward the frame corners (see the
+  error budget in `detector.geo.georef`).
 - Camera frame: x right, y down, z along the optical axis (the OpenCV convention), so a pixel's ray is
   ``((u - cx) / fx, (v - cy) / fy, 1)`` before rotation.
 

@@ -4,6 +4,7 @@
 * `service.cli.train`: ``train``, ``release``, ``quantize``
 * `service.cli.serve`: ``run``, ``serve``, ``demo``
 * `service.cli.dataset`: ``dataset ACTION``
+* `service.cli.drone`: ``drone`` (a flight: video + SRT, or geotagged stills)
 
 Each job module exposes ``add_parsers(subparsers)`` and its ``cmd_*`` functions; `build_parser` asks every
 module in `JOBS` to add its commands, so a new job (``streetwatch drone``) is one module plus one entry there.
@@ -26,14 +27,13 @@ import argparse
 import os
 from typing import Callable, Sequence
 
-from service.cli import dataset, detect, serve, train
+from service.cli import dataset, detect, drone, serve, train
 from service.cli.common import EXIT_OK, EXIT_USER_ERROR, _error
 
 __all__ = ["EXIT_OK", "EXIT_USER_ERROR", "JOBS", "build_parser", "main"]
 
-JOBS = (detect, train, serve, dataset)
-"""The job modules, in the order their commands are listed by ``streetwatch --help``. The drone job
-(``service.cli.drone``, ``streetwatch drone``) goes here when it exists."""
+JOBS = (detect, train, serve, drone, dataset)
+"""The job modules, in the order their commands are listed by ``streetwatch --help``."""
 
 
 def build_parser() -> argparse.ArgumentParser:
