@@ -223,7 +223,7 @@ def main() -> int:
     result["tiled_3840x2160"] = tiled
 
     env = result["environment"]
-    md = [f"# Detector runtime benchmark\n",
+    md = ["# Detector runtime benchmark\n",
           f"{env['date_utc']} · {env['cpu_model']} · {env['cpu_count']} cores · onnxruntime {env['onnxruntime']}"
           f" · ultralytics {ul_version}\n",
           f"Model `{onnx_path.name}` (ultralytics YOLOv8n, int8, 640x640) on {len(frames)} frames of 1280x720 "

@@ -42,6 +42,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import environment, md_table, shared_dir, write_results  # noqa: E402
 from detector.geometry import box_iou  # noqa: E402
+from detector.rules import BIKE_CLASSES  # noqa: E402
 
 WIDTH_BINS_PX: tuple[tuple[float, float], ...] = ((30.0, 40.0), (40.0, 55.0), (55.0, 80.0))
 FRAME_SIZE_PX = (1280, 720)
@@ -183,8 +184,8 @@ class Tally:
         det_m, gt_m = greedy_match(xyxy[det_bike], score[det_bike], frame.xyxy[gt_bike])
         found = np.zeros(len(frame.xyxy), bool)
         found[np.flatnonzero(gt_bike)] = gt_m
-        any_gt = np.isin(frame.class_names, ("bicycle", "ebike"))
-        any_det = np.isin(names, ("bicycle", "ebike"))
+        any_gt = np.isin(frame.class_names, BIKE_CLASSES)
+        any_det = np.isin(names, BIKE_CLASSES)
         _, gt_any = greedy_match(xyxy[any_det], score[any_det], frame.xyxy[any_gt])
         found_any = np.zeros(len(frame.xyxy), bool)
         found_any[np.flatnonzero(any_gt)] = gt_any

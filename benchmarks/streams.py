@@ -120,8 +120,7 @@ def make_pipeline(camera_id: str, detector: OnnxDetector, keep_classes: set[str]
              Zone("bike-box", "bike_parking", [(0.05, 0.6), (0.3, 0.6), (0.3, 0.95), (0.05, 0.95)])]
     score = detector.card.thresholds.track_score
     scores = {} if score is None else {"min_score": score}
-    rules = [StallOccupationRule(StallRuleParams({"stall"}, **scores)),
-             BikeMisparkedRule(BikeRuleParams({"bicycle", "ebike"}, **scores))]
+    rules = [StallOccupationRule(StallRuleParams(**scores)), BikeMisparkedRule(BikeRuleParams(**scores))]
     engine = RuleEngine(camera_id, zones, rules, class_names=detector.class_names, class_map=card_classes)
     gate = MotionGate(MotionGateConfig()) if motion_gate else None
     return CameraPipeline(camera_id, detector, Tracker(tracker_config(detector)), engine, card_classes, keep_classes,

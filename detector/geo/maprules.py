@@ -44,6 +44,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from detector.geo.enu import LocalFrame
 from detector.geo.layers import MapLayer, ProjectedLayer, area_m2, project_layer
 from detector.geo.types import MapFinding
+from detector.rules.bikes import BIKE_CLASSES
+from detector.rules.stall import STALL_CLASSES
 
 __all__ = [
     "MAP_RULE_CLASSES",
@@ -93,8 +95,8 @@ class StructureMapParams(_MapParams):
 class BikeMapParams(_MapParams):
     """Parameters of the misparked-bike rule (``bike_misparked``, 非机动车乱停放)."""
 
-    classes: tuple[ClassName, ...] = Field(("bicycle", "ebike"), min_length=1, max_length=16,
-                                           description="Detector classes that are bikes.")
+    classes: tuple[ClassName, ...] = Field(BIKE_CLASSES, min_length=1, max_length=16,
+                                           description="Detector classes that are bikes (those of the camera rule).")
     cluster_distance_m: float = Field(
         3.0, ge=0.0, le=50.0,
         description="Misparked bikes at most this far apart (metres, point to point, chained) are one violation.")
@@ -103,8 +105,8 @@ class BikeMapParams(_MapParams):
 class StallMapParams(_MapParams):
     """Parameters of the stall rule (``stall_occupation``, 占道经营)."""
 
-    classes: tuple[ClassName, ...] = Field(("stall",), min_length=1, max_length=16,
-                                           description="Detector classes that are stalls.")
+    classes: tuple[ClassName, ...] = Field(STALL_CLASSES, min_length=1, max_length=16,
+                                           description="Detector classes that are stalls (those of the camera rule).")
 
 
 class MapRulesParams(BaseModel):
