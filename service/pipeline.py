@@ -15,11 +15,17 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import fields as dataclass_fields
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
+import numpy as np
+
 from detector.errors import StreetwatchError
+from detector.geo.enu import LocalFrame
+from detector.geo.layers import LayerError, MapLayer, load_layer, load_previous_flight, project_layer
 from detector.motion import MotionGate
 from detector.pipeline import CameraPipeline
 from detector.rules import RULES, Rule, RuleEngine, make_rule
@@ -29,15 +35,17 @@ from detector.sources.push import PushSource
 from detector.tracking import Tracker
 from detector.zones import Zone
 from service.config import (AppConfig, CameraConfig, ConfigError, ModelSelection, RuleConfig, WindowConfig,
-                            load_config)
+                            camera_origin, load_config)
+from service.drone_config import GridLayerConfig
+from service.origin import CaseOrigin
 
 if TYPE_CHECKING:
     from service.settings import Settings
 
 __all__ = [
     "build_motion_gate", "build_pipeline", "build_rule_engine", "build_rules", "build_schedule", "build_tracker",
-    "build_zones", "card_track_score", "load_camera_model", "make_push_source", "tracked_classes",
-    "validate_config_file",
+    "build_zones", "camera_case_origin", "card_track_score", "grid_code_at", "load_camera_model", "make_push_source",
+    "tracked_classes", "validate_config_file", "validate_layers",
 ]
 
 
@@ -167,6 +175,68 @@ def build_pipeline(config: AppConfig, camera: CameraConfig, detector: OnnxDetect
                           motion_gate=build_motion_gate(config, camera))
 
 
+# --- map layers shared by cameras and flights --------------------------------------------------------------
+
+@functools.lru_cache(maxsize=8)
+def _grid_layer(path: str, code_property: str, mtime_ns: int) -> MapLayer:
+    # Cached per file version: a camera's cases ask for the grid on every event; the file changes rarely.
+    return load_layer(path, "grid", code_property=code_property)
+
+
+def grid_code_at(grid: GridLayerConfig | None, lat_deg: float, lon_deg: float) -> str | None:
+    """The code of the grid cell (单元网格) containing a point, "" outside every cell, None without a grid layer.
+
+    Raises:
+        LayerError: The grid file is missing or invalid (each problem names the file and the feature).
+    """
+    if grid is None:
+        return None
+    path = Path(grid.path)
+    mtime_ns = path.stat().st_mtime_ns if path.is_file() else -1
+    layer = _grid_layer(str(path), grid.code_property, mtime_ns)
+    index = int(project_layer(layer, LocalFrame(lat_deg, lon_deg, 0.0)).first_covering(np.zeros((1, 2)))[0])
+    return layer.features[index].code or "" if index >= 0 else ""
+
+
+def camera_case_origin(config: AppConfig, camera: CameraConfig) -> CaseOrigin:
+    """A camera's case origin, its grid code from the grid layer when the camera has a position and no code of its
+    own (street cameras and drone findings then share one grid)."""
+    origin = camera_origin(camera)
+    if camera.grid_code or camera.position is None or config.grid is None:
+        return origin
+    try:
+        code = grid_code_at(config.grid, camera.position.lat_deg, camera.position.lon_deg)
+    except (LayerError, OSError):
+        return origin  # `config validate` names a broken grid file; a case without a code is still a case
+    return replace(origin, grid_code=code or "")
+
+
+def validate_layers(config: AppConfig) -> list[str]:
+    """Problems of the map layers a configuration names (grid, and the drone section's), one line each."""
+    problems: list[str] = []
+    layer_files: list[tuple[str, Path, str, dict]] = []
+    if config.grid is not None:
+        layer_files.append(("grid.path", config.grid.path, "grid", {"code_property": config.grid.code_property}))
+    if config.drone is not None:
+        layers = config.drone.layers
+        layer_files += [(f"drone.layers.baseline[{i}]", p, "baseline", {}) for i, p in enumerate(layers.baseline)]
+        layer_files += [(f"drone.layers.bike_parking[{i}]", p, "bike_parking", {})
+                        for i, p in enumerate(layers.bike_parking)]
+        layer_files += [(f"drone.layers.no_vending[{i}]", nv.path, "no_vending",
+                         {"timezone": config.drone.telemetry.timezone}) for i, nv in enumerate(layers.no_vending)]
+        for i, p in enumerate(layers.previous_flights):
+            try:
+                load_previous_flight(p)
+            except LayerError as exc:
+                problems += [f"drone.layers.previous_flights[{i}]: {line}" for line in exc.problems]
+    for field, path, role, kwargs in layer_files:
+        try:
+            load_layer(path, role, **kwargs)
+        except LayerError as exc:
+            problems += [f"{field}: {line}" for line in exc.problems]
+    return problems
+
+
 def validate_config_file(path: Path | str) -> list[str]:
     """Every problem of a configuration file (empty when it is valid), for ``streetwatch config validate``.
 
@@ -178,7 +248,7 @@ def validate_config_file(path: Path | str) -> list[str]:
         config = load_config(path)
     except ConfigError as exc:
         return exc.problems
-    problems = []
+    problems = validate_layers(config)
     for i, camera in enumerate(config.cameras):
         try:
             track_score = card_track_score(config.model_for(camera).name)

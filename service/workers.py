@@ -32,7 +32,7 @@ from detector.sources import SourceBase, SourceHealth, open_source
 from detector.sources.base import one_line
 from detector.types import Detections, Frame
 from service.evidence import save_evidence
-from service.pipeline import build_pipeline, load_camera_model
+from service.pipeline import build_pipeline, camera_case_origin, load_camera_model
 
 if TYPE_CHECKING:
     from detector.pipeline import CameraPipeline
@@ -308,9 +308,7 @@ class CameraWorker:
 
     def _handle(self, events: list[Violation], camera: "CameraConfig", frame: Frame | None,
                 detections: Detections | None) -> None:
-        from service.config import camera_origin
-
-        origin = camera_origin(camera)
+        origin = camera_case_origin(self.ctx.config(), camera)
         for event in events:
             evidence: dict[str, str] = {}
             if frame is not None and detections is not None and self._evidence_due(event, frame):

@@ -421,7 +421,7 @@ class Orthophoto:
     PAD_PX = 32  # drawn around each tile and cut away: shadows blur and anti-aliasing agree across tile seams
     MAX_LEVEL = 5  # tiles are also kept halved 1..5 times, for the far ground of oblique views
 
-    def __init__(self, town: Town, gsd_m: float, work_dir: Path, *, tile_px: int = 2048,
+    def __init__(self, town: Town, gsd_m: float, work_dir: Path, *, tile_px: int = 1024,
                  omit_classes: Iterable[str] = (), cache_tiles: int = 24) -> None:
         if not 0.005 <= gsd_m <= 0.5:
             raise ValueError(f"gsd_m must lie within [0.005, 0.5] m/px, got {gsd_m}")
@@ -447,6 +447,8 @@ class Orthophoto:
         self.own_px = np.zeros(n, np.int64)  # pixels each object covers when drawn, over the drawn tiles
         self.shown_px = np.zeros(n, np.int64)  # of those, still showing once everything is drawn
         self._grain = self._grain_fields()
+        self._flat = [(sk, np.array([[op.pts[:, 0].min(), op.pts[:, 1].min(), op.pts[:, 0].max(), op.pts[:, 1].max()]
+                                     for op in sk.ops]).reshape(-1, 4)) for sk in (town.city.ground, town.city.marks)]
         self._tone_seed = [town.seed, 3]
         sun = town.lighting.sun
         self._shadow_reach = 0.0 if sun is None else float(np.hypot(*sun.sun_dir[:2]) / max(sun.sun_dir[2], 0.05))
@@ -513,13 +515,16 @@ class Orthophoto:
                             yaw_deg=0.0, cx_px=self.u0_px - x0, cy_px=self.v0_px - y0)
         img = np.empty((size, size, 3), np.uint8)
         img[:] = _BACKGROUND_BGR
-        town.city.ground.draw_into(img, cam)
-        town.city.marks.draw_into(img, cam)
-        comp = Compositor(img)
-        self._apply_grain(comp.image, x0, y0)
         g = self.gsd_m
         west, north = (x0 - self.u0_px) * g, (self.v0_px - y0) * g
         east, south = west + size * g, north - size * g
+        for sketch, bounds in self._flat:  # ground areas, then road marks: only the operations on this tile
+            near_ops = np.flatnonzero((bounds[:, 0] <= east + 0.5) & (bounds[:, 2] >= west - 0.5)
+                                      & (bounds[:, 1] <= north + 0.5) & (bounds[:, 3] >= south - 0.5))
+            Sketch(light=sketch.light, ops=[sketch.ops[k] for k in near_ops],
+                   depth_sort=sketch.depth_sort).draw_into(img, cam)
+        comp = Compositor(img)
+        self._apply_grain(comp.image, x0, y0)
         b = town.group_bounds_en_m
         near = (b[:, 0] <= east + 0.5) & (b[:, 2] >= west - 0.5) & (b[:, 1] <= north + 0.5) & (b[:, 3] >= south - 0.5)
         reach = town.group_top_m * self._shadow_reach + 0.5
