@@ -8,8 +8,10 @@ workers start too (`service.workers.ServiceWorkers`: one pipeline thread per ena
 the push sources, then the engine is disposed.
 
 Routes: ``/api/v1/cases``, ``/api/v1/cameras`` (create, update, delete, zones, snapshot; frames pushed to
-``/api/v1/cameras/{id}/frames``), ``/api/v1/outbox``, and ``/health``, ``/metrics`` at the root. Camera and
-zone changes are written back to ``settings.config_path`` (kept in memory only when there is none).
+``/api/v1/cameras/{id}/frames``), ``/api/v1/outbox``, ``/api/v1/flights`` (drone flight jobs: upload, progress,
+cancel, report), ``/api/v1/me``, and ``/health``, ``/metrics`` at the root. Camera and zone changes are written
+back to ``settings.config_path`` (kept in memory only when there is none). Drone flights run one at a time in
+the `service.flights.FlightWorker` thread when ``settings.run_flights``.
 
 Example:
     >>> app = create_app(Settings(database_path="/tmp/cases.db", evidence_dir="/tmp/evidence"))  # doctest: +SKIP
@@ -28,14 +30,15 @@ from fastapi import FastAPI
 from service.api.auth import KeyRing
 from service.api.deps import Services
 from service.api.errors import install_error_handlers
-from service.api.routers import cameras, cases, kinds, outbox, system, web
+from service.api.routers import cameras, cases, flights, kinds, me, outbox, system, web
 from service.cases import CaseSettings, CaseStore
 from service.config import AppConfig, load_config
 from service.db import DatabaseSettings, make_engine, make_session_factory, upgrade_schema
+from service.flights import FlightStore, FlightWorker, ReportLinks
 from service.metrics import PushCounters
 from service.outbox import OutboxWorker
 from service.pipeline import make_push_source
-from service.settings import Settings, effective_adapters
+from service.settings import Settings, effective_adapters, flights_dir
 from service.workers import DetectorPool, ServiceWorkers, WorkerContext
 
 __all__ = ["API_PREFIX", "build_adapters", "create_app"]
@@ -70,6 +73,7 @@ def create_app(settings: Settings, config: AppConfig | None = None) -> FastAPI:
                             max_attempts=o.max_attempts, base_backoff_s=o.base_backoff_s,
                             max_backoff_s=o.max_backoff_s, lease_s=o.lease_s),
         keys=KeyRing(settings.api_keys), config=config, push_sources=push_sources, push_counters=PushCounters(),
+        flights=FlightStore(session_factory), report_links=ReportLinks(settings.flights.report_link_ttl_s),
     )
 
     @asynccontextmanager
@@ -87,10 +91,20 @@ def create_app(settings: Settings, config: AppConfig | None = None) -> FastAPI:
             workers = ServiceWorkers(ctx, services.runtimes, services.outbox if o.deliver else None, o.poll_s,
                                      cameras=settings.run_cameras).start()
             services.workers = workers
+        flight_worker = None
+        if settings.run_flights:
+            f = settings.flights
+            flight_worker = FlightWorker(services.flights, services.cases, lambda: services.config,
+                                         flights_dir(settings), threads=f.intra_op_threads,
+                                         progress_interval_s=f.progress_interval_s, poll_s=f.poll_s).start()
+            services.flight_worker = flight_worker
         try:
             yield
         finally:
             services.workers = None
+            services.flight_worker = None
+            if flight_worker is not None:
+                flight_worker.stop()
             if workers is not None:
                 workers.stop()
             for source in services.push_sources.values():
@@ -106,6 +120,8 @@ def create_app(settings: Settings, config: AppConfig | None = None) -> FastAPI:
     app.include_router(cameras.router, prefix=API_PREFIX)
     app.include_router(outbox.router, prefix=API_PREFIX)
     app.include_router(kinds.router, prefix=API_PREFIX)
+    app.include_router(flights.router, prefix=API_PREFIX)
+    app.include_router(me.router, prefix=API_PREFIX)
     app.include_router(system.router)
     app.include_router(web.router)
     return app

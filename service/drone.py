@@ -212,7 +212,8 @@ def _load_frames(inp: FlightInput, drone: DroneConfig) -> _Frames:
     options = _telemetry_options(drone)
     if inp.stills_dir is not None:
         result = read_stills(inp.stills_dir)
-        skipped = [(Path(s.path).name, s.reason) for s in result.skipped]
+        # the reason starts with the still's path: the name once is enough in a note
+        skipped = [(Path(s.path).name, s.reason.removeprefix(f"{s.path}: ")) for s in result.skipped]
         if not result.stills:
             raise FlightInputError(f"{inp.stills_dir}: no usable geotagged still"
                                    + (f" ({len(skipped)} skipped: {skipped[0][0]}: {skipped[0][1]})" if skipped else ""))
@@ -380,13 +381,24 @@ def _iter_frames(inp: FlightInput, frames: _Frames, indices: Sequence[int], coun
     wanted = {round(float(frames.t_s[i]), 6): int(i) for i in indices}
     with VideoSeekReader(inp.video) as video:
         delivered = 0
+        replaced: list[str] = []
         for decoded in video.read_at(sorted(wanted)):
             index = wanted.get(round(decoded.requested_t_s, 6), decoded.index)
+            if decoded.index != index:
+                # The wanted picture was damaged and the decoder gave the next readable one: it is placed with its
+                # own telemetry, not the wanted frame's (the drone moved in between: metres of error otherwise).
+                if not 0 <= decoded.index < len(frames.t_s) or frames.geos[decoded.index] is None:
+                    continue  # counted as not decoded below
+                replaced.append(f"{frames.t_s[index]:.2f} s by {frames.t_s[decoded.index]:.2f} s")
+                index = decoded.index
             delivered += 1
             yield index, float(frames.t_s[index]), decoded.image, ""
         if video.stats.corrupt:
             counts["corrupt_packets"] += video.stats.corrupt
             frames.notes.append(f"{inp.video.name}: {video.stats.corrupt} corrupt packet(s) skipped")
+        if replaced:
+            frames.notes.append(f"{inp.video.name}: {len(replaced)} sampled frame(s) unreadable, the next readable "
+                                f"picture used instead ({', '.join(replaced[:5])}{' …' if len(replaced) > 5 else ''})")
         missing = len(wanted) - delivered
         if missing > 0:
             counts["not_decoded"] += missing

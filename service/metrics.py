@@ -1,6 +1,7 @@
 """Prometheus text exposition (format 0.0.4) of the service's counters and gauges, without a client library.
 
-Gauges are computed when scraped (cases and outbox rows by status, from the database); counters of pushed
+Gauges are computed when scraped (cases, outbox rows and drone flights by status, and the running flight's
+progress, from the database, so they hold whichever process runs the flight); counters of pushed
 frames live in `PushCounters`, one per app (no module-level registry: nothing is created at import).
 """
 
@@ -13,7 +14,7 @@ from typing import Any, Iterable, Mapping
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db.models import CASE_STATUSES, OUTBOX_STATUSES, Case, OutboxMessage
+from service.db.models import CASE_STATUSES, FLIGHT_STATUSES, OUTBOX_STATUSES, Case, Flight, OutboxMessage
 
 __all__ = ["CONTENT_TYPE", "PushCounters", "render_metrics"]
 
@@ -74,6 +75,9 @@ def render_metrics(session_factory: sessionmaker[Session], push: PushCounters,
     with session_factory() as session:
         cases = _counts_by_status(session, Case.status, CASE_STATUSES)
         outbox = _counts_by_status(session, OutboxMessage.status, OUTBOX_STATUSES)
+        flights = _counts_by_status(session, Flight.status, FLIGHT_STATUSES)
+        running = session.execute(select(Flight.id, Flight.progress, Flight.frames_done, Flight.frames_total,
+                                         Flight.eta_s).where(Flight.status == "running").order_by(Flight.id)).all()
     accepted, rejected = push.snapshot()
     lines: list[str] = []
     lines += _family("streetwatch_cases", "gauge", "Cases by status.",
@@ -83,6 +87,16 @@ def render_metrics(session_factory: sessionmaker[Session], push: PushCounters,
     lines += _family("streetwatch_outbox_backlog", "gauge",
                      "Deliveries owed to case systems (outbox rows pending or sending).",
                      [({}, outbox.get("pending", 0) + outbox.get("sending", 0))])
+    lines += _family("streetwatch_flights", "gauge", "Drone flight jobs by status.",
+                     (({"status": s}, n) for s, n in sorted(flights.items())))
+    lines += _family("streetwatch_flight_progress_ratio", "gauge", "Share of a running flight job done (0..1).",
+                     (({"flight_id": r.id}, round(float(r.progress or 0.0), 4)) for r in running))
+    lines += _family("streetwatch_flight_frames_done", "gauge", "Sampled frames a running flight job analysed.",
+                     (({"flight_id": r.id}, r.frames_done or 0) for r in running))
+    lines += _family("streetwatch_flight_frames_total", "gauge", "Sampled frames a running flight job analyses.",
+                     (({"flight_id": r.id}, r.frames_total) for r in running if r.frames_total is not None))
+    lines += _family("streetwatch_flight_eta_seconds", "gauge", "Estimated seconds left of a running flight job.",
+                     (({"flight_id": r.id}, r.eta_s) for r in running if r.eta_s is not None))
     lines += _family("streetwatch_push_frames_accepted_total", "counter", "Pushed frames accepted, per camera.",
                      (({"camera_id": c}, n) for c, n in sorted(accepted.items())))
     lines += _family("streetwatch_push_frames_rejected_total", "counter",

@@ -22,9 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.config import ID_PATTERN
 
-__all__ = ["ApiKeyConfig", "Open311Config", "OutboxSettings", "Role", "Settings", "WebhookConfig", "hash_api_key"]
+__all__ = ["ApiKeyConfig", "FlightsSettings", "Open311Config", "OutboxSettings", "Role", "Settings", "WebhookConfig",
+           "flights_dir", "hash_api_key"]
 
-Role = Literal["admin", "reviewer", "camera"]
+Role = Literal["admin", "reviewer", "camera", "pilot"]
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -41,8 +42,9 @@ class ApiKeyConfig(BaseModel):
 
     name: str = Field(min_length=1, max_length=100, description="Holder of the key (reviewer name, camera, tool); "
                                                                  "written into the audit trail.")
-    role: Role = Field(description="admin: cameras, config, outbox; reviewer: cases; camera: push frames of "
-                                   "its own camera only.")
+    role: Role = Field(description="admin: cameras, config, outbox, flights; reviewer: cases, flight lists and "
+                                   "reports; camera: push frames of its own camera only; pilot: upload drone "
+                                   "flights and follow its own flights' status, nothing else.")
     camera_id: str | None = Field(None, pattern=ID_PATTERN,
                                   description="The camera a camera key is bound to (required for role camera, "
                                               "not allowed otherwise).")
@@ -134,6 +136,31 @@ class OutboxSettings(BaseModel):
         return tuple(name for name in ("webhook", "open311") if getattr(self, name) is not None)
 
 
+class FlightsSettings(BaseModel):
+    """Drone flight jobs of the service (``/api/v1/flights``, `service.flights.FlightWorker`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dir: Path | None = Field(None, description="Folder of the flight jobs: <dir>/<flight_id>/input (the upload) "
+                                               "and <dir>/<flight_id>/out (findings, evidence, report); default: "
+                                               "'flights' beside the evidence folder.")
+    allowed_dirs: tuple[Path, ...] = Field((), max_length=100,
+                                           description="Server folders an admin may name as a flight's input "
+                                                       "(POST /flights with a path); none: server paths are "
+                                                       "refused.")
+    max_upload_bytes: int = Field(8 * 1024 ** 3, ge=1024, le=1024 ** 4,
+                                  description="Largest accepted upload (the whole multipart body), bytes; larger: "
+                                              "413, refused while it streams in.")
+    intra_op_threads: int = Field(1, ge=1, le=64,
+                                  description="onnxruntime threads of the flight detector (few: the camera "
+                                              "workers keep their pace; one flight runs at a time).")
+    progress_interval_s: float = Field(1.0, gt=0, le=60,
+                                       description="A running flight writes its progress at most this often.")
+    poll_s: float = Field(2.0, gt=0, le=60, description="Sleep between looks for a queued flight.")
+    report_link_ttl_s: float = Field(3600.0, ge=10, le=7 * 86400,
+                                     description="How long a report link made for a browser stays valid.")
+
+
 class Settings(BaseModel):
     """Everything `create_app` needs; nothing is read from the environment implicitly."""
 
@@ -154,6 +181,8 @@ class Settings(BaseModel):
                                                   "default: those configured under outbox.")
     outbox: OutboxSettings = Field(default_factory=OutboxSettings, description="Delivery to the case system.")
     run_cameras: bool = Field(True, description="Run the camera pipelines in this process.")
+    run_flights: bool = Field(True, description="Run queued drone flight jobs in this process (one at a time).")
+    flights: FlightsSettings = Field(default_factory=FlightsSettings, description="Drone flight jobs.")
     inference_threads: int = Field(0, ge=0, le=64, description="onnxruntime intra-op threads (0: its default).")
     evidence_interval_s: float = Field(300.0, ge=1, le=86400,
                                        description="While a violation stays open, keep a new evidence frame at "
@@ -179,6 +208,14 @@ class Settings(BaseModel):
         if len(set(hashes)) != len(hashes):
             raise ValueError("api_keys: the same key is configured twice")
         return self
+
+
+def flights_dir(settings: Settings) -> Path:
+    """The folder of the flight jobs: ``flights.dir``, or ``flights`` beside the evidence folder (absolute)."""
+    folder = settings.flights.dir
+    if folder is None:
+        folder = Path(settings.evidence_dir).parent / "flights"
+    return Path(folder).resolve()
 
 
 def effective_adapters(settings: Settings) -> tuple[str, ...]:

@@ -35,6 +35,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
@@ -52,7 +53,6 @@ from datasets.synth.classes import AERIAL_CLASSES
 from datasets.synth.flight_layers import FlightLayersSpec, build_layers
 from datasets.synth.flight_sidecars import SrtCue, StillMeta, normalize_yaw_deg, srt_text, still_jpeg_bytes
 from datasets.synth.flight_town import Orthophoto, Town, TownDensity, TownObject, lay_out_town
-from datasets.synth.photometric import add_sensor_noise
 from detector.geo.enu import LocalFrame
 from detector.schedule import ScheduleError, load_timezone
 
@@ -421,6 +421,35 @@ def _ground_homography(cam: PinholeCamera) -> np.ndarray:
     return k @ np.column_stack([cols[0], cols[1], t])
 
 
+class _SensorNoise:
+    """Light, deterministic per-frame sensor noise for frames of one size.
+
+    One bank of normal noise a little larger than a frame is drawn once; each frame takes the window at offsets
+    drawn from its own generator and adds it with saturating 8-bit arithmetic (a 4K frame in ~20 ms, where
+    drawing fresh float noise for three channels costs ~10×). The pattern moves from frame to frame as sensor
+    noise does; nobody can tell it repeats.
+    """
+
+    MARGIN_PX = 64
+
+    def __init__(self, seed: int, size_px: tuple[int, int], sigma: float) -> None:
+        w, h = size_px
+        self.sigma = float(sigma)
+        rng = np.random.default_rng([seed, 6])
+        bank = np.rint(rng.standard_normal((h + self.MARGIN_PX, w + self.MARGIN_PX, 3), dtype=np.float32)
+                       * np.float32(sigma))
+        self._pos = np.clip(bank, 0, 255).astype(np.uint8)
+        self._neg = np.clip(-bank, 0, 255).astype(np.uint8)
+
+    def apply(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if self.sigma <= 0:
+            return image
+        h, w = image.shape[:2]
+        dy, dx = (int(v) for v in rng.integers(0, self.MARGIN_PX, 2))
+        out = cv2.add(image, self._pos[dy:dy + h, dx:dx + w])
+        return cv2.subtract(out, self._neg[dy:dy + h, dx:dx + w])
+
+
 def _shift(dx: float, dy: float) -> np.ndarray:
     return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]])
 
@@ -476,12 +505,16 @@ class FlightScene:
         spec: The flight.
         work_dir: Folder for the orthophoto tiles.
         progress: Called with `FlightProgress` reports.
+        town: A town laid out before (`lay_out_town` with the spec's seed), to fly several flights over one town
+            in one process without laying it out again; None lays it out.
     """
 
     def __init__(self, spec: FlightSpec, work_dir: Path,
-                 progress: Callable[[FlightProgress], None] | None = None) -> None:
+                 progress: Callable[[FlightProgress], None] | None = None, *, town: Town | None = None) -> None:
         self.spec = spec
         self._progress = progress
+        self._crops: dict[int, tuple[int, int, int, int, np.ndarray]] = {}
+        self._noise: _SensorNoise | None = None
         self.local = LocalFrame(spec.origin_lat_deg, spec.origin_lon_deg, spec.ground_alt_m)
         self.poses = flight_poses(spec)
         self.width_px, self.height_px = spec.image_size_px
@@ -489,8 +522,10 @@ class FlightScene:
         self.footprints = [footprint_en_m(self.camera(i), spec.max_view_range_m) for i in range(len(self.poses))]
         reach = max(float(np.abs(fp).max()) for fp in self.footprints)
         half = spec.town_half_size_m or 100.0 * math.ceil((reach + 40.0) / 100.0)
+        if town is not None and town.seed != spec.seed:
+            raise ValueError(f"the town was laid out from seed {town.seed}, the flight's seed is {spec.seed}")
         self._report("town", 0, 1)
-        self.town: Town = lay_out_town(spec.seed, half, spec.density)
+        self.town: Town = town if town is not None else lay_out_town(spec.seed, half, spec.density)
         self._report("town", 1, 1)
         self.ortho = Orthophoto(self.town, spec.gsd_m, Path(work_dir) / "orthophoto",
                                 omit_classes=spec.omit_classes)
@@ -559,21 +594,37 @@ class FlightScene:
             x1, y1 = (int(np.clip(math.ceil(v) + 3, 0, size)) for v in uv.max(axis=0))
             if x1 <= x0 or y1 <= y0:
                 continue
-            src = self.ortho.crop(x0, y0, x1, y1, HAZE_BGR, level)
+            x0, y0, src = self._source(level, x0, y0, x1, y1)
             # level-L pixel j is the mean of level-0 pixels s*j .. s*j + s - 1: centred on index s*j + (s - 1)/2
             to_level0 = np.array([[s, 0.0, s * x0 + (s - 1) / 2.0], [0.0, s, s * y0 + (s - 1) / 2.0], [0, 0, 1.0]])
             m = _shift(0.0, -r0) @ h_index @ to_level0
             img[r0:r1] = cv2.warpPerspective(src, m, (w, r1 - r0), flags=cv2.INTER_LINEAR,
                                              borderMode=cv2.BORDER_CONSTANT, borderValue=HAZE_BGR)
-        out = img.astype(np.float32)
-        self._sky_and_haze(out, cam)
-        add_sensor_noise(out, np.random.default_rng([self.spec.seed, 5, i]), self.spec.noise_sigma)
-        return cv2.convertScaleAbs(out)
+        img = self._sky_and_haze(img, cam)
+        if self._noise is None:
+            self._noise = _SensorNoise(self.spec.seed, (w, h), self.spec.noise_sigma)
+        return self._noise.apply(img, np.random.default_rng([self.spec.seed, 5, i]))
 
-    def _sky_and_haze(self, image: np.ndarray, cam: PinholeCamera) -> None:
-        """Far ground fades into haze (all of it beyond the view range); sky above the horizon. In place."""
+    def _source(self, level: int, x0: int, y0: int, x1: int, y1: int) -> tuple[int, int, np.ndarray]:
+        """Orthophoto pixels covering [x0, x1) × [y0, y1) at `level`, as (x0, y0, array) of a possibly larger box.
+
+        Consecutive frames need nearly the same area, so a box with a margin is assembled once and reused until
+        a frame leaves it (a 4K frame's box is ~100 MB: copying it every frame would cost more than the warp).
+        """
+        cached = self._crops.get(level)
+        if cached is not None and cached[0] <= x0 and cached[1] <= y0 and cached[2] >= x1 and cached[3] >= y1:
+            return cached[0], cached[1], cached[4]
+        size = int(math.ceil(self.ortho.width_px / 2 ** level))
+        mx, my = (x1 - x0) // 10 + 16, (y1 - y0) // 10 + 16
+        bx0, by0, bx1, by1 = max(0, x0 - mx), max(0, y0 - my), min(size, x1 + mx), min(size, y1 + my)
+        arr = self.ortho.crop(bx0, by0, bx1, by1, HAZE_BGR, level)
+        self._crops[level] = (bx0, by0, bx1, by1, arr)
+        return bx0, by0, arr
+
+    def _sky_and_haze(self, image: np.ndarray, cam: PinholeCamera) -> np.ndarray:
+        """Far ground fades into haze (all of it beyond the view range); sky above the horizon."""
         h, w = image.shape[:2]
-        step = 8
+        step = 16
         gx = np.arange(0, w + step, step, dtype=np.float64)
         gy = np.arange(0, h + step, step, dtype=np.float64)
         uu, vv = np.meshgrid(gx, gy)
@@ -583,7 +634,8 @@ class FlightScene:
             dist = np.where(down > 1e-9, cam.height_m * np.hypot(rays[:, 0], rays[:, 1]) / down, np.inf)
         r = self.spec.max_view_range_m
         if np.isfinite(dist).all() and dist.max() < 0.5 * r:
-            return  # a steep view: no sky, no noticeable haze
+            return image  # a steep view: no sky, no noticeable haze
+        image = image.astype(np.float32)
         fade = np.clip((dist - 0.75 * r) / (0.25 * r), 0.0, 1.0)
         haze = np.maximum(1.0 - np.exp(-np.minimum(dist, 1e9) / _VISIBILITY_M), fade * fade * (3.0 - 2.0 * fade))
         # grid node (k * step) is the edge of pixel k * step: its centre sits half a pixel further
@@ -599,6 +651,7 @@ class FlightScene:
         row = d0 + (dy - d0) * np.arange(h, dtype=np.float32)
         sky = (row[:, None] + col[None, :]) <= 1e-9
         image[sky] = SKY_BGR
+        return cv2.convertScaleAbs(image)
 
     def object_sightings(self, objects: list[TownObject]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For each object: (images whose frame holds its centre within view range, first, last image; -1 none)."""
@@ -771,6 +824,15 @@ def generate_flight(spec: FlightSpec, out_dir: str | Path, *,
         codec = None
         still_paths: list[Path] = []
         n_telemetry = 0
+        # a digest of every image as drawn (before encoding): equal truths mean equal pictures; every 4th pixel
+        # per axis keeps hashing a 60 s 4K flight to seconds
+        digest = hashlib.blake2b(digest_size=16)
+
+        def drawn(i: int) -> np.ndarray:
+            img = scene.image(i)
+            digest.update(np.ascontiguousarray(img[::4, ::4]).tobytes())
+            return img
+
         if spec.mode == "video":
             video_path = out / "flight.mp4"
             sink = _VideoSink(video_path, spec.frame_size_px, spec.fps, spec.video_crf, spec.video_preset)
@@ -779,7 +841,7 @@ def generate_flight(spec: FlightSpec, out_dir: str | Path, *,
                 notes.append("PyAV has no H.264 encoder here: the video is MPEG-4 Part 2 (mp4v) through OpenCV")
             try:
                 for i in range(n):
-                    sink.write(scene.image(i))
+                    sink.write(drawn(i))
                     report("frames", i + 1, n)
             finally:
                 sink.close()
@@ -799,7 +861,7 @@ def generate_flight(spec: FlightSpec, out_dir: str | Path, *,
             for i in range(n):
                 meta = _still_meta(spec, poses, i, float(lat[i]), float(lon[i]), offset_s)
                 path = stills_dir / f"DJI_{i + 1:04d}.JPG"
-                path.write_bytes(still_jpeg_bytes(scene.image(i), meta))
+                path.write_bytes(still_jpeg_bytes(drawn(i), meta))
                 still_paths.append(path)
                 n_telemetry += meta.lat_deg is not None
                 report("stills", i + 1, n)
@@ -866,7 +928,7 @@ def generate_flight(spec: FlightSpec, out_dir: str | Path, *,
                      "n_objects": len(town.objects), "layout": town.stats},
             "media": {"video": video_path.name if video_path else None, "srt": srt_path.name if srt_path else None,
                       "video_codec": codec, "stills": [p.relative_to(out).as_posix() for p in still_paths],
-                      "n_images": n, "n_telemetry": n_telemetry},
+                      "n_images": n, "n_telemetry": n_telemetry, "frames_digest": digest.hexdigest()},
             "layers": {name: p.name for name, p in layer_paths.items()},
             "counts": {"objects": len(objects_json), "by_class": by_class, "violations": violations},
             "notes": notes,

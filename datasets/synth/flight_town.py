@@ -201,16 +201,31 @@ def _ortho_camera(half_size_m: float, gsd_m: float) -> PinholeCamera:
 
 
 class _Occupancy:
-    """Discs already taken on the ground, so that markets, rows and singles do not stand inside each other."""
+    """Discs already taken on the ground, so that markets, rows and singles do not stand inside each other.
+
+    Discs are kept in buckets of a square grid: a town holds thousands of them.
+    """
+
+    CELL_M = 10.0
 
     def __init__(self) -> None:
-        self.discs: list[tuple[float, float, float]] = []
+        self.cells: dict[tuple[int, int], list[tuple[float, float, float]]] = {}
+        self.max_r = 0.0
 
     def free(self, x: float, y: float, r: float) -> bool:
-        return all(math.hypot(x - a, y - b) >= r + c for a, b, c in self.discs)
+        reach = int(math.ceil((r + self.max_r) / self.CELL_M))
+        cx, cy = int(math.floor(x / self.CELL_M)), int(math.floor(y / self.CELL_M))
+        for i in range(cx - reach, cx + reach + 1):
+            for j in range(cy - reach, cy + reach + 1):
+                for a, b, c in self.cells.get((i, j), ()):
+                    if math.hypot(x - a, y - b) < r + c:
+                        return False
+        return True
 
     def take(self, x: float, y: float, r: float) -> None:
-        self.discs.append((x, y, r))
+        key = (int(math.floor(x / self.CELL_M)), int(math.floor(y / self.CELL_M)))
+        self.cells.setdefault(key, []).append((x, y, r))
+        self.max_r = max(self.max_r, r)
 
 
 def _on_pavements(city: AerialCity, half: float, density: TownDensity, stats: dict[str, int],
@@ -422,7 +437,7 @@ class Orthophoto:
     MAX_LEVEL = 5  # tiles are also kept halved 1..5 times, for the far ground of oblique views
 
     def __init__(self, town: Town, gsd_m: float, work_dir: Path, *, tile_px: int = 1024,
-                 omit_classes: Iterable[str] = (), cache_tiles: int = 24) -> None:
+                 omit_classes: Iterable[str] = (), cache_tiles: int = 96) -> None:
         if not 0.005 <= gsd_m <= 0.5:
             raise ValueError(f"gsd_m must lie within [0.005, 0.5] m/px, got {gsd_m}")
         if tile_px < 256 or tile_px % (1 << self.MAX_LEVEL):

@@ -1,4 +1,7 @@
-"""API keys: ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``; roles admin, reviewer and camera.
+"""API keys: ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``; roles admin, reviewer, camera and pilot.
+
+A pilot key may upload drone flights and read the status of the flights it uploaded (owned by the key's holder
+name), nothing else; the flight routes check the ownership (`service.api.routers.flights`).
 
 Keys are held as SHA-256 hashes only. A presented key is hashed and compared with every configured hash with
 `hmac.compare_digest` (no early exit), so neither the comparison nor the lookup leaks how much of a key

@@ -14,12 +14,14 @@ from detector.sources.push import PushSource
 from service.api.auth import KeyRing, Principal, require_roles
 from service.cases import CaseStore
 from service.config import AppConfig
+from service.flights import FlightStore, FlightWorker, ReportLinks
 from service.metrics import PushCounters
 from service.outbox import OutboxWorker
 from service.settings import Settings
 from service.workers import CameraRuntime, LatestFrames, ServiceWorkers
 
-__all__ = ["AdminDep", "CameraPusherDep", "ReviewerDep", "Services", "ServicesDep"]
+__all__ = ["AdminDep", "CameraPusherDep", "FlightReaderDep", "FlightUploaderDep", "PageUserDep", "ReviewerDep",
+           "Services", "ServicesDep"]
 
 
 @dataclass
@@ -42,6 +44,11 @@ class Services:
     # The background workers while the app is running (None before startup, after shutdown, or when the app
     # runs none); configuration changes call its sync().
     workers: ServiceWorkers | None = None
+    # Drone flight jobs: their rows, the worker that runs them (None when this process runs none, or outside
+    # the app's lifespan), and the browser links to their reports.
+    flights: FlightStore | None = None
+    flight_worker: FlightWorker | None = None
+    report_links: ReportLinks = field(default_factory=ReportLinks)
 
 
 def get_services(request: Request) -> Services:
@@ -52,3 +59,8 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 AdminDep = Annotated[Principal, Depends(require_roles("admin"))]
 ReviewerDep = Annotated[Principal, Depends(require_roles("reviewer", "admin"))]
 CameraPusherDep = Annotated[Principal, Depends(require_roles("camera", "admin"))]
+# Drone flights: pilots and admins upload; pilots read their own flights only (checked by the route).
+FlightUploaderDep = Annotated[Principal, Depends(require_roles("pilot", "admin"))]
+FlightReaderDep = Annotated[Principal, Depends(require_roles("pilot", "reviewer", "admin"))]
+# Any key that uses the review page (not camera keys).
+PageUserDep = Annotated[Principal, Depends(require_roles("pilot", "reviewer", "admin"))]

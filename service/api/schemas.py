@@ -14,8 +14,9 @@ from service.config import (CameraConfig, ModelSelection, PositionConfig, RulesC
 __all__ = [
     "AuditsPublic", "CameraCreate", "CameraDeleted", "CameraHealth", "CameraPublic", "CameraSaved", "CameraUpdate",
     "CamerasPublic", "CaseClassChange", "CaseMerge", "CasePublic", "CaseReject", "CasesPublic", "ErrorItem",
-    "ErrorPublic", "EvidencePublic", "FrameAccepted", "HealthPublic", "OutboxPublic", "OutboxRetried", "OutboxesPublic",
-    "ZonesPublic", "ZonesUpdate",
+    "ErrorPublic", "EvidencePublic", "FlightFromPath", "FlightLinks", "FlightProgressPublic", "FlightPublic",
+    "FlightsPublic", "FrameAccepted", "HealthPublic", "MePublic", "OutboxPublic", "OutboxRetried", "OutboxesPublic",
+    "ReportLinkPublic", "ZonesPublic", "ZonesUpdate",
 ]
 
 _PERSISTED = ("True when the change was written to the configuration file (settings.config_path); false when "
@@ -226,3 +227,73 @@ class ZoneKindPublic(BaseModel):
 class KindsPublic(BaseModel):
     data: list[KindPublic]
     zone_kinds: list[ZoneKindPublic]
+
+
+class MePublic(BaseModel):
+    """Who the key belongs to (the review page shows the views of its role)."""
+
+    name: str = Field(description="The key's holder (written into audit trails; owner of a pilot's flights).")
+    role: str = Field(description="admin, reviewer or pilot.")
+
+
+class FlightFromPath(_Body):
+    """A flight already on the server (admin only): a video (its SRT beside it by name, or given) or a folder of
+    geotagged stills, under a folder of ``settings.flights.allowed_dirs``."""
+
+    path: str = Field(min_length=1, max_length=4096, description="Absolute server path of the video file or the "
+                                                                  "stills folder.")
+    srt: str | None = Field(None, min_length=1, max_length=4096,
+                            description="The video's DJI SRT (default: VIDEO.SRT beside the video).")
+    name: str = Field("", max_length=200, description="Human-readable name of the flight.")
+
+
+class FlightProgressPublic(BaseModel):
+    """Where a flight's job is."""
+
+    stage: str | None = Field(description="telemetry, detect, merge, rules, outputs, done; null before it starts.")
+    percent: float = Field(description="0..100 of the job (detection is nearly all of it).")
+    frames_done: int = Field(description="Sampled frames analysed.")
+    frames_total: int | None = Field(description="Sampled frames to analyse (null before sampling).")
+    findings: int | None = Field(description="Objects found so far (sightings while detecting, then findings).")
+    eta_s: float | None = Field(description="Estimated seconds left (null when unknown).")
+
+
+class FlightLinks(BaseModel):
+    flight: str = Field(description="This flight.")
+    cancel: str = Field(description="POST: cancel it (queued or running).")
+    report: str = Field(description="The one-page report (HTML; images under files/).")
+    report_link: str = Field(description="POST: a short-lived report URL a browser opens without a key.")
+    findings: str = Field(description="findings.geojson (RFC 7946).")
+    cases: str = Field(description="The cases of this flight.")
+
+
+class FlightPublic(BaseModel):
+    """A drone flight job: its status, progress and outcome."""
+
+    id: str
+    name: str
+    status: str = Field(description="queued, running, done, failed or cancelled.")
+    source_name: str = Field(description="The video file or stills folder name (no server folders).")
+    created_by: str | None = Field(description="The key holder who submitted it.")
+    created_at: datetime
+    started_at: datetime | None = Field(description="When its (latest) run started.")
+    ended_at: datetime | None
+    progress: FlightProgressPublic
+    error: str | None = Field(description="Why it failed, one line.")
+    notes: list[str] = Field(description="What the run could not do (partial telemetry, skipped stills, ...).")
+    cases: int = Field(description="Cases its violations opened or updated.")
+    case_ids: list[int] | None = Field(description="Those cases (null for pilot keys, which do not read cases).")
+    attempts: int = Field(description="Times the job started (more than one: restarted after the service stopped).")
+    lat_deg: float | None = Field(description="Where it started (take-off point), once known.")
+    lon_deg: float | None
+    links: FlightLinks
+
+
+class FlightsPublic(BaseModel):
+    data: list[FlightPublic]
+    count: int = Field(description="Number of flights in data.")
+
+
+class ReportLinkPublic(BaseModel):
+    url: str = Field(description="Open in a browser: the report and its images, no key needed until expires_at.")
+    expires_at: datetime

@@ -249,9 +249,149 @@ def cmd_dataset_scenario(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ``dataset flight``: option → FlightSpec field, value type, help. One table makes the parser, the mapping onto
+# the spec and the option named in an error (FlightSpec's own messages name its fields).
+_FLIGHT_OPTIONS: tuple[tuple[str, str, type, str], ...] = (
+    ("--seed", "seed", int, "seed of the town and of all noise"),
+    ("--duration-s", "duration_s", float, "length of the flight, s"),
+    ("--fps", "fps", float, "video frame rate"),
+    ("--alt-m", "alt_m", float, "altitude above the take-off point, m (SRT rel_alt)"),
+    ("--speed-mps", "speed_mps", float, "ground speed, m/s"),
+    ("--yaw-deg", "yaw_deg", float, "camera heading, degrees clockwise from north"),
+    ("--pitch-deg", "pitch_deg", float, "gimbal pitch, -90 (nadir) .. -20"),
+    ("--roll-deg", "roll_deg", float, "gimbal roll, degrees (positive: right side of the image down)"),
+    ("--course-deg", "course_deg", float, "direction of flight (default: along the camera heading)"),
+    ("--path", "path", str, "line or lawnmower"),
+    ("--leg-length-m", "leg_length_m", float, "lawnmower leg length, m"),
+    ("--leg-spacing-m", "leg_spacing_m", float, "distance between lawnmower legs, m"),
+    ("--gsd-m", "gsd_m", float, "orthophoto ground sampling distance, m/px"),
+    ("--lat-deg", "origin_lat_deg", float, "latitude of the take-off point"),
+    ("--lon-deg", "origin_lon_deg", float, "longitude of the take-off point"),
+    ("--ground-alt-m", "ground_alt_m", float, "ground height above sea level, m (SRT abs_alt - rel_alt)"),
+    ("--start-local", "start_local", str, "local wall time of the first frame, ISO 8601 without zone"),
+    ("--timezone", "timezone", str, "IANA time zone of the place"),
+    ("--mode", "mode", str, "video (MP4 + SRT) or stills (geotagged JPEGs)"),
+    ("--telemetry-coverage", "telemetry_coverage", float, "share of the video the SRT covers (its first part)"),
+    ("--srt-gimbal", "srt_gimbal", str, "gimbal angles in the SRT: auto, always or never"),
+    ("--still-interval-s", "still_interval_s", float, "stills: time between stills, s"),
+    ("--xmp-longitude-key", "xmp_longitude_key", str, "stills: GpsLongitude or DJI's misspelt GpsLongtitude"),
+    ("--noise-sigma", "noise_sigma", float, "sensor noise, grey levels"),
+    ("--max-view-range-m", "max_view_range_m", float, "ground farther than this is haze (oblique views), m"),
+    ("--town-half-size-m", "town_half_size_m", float,
+     "half the side of the town (default: what the flight sees); give it to fly one town several times"),
+    ("--crf", "video_crf", int, "x264 quality (lower is better)"),
+    ("--preset", "video_preset", str, "x264 preset"),
+)
+
+
+def _flight_option_of(field_name: str) -> str:
+    flags = {f: o for o, f, _, _ in _FLIGHT_OPTIONS}
+    flags.update(frame_size_px="--size", still_size_px="--size", stills_without_gps="--stills-without-gps",
+                 write_srt="--no-srt", omit_classes="--omit-classes")
+    return flags.get(field_name, field_name)
+
+
+def _flight_spec(args: argparse.Namespace):
+    """The `FlightSpec` the options describe; an invalid value is a ValueError naming its option."""
+    import re
+
+    from datasets.synth.flight import FlightSpec
+
+    values = {f: getattr(args, f) for _, f, _, _ in _FLIGHT_OPTIONS if getattr(args, f) is not None}
+    if args.size:
+        w, sep, h = args.size.lower().partition("x")
+        try:
+            size = (int(w), int(h))
+        except ValueError:
+            raise ValueError(f"--size {args.size!r}: expected WxH in pixels, e.g. 640x360") from None
+        values["still_size_px" if values.get("mode") == "stills" else "frame_size_px"] = size
+    if args.stills_without_gps:
+        try:
+            values["stills_without_gps"] = tuple(int(v) for v in args.stills_without_gps.split(",") if v.strip())
+        except ValueError:
+            raise ValueError(f"--stills-without-gps {args.stills_without_gps!r}: expected 0-based still indices, "
+                             "e.g. 0,3") from None
+    if args.omit_classes:
+        values["omit_classes"] = tuple(c for c in args.omit_classes.split(",") if c)
+    if args.no_srt:
+        values["write_srt"] = False
+    try:
+        return FlightSpec(**values)
+    except ValueError as exc:
+        # FlightSpec names its field ("FlightSpec.alt_m must ..."): the user typed an option
+        raise ValueError(re.sub(r"FlightSpec\.(\w+)", lambda m: _flight_option_of(m.group(1)), str(exc))) from None
+
+
+def write_flight_config(out_dir: Path, spec, layer_paths: dict[str, Path]) -> Path:
+    """``drone.yaml`` beside a generated flight: its layers, time zone and (video) the generator's exact lens.
+
+    `streetwatch drone OUT/flight.mp4 --config OUT/drone.yaml --out RUN` then analyses the flight as generated.
+    Stills get no camera here: their EXIF model names it, as with a real mapping mission.
+    """
+    import yaml
+
+    drone: dict = {"telemetry": {"timezone": spec.timezone}}
+    if spec.mode == "video":
+        drone["camera"] = {"sensor_width_mm": spec.profile.sensor_width_mm, "focal_mm": spec.profile.focal_mm}
+    layers = {name: Path(p).name for name, p in layer_paths.items()}
+    drone["layers"] = {k: [layers[k]] for k in ("baseline", "bike_parking") if k in layers}
+    if "no_vending" in layers:  # each area carries its own schedule property
+        drone["layers"]["no_vending"] = [{"path": layers["no_vending"]}]
+    config: dict = {"config_version": 1}
+    if "grid" in layers:
+        config["grid"] = {"path": layers["grid"], "code_property": "code"}
+    config["drone"] = drone
+    path = Path(out_dir) / "drone.yaml"
+    path.write_text("# Written by `streetwatch dataset flight` for the synthetic flight in this folder; paths are "
+                    "relative to it.\n" + yaml.safe_dump(config, sort_keys=False, allow_unicode=True),
+                    encoding="utf-8")
+    return path
+
+
+def cmd_dataset_flight(args: argparse.Namespace) -> int:
+    from datasets.synth.flight import generate_flight
+
+    spec = _flight_spec(args)
+    out = Path(args.out)
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, desc="town", unit="step", file=sys.stderr, leave=False)
+
+    def progress(p) -> None:
+        if bar is None:
+            return
+        if bar.desc != p.stage or bar.total != p.total:  # a new stage: its own count and rate
+            bar.reset(total=p.total)
+            bar.set_description_str(p.stage, refresh=False)
+        bar.n = p.done
+        bar.refresh()
+
+    try:
+        result = generate_flight(spec, out, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    config = write_flight_config(out, spec, result.layer_paths)
+    truth = json.loads(result.truth_path.read_text(encoding="utf-8"))
+    classes = ", ".join(f"{n} {c}" for c, n in truth["counts"]["by_class"].items() if n) or "none"
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(truth["counts"]["violations"].items())) or "none"
+    media = (f"{result.video_path.name} ({result.n_images} frames, {result.video_codec})"
+             + (f" + {result.srt_path.name}" if result.srt_path else " without SRT")
+             if result.video_path is not None else f"stills/ ({result.n_images} stills, {result.n_telemetry} with GPS)")
+    print(f"{out}: {media}; {result.n_objects} objects in view ({classes}); violations: {kinds}; "
+          f"{result.truth_path.name}, {config.name}")
+    for note in result.notes:
+        print(f"note: {note}")
+    flight = result.video_path if result.video_path is not None else out / "stills"
+    print(f"next: streetwatch drone {flight} --config {config} --out {out / 'run'}")
+    return EXIT_OK
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Add this job's commands to the ``streetwatch`` subcommands `sub`."""
-    ds = sub.add_parser("dataset", help="dataset tools: stats, contact-sheet, synth, scenario, merge, tile, split, convert, from-reviews, from-footage")
+    ds = sub.add_parser("dataset", help="dataset tools: stats, contact-sheet, synth, scenario, flight, merge, tile, split, convert, from-reviews, from-footage")
     dsub = ds.add_subparsers(dest="dataset_command", required=True, metavar="ACTION")
     p = dsub.add_parser("stats", help="images, boxes per class, box sizes per split")
     p.add_argument("data", metavar="DATA.yaml")
@@ -288,6 +428,23 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shared", default=None,
                    help="../shared: far_bikes_4min pastes real bicycle cut-outs from bicycles-2000 train (else drawn)")
     p.set_defaults(func=cmd_dataset_scenario)
+    p = dsub.add_parser(
+        "flight", help="a synthetic drone flight with exact truth: video + DJI SRT (or geotagged stills), layers",
+        description="Fly a pinhole camera over a seeded synthetic town (datasets/synth/flight.py) and write, into "
+                    "--out: flight.mp4 + flight.SRT (or stills/), the GeoJSON layers, truth.json (every object's "
+                    "position and verdict) and drone.yaml for `streetwatch drone`. Options left out take "
+                    "FlightSpec's defaults (a 60 s 3840x2160 30 fps flight at 50 m: minutes; tests use e.g. "
+                    "--size 640x360 --fps 10 --duration-s 5).")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (files of an earlier flight replaced)")
+    for option, field_name, kind, text in _FLIGHT_OPTIONS:
+        p.add_argument(option, dest=field_name, type=kind, default=None, help=text)
+    p.add_argument("--size", default=None, metavar="WxH", help="video frame size, or still size with --mode stills")
+    p.add_argument("--stills-without-gps", default=None, metavar="I,J",
+                   help="stills: 0-based indices of stills written without GPS")
+    p.add_argument("--omit-classes", default=None, metavar="C,D", help="classes laid out but not drawn")
+    p.add_argument("--no-srt", action="store_true", help="write no SRT (a video without telemetry)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_dataset_flight)
     p = dsub.add_parser("merge", help="merge YOLO datasets into one class list")
     p.add_argument("sources", nargs="+", metavar="DATA.yaml")
     p.add_argument("--out", required=True)

@@ -35,8 +35,17 @@ def cmd_drone(args: argparse.Namespace) -> int:
     config = load_config(args.config) if args.config else AppConfig(config_version=1)
     drone = config.drone or DroneConfig()
     if args.camera:
+        from detector.geo.profiles import get_profile
+
+        get_profile(args.camera)  # an unknown camera: one line listing the known ones (not pydantic's summary)
         drone = drone.model_copy(update={"camera": DroneCameraConfig(profile=args.camera)})
     if args.timezone:
+        from detector.schedule import ScheduleError, load_timezone
+
+        try:  # model_copy does not validate: check here so the line names the option
+            load_timezone(args.timezone)
+        except ScheduleError as exc:
+            raise ValueError(f"--timezone: {exc}") from None
         drone = drone.model_copy(update={"telemetry": drone.telemetry.model_copy(update={"timezone": args.timezone})})
     config = config.model_copy(update={"drone": drone})
     inp = FlightInput.from_path(args.path, args.srt)

@@ -71,10 +71,11 @@ class Camera(Base):
 
 
 class Flight(Base):
-    """A drone flight as the case system sees it: the origin of flight cases, and later the state of its job.
+    """A drone flight as the case system sees it: the origin of flight cases, and the state of its job.
 
-    ``status`` is one of `FLIGHT_STATUSES`; ``frames_done``/``frames_total`` and ``error`` are the job's
-    progress and failure reason (a job writes them; ``CaseStore.ingest`` never does).
+    ``status`` is one of `FLIGHT_STATUSES`; ``frames_done``/``frames_total``, ``stage``, ``progress``,
+    ``eta_s``, ``findings``, ``notes`` and ``error`` are the job's progress and outcome (the flight job of
+    `service.flights` writes them; ``CaseStore.ingest`` never does).
     """
 
     __tablename__ = "flights"
@@ -98,6 +99,21 @@ class Flight(Base):
     error: Mapped[Optional[str]] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # The job (migration 0004): what to read ({"video", "srt"} or {"stills"}: server paths), who submitted it
+    # (the API key's holder; a pilot reads its own flights only), where it is (stage as in
+    # `service.drone.FlightProgress`, 0..1 done, findings so far, seconds left), the run's notes, the cases its
+    # violations opened or updated, whether a cancel was asked for (the worker polls it), and how many times
+    # the job was started (restarts).
+    input: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)
+    created_by: Mapped[Optional[str]] = mapped_column(String(200))
+    stage: Mapped[Optional[str]] = mapped_column(String(16))
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    findings: Mapped[Optional[int]] = mapped_column(Integer)
+    eta_s: Mapped[Optional[float]] = mapped_column(Float)
+    notes: Mapped[Optional[list[Any]]] = mapped_column(JSON)
+    case_ids: Mapped[Optional[list[Any]]] = mapped_column(JSON)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Case(Base):

@@ -26,8 +26,11 @@ KEYS = {
     "alice": "reviewer-key-alice-0123",
     "cam-1": "camera-key-cam1-012345",
     "cam-2": "camera-key-cam2-012345",
+    "pilot-li": "pilot-key-li-0123456789",
+    "pilot-zhao": "pilot-key-zhao-012345678",
 }
 ADMIN, ALICE, CAM1, CAM2 = ({"Authorization": f"Bearer {KEYS[k]}"} for k in ("admin", "alice", "cam-1", "cam-2"))
+PILOT, PILOT2 = ({"Authorization": f"Bearer {KEYS[k]}"} for k in ("pilot-li", "pilot-zhao"))
 MAX_PUSH_BYTES = 200_000
 
 
@@ -42,12 +45,14 @@ def make_config() -> AppConfig:
 def settings(tmp_path):
     return Settings(
         database_path=tmp_path / "cases.db", evidence_dir=tmp_path / "evidence", adapters=("open311",),
-        max_push_bytes=MAX_PUSH_BYTES, run_cameras=False, outbox={"deliver": False},
+        max_push_bytes=MAX_PUSH_BYTES, run_cameras=False, run_flights=False, outbox={"deliver": False},
         api_keys=[
             {"name": "root", "role": "admin", "key": KEYS["admin"]},
             {"name": "alice", "role": "reviewer", "key_sha256": hash_api_key(KEYS["alice"])},
             {"name": "cam-1-gw", "role": "camera", "camera_id": "cam-1", "key": KEYS["cam-1"]},
             {"name": "cam-2-gw", "role": "camera", "camera_id": "cam-2", "key": KEYS["cam-2"]},
+            {"name": "pilot-li", "role": "pilot", "key": KEYS["pilot-li"]},
+            {"name": "pilot-zhao", "role": "pilot", "key": KEYS["pilot-zhao"]},
         ])
 
 
@@ -123,6 +128,15 @@ def test_settings_keep_only_hashes_and_forbid_unknown_keys(settings, tmp_path):
     ("get", "/api/v1/kinds", None, {}, 401),
     ("get", "/api/v1/kinds", None, CAM1, 403),
     ("get", "/api/v1/kinds", None, ALICE, 200),
+    # a pilot key uploads flights and reads its own flights' status, nothing else
+    ("get", "/api/v1/cases", None, PILOT, 403),
+    ("get", "/api/v1/cases/{case}", None, PILOT, 403),
+    ("post", "/api/v1/cases/{case}/confirm", None, PILOT, 403),
+    ("get", "/api/v1/cameras", None, PILOT, 403),
+    ("get", "/api/v1/kinds", None, PILOT, 403),
+    ("get", "/api/v1/outbox", None, PILOT, 403),
+    ("put", "/api/v1/cameras/cam-1/zones", {"zones": []}, PILOT, 403),
+    ("post", "/api/v1/cameras/cam-1/frames", None, PILOT, 403),
 ])
 def test_auth_table(client, case_id, method, path, body, headers, expected):
     response = client.request(method, path.format(case=case_id), json=body, headers=headers)
@@ -131,6 +145,57 @@ def test_auth_table(client, case_id, method, path, body, headers, expected):
         assert response.headers["www-authenticate"] == "Bearer"
     if expected >= 400:
         assert "Authorization" in response.json()["detail"]
+
+
+# Every flight route for every kind of caller. "mine" is a finished flight of pilot-li with its output folder,
+# "theirs" one of pilot-zhao, "queued" one of pilot-li waiting in the queue (cancellable).
+WHO = {"anonymous": {}, "wrong key": {"Authorization": "Bearer not-a-real-key-000000"}, "camera": CAM1,
+       "pilot": PILOT, "reviewer": ALICE, "admin": ADMIN}
+FLIGHT_ROUTES = [
+    # method, path, JSON body, expected status by caller
+    ("post", "/api/v1/flights", {}, {"pilot": 403, "reviewer": 403, "admin": 422}),  # JSON = server path: admin
+    ("get", "/api/v1/flights", None, {"pilot": 200, "reviewer": 200, "admin": 200}),
+    ("get", "/api/v1/flights/{mine}", None, {"pilot": 200, "reviewer": 200, "admin": 200}),
+    ("get", "/api/v1/flights/{theirs}", None, {"pilot": 403, "reviewer": 200, "admin": 200}),
+    ("post", "/api/v1/flights/{queued}/cancel", None, {"pilot": 403, "reviewer": 403, "admin": 200}),
+    ("get", "/api/v1/flights/{mine}/report", None, {"pilot": 403, "reviewer": 200, "admin": 200}),
+    ("post", "/api/v1/flights/{mine}/report-link", None, {"pilot": 403, "reviewer": 200, "admin": 200}),
+    ("get", "/api/v1/flights/{mine}/findings.geojson", None, {"pilot": 403, "reviewer": 200, "admin": 200}),
+    ("get", "/api/v1/flights/{mine}/files/frames/000001.jpg", None, {"pilot": 403, "reviewer": 200, "admin": 200}),
+    ("get", "/api/v1/me", None, {"pilot": 200, "reviewer": 200, "admin": 200}),
+]
+
+
+@pytest.fixture
+def flights(services, settings):
+    from service.flights import FlightSource
+    from service.settings import flights_dir
+
+    store = services.flights
+    ids = {}
+    for key, owner in (("mine", "pilot-li"), ("theirs", "pilot-zhao"), ("queued", "pilot-li")):
+        ids[key] = store.create(f"flight-{key}", input=FlightSource(video="/nowhere/f.mp4"), created_by=owner).id
+    for key in ("mine", "theirs"):
+        store.claim_next()
+        store.finish(ids[key], "done")
+        out = flights_dir(settings) / ids[key] / "out"
+        (out / "frames").mkdir(parents=True)
+        (out / "report.html").write_text("<!DOCTYPE html><html><head><title>r</title></head><body></body></html>")
+        (out / "findings.geojson").write_text('{"type": "FeatureCollection", "features": []}')
+        (out / "frames" / "000001.jpg").write_bytes(jpeg())
+    return ids
+
+
+@pytest.mark.parametrize("method, path, body, allowed", FLIGHT_ROUTES, ids=[f"{m} {p}" for m, p, _, _ in FLIGHT_ROUTES])
+@pytest.mark.parametrize("who", list(WHO))
+def test_flight_auth_table(client, flights, who, method, path, body, allowed):
+    expected = {"anonymous": 401, "wrong key": 401, "camera": 403}.get(who) or allowed[who]
+    response = client.request(method, path.format(**flights), json=body, headers=WHO[who])
+    assert response.status_code == expected, response.text
+    if expected in (401, 403):
+        assert "Authorization" in response.json()["detail"]
+    if expected == 200 and path == "/api/v1/flights" and who == "pilot":
+        assert {f["id"] for f in response.json()["data"]} == {flights["mine"], flights["queued"]}
 
 
 def test_no_anonymous_write_and_no_camera_key_beyond_its_frames(client, case_id):
@@ -443,7 +508,7 @@ def test_kinds_come_from_the_catalogue_with_the_citys_codes(client):
 def test_openapi_lists_every_route_with_schemas(client):
     spec = client.get("/openapi.json").json()
     operations = [(path, method, op) for path, ops in spec["paths"].items() for method, op in ops.items()]
-    assert len(operations) == 21  # 20 before GET /api/v1/kinds
+    assert len(operations) == 30  # 20 before GET /api/v1/kinds; 8 flight routes and GET /api/v1/me since
     for path, method, op in operations:
         assert op.get("summary"), (path, method)
         ok = next(code for code in op["responses"] if code.startswith("2"))

@@ -16,6 +16,7 @@ from service.api.schemas import (AuditsPublic, CaseClassChange, CaseMerge, CaseP
                                  ErrorPublic)
 from service.cases import CaseError, CaseFilter, CaseNotFoundError
 from service.db.models import CASE_STATUSES
+from service.settings import flights_dir
 
 router = APIRouter(prefix="/cases", tags=["cases"])
 
@@ -125,7 +126,8 @@ async def case_evidence(case_id: int, evidence_id: int, services: ServicesDep, _
         # Rows written before evidence paths were made absolute are relative to the service's working
         # directory (e.g. "var/evidence/cam/day/x.jpg" with evidence_dir "var/evidence").
         path = (Path.cwd() / stored).resolve()
-    if not path.is_relative_to(root):
+    # A drone flight's evidence stays in the flight's output folder (its report shows the same images).
+    if not path.is_relative_to(root) and not path.is_relative_to(flights_dir(services.settings)):
         # Never serve a file outside the evidence folder, whatever the database says.
         raise HTTPException(status.HTTP_404_NOT_FOUND,
                             detail=f"evidence {evidence_id} of case {case_id} is not under the evidence folder")
