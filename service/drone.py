@@ -397,8 +397,9 @@ def _iter_frames(inp: FlightInput, frames: _Frames, indices: Sequence[int], coun
             counts["corrupt_packets"] += video.stats.corrupt
             frames.notes.append(f"{inp.video.name}: {video.stats.corrupt} corrupt packet(s) skipped")
         if replaced:
+            more = " …" if len(replaced) > 5 else ""
             frames.notes.append(f"{inp.video.name}: {len(replaced)} sampled frame(s) unreadable, the next readable "
-                                f"picture used instead ({', '.join(replaced[:5])}{' …' if len(replaced) > 5 else ''})")
+                                f"picture used instead ({', '.join(replaced[:5])}{more})")
         missing = len(wanted) - delivered
         if missing > 0:
             counts["not_decoded"] += missing

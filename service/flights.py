@@ -620,7 +620,7 @@ class FlightWorker:
                 ran = self.run_once()
             except Exception as exc:  # the database went away for a moment: keep the loop alive
                 self.state.last_error = one_line(exc)
-                log.exception("flight worker: %s", one_line(exc))
+                log.exception("flight worker: the flight queue could not be read")
                 ran = None
                 self._stop.wait(5.0)
             if ran is None and not self._stop.is_set():

@@ -1,7 +1,7 @@
 """The one-page flight report: ``report.html`` in a flight's output folder, opened from disk in any browser.
 
 It reads the folder `service.drone.run_flight` writes (``summary.json``, ``findings.geojson``, ``track.geojson``,
-``footprints.geojson``, ``mosaic.json`` + ``mosaic.jpg``, ``evidence/``; formats in the README's drone section)
+``footprints.geojson``, ``mosaic.json`` + ``mosaic.jpg``, ``evidence/``; their formats are `service.drone`'s)
 and writes one self-contained HTML page: inline CSS and JavaScript, no network at all (no CDN, web fonts or map
 tiles), images by paths relative to the folder. The page shows
 
@@ -16,7 +16,8 @@ tiles), images by paths relative to the folder. The page shows
 Positions are computed here, in Python (lon/lat → the mosaic's local east/north frame through
 `detector.geo.enu.LocalFrame` → raster pixels through `detector.geo.mosaic.en_to_raster_px`), and embedded in
 the page as one JSON blob that the script reads; the script writes every piece of text with ``textContent``,
-never as HTML. `report_data` returns that blob for tests and other callers.
+never as HTML. `report_data` returns that blob for tests and other callers. A server that sends the page (the
+service's flight page) gets a matching Content-Security-Policy from `content_security_policy`.
 
 Example:
     >>> from pathlib import Path
@@ -26,6 +27,8 @@ Example:
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 import math
@@ -43,7 +46,8 @@ from detector.geo.enu import LocalFrame
 from detector.geo.mosaic import en_to_raster_px
 from service.kinds import KINDS, kind_title
 
-__all__ = ["NO_MAP_NO_TELEMETRY", "REPORT_NAME", "ReportInputError", "render_report", "report_data", "write_report"]
+__all__ = ["NO_MAP_NO_TELEMETRY", "REPORT_NAME", "ReportInputError", "content_security_policy", "render_report",
+           "report_data", "write_report"]
 
 REPORT_NAME = "report.html"
 NO_MAP_NO_TELEMETRY = "no map: no telemetry"
@@ -88,11 +92,16 @@ def _features(path: Path) -> list[dict[str, Any]] | None:
 
 
 def _lonlat(coords: Any, path: Path, where: str) -> np.ndarray:
-    """(K, 2) [lon, lat] from GeoJSON coordinates, checked."""
+    """(K, 2) [lon, lat] from GeoJSON coordinates (a position or a list of them; an altitude is ignored), checked."""
     try:
-        arr = np.asarray(coords, np.float64).reshape(-1, 2)
+        arr = np.asarray(coords, np.float64)
     except (TypeError, ValueError):
-        raise ReportInputError(f"{path}: {where}: coordinates are not [lon, lat] pairs") from None
+        arr = np.zeros((0,))
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] < 2 or arr.shape[0] == 0:
+        raise ReportInputError(f"{path}: {where}: coordinates are not [lon, lat] positions")
+    arr = arr[:, :2]
     if not np.isfinite(arr).all() or (np.abs(arr[:, 0]) > 180).any() or (np.abs(arr[:, 1]) > 90).any():
         raise ReportInputError(f"{path}: {where}: coordinates out of range (expected [lon, lat] in degrees)")
     return arr
@@ -185,6 +194,20 @@ def _wall(iso: Any) -> str:
     return f"{text} {offset[:3]}:{offset[3:]}" if offset else text
 
 
+def _wall_range(first: Any, last: Any) -> str:
+    """Two ISO times as one range; the second without its date and offset when they are the same."""
+    a, b = _wall(first), _wall(last)
+    if not (a and b):
+        return a or b
+    if a == b:
+        return a
+    date_a, time_a, *zone_a = a.split(" ")
+    date_b, time_b, *zone_b = b.split(" ")
+    if date_a == date_b and zone_a == zone_b:
+        return " ".join([date_a, f"{time_a} – {time_b}", *zone_a])
+    return f"{a} – {b}"
+
+
 def _counts(mapping: Any) -> str:
     if not isinstance(mapping, Mapping) or not mapping:
         return "–"
@@ -212,7 +235,10 @@ def _safe_relative(out_dir: Path, value: Any) -> str | None:
 def _case_href(case_url: str | None, case_id: Any) -> str | None:
     if case_url is None or case_id is None or case_id == "":
         return None
-    href = case_url.format(case_id=quote(str(case_id), safe=""))
+    try:
+        href = case_url.format(case_id=quote(str(case_id), safe=""))
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(f"case_url {case_url!r}: only {{case_id}} may be substituted ({exc!r})") from None
     scheme = urlsplit(href).scheme
     return href if scheme in ("", "http", "https") else None
 
@@ -244,8 +270,8 @@ def _finding_rows(out_dir: Path, features: Sequence[dict[str, Any]], case_url: s
         evidence = props.get("evidence") if isinstance(props.get("evidence"), Mapping) else {}
         lon, lat = (float(v) for v in lonlat[0])
         first_t, last_t = _num(props.get("first_t_s")), _num(props.get("last_t_s"))
-        seen_wall = " – ".join(t for t in (_wall(props.get("first_seen")), _wall(props.get("last_seen"))) if t)
-        title = _bilingual(kind) if kind else cls or "finding"
+        seen_wall = _wall_range(props.get("first_seen"), props.get("last_seen"))
+        title = _bilingual(kind) if kind else f"其他发现 Other finding: {cls}"
         fields = [
             ["编号 Finding", fid],
             ["类别 Class", cls],
@@ -368,16 +394,16 @@ def _header_html(summary: Mapping[str, Any], data: Mapping[str, Any]) -> str:
         ("航次 Flight", f"{summary.get('name') or '–'} ({summary.get('flight_id', '')})"),
         ("起飞时间 Started", f"{started} ({tz})" if started else "无时钟 no clock"),
         ("时长 Duration", _duration(summary.get("duration_s"))),
-        ("相机 Camera", f"{camera.get('how', '–')}, {camera.get('width_px', '?')}×{camera.get('height_px', '?')} px, "
-                      f"HFOV {_num(camera.get('hfov_deg')):.1f}°"),
-        ("帧 Frames", f"{frames.get('sampled', 0)} sampled of {frames.get('total', 0)}, "
-                     f"{frames.get('processed', 0)} processed"
-                     + (f"; skipped: {_counts(frames.get('skipped'))}" if frames.get("skipped") else "")
-                     + (f"; {len(frames['stills_skipped'])} still(s) skipped"
-                        if frames.get("stills_skipped") else "")),
-        ("遥测 Telemetry", f"{telemetry.get('format', '–')}; {telemetry.get('coverage', '–')}"
-                          + (f"; problems: {_counts(telemetry.get('problems'))}" if telemetry.get("problems")
-                             else "")),
+        ("相机 Camera", (f"{camera.get('how', '–')}, {camera.get('width_px', '?')}×{camera.get('height_px', '?')}"
+                       f" px, HFOV {_num(camera.get('hfov_deg')):.1f}°")),
+        ("帧 Frames", (f"{frames.get('sampled', 0)} sampled of {frames.get('total', 0)}, "
+                       f"{frames.get('processed', 0)} processed"
+                       + (f"; skipped: {_counts(frames.get('skipped'))}" if frames.get("skipped") else "")
+                       + (f"; {len(frames['stills_skipped'])} still(s) skipped"
+                          if frames.get("stills_skipped") else ""))),
+        ("遥测 Telemetry", (f"{telemetry.get('format', '–')}; {telemetry.get('coverage', '–')}"
+                           + (f"; problems: {_counts(telemetry.get('problems'))}" if telemetry.get("problems")
+                              else ""))),
         ("偏航来源 Yaw source", _counts(telemetry.get("yaw_sources"))),
         ("发现 Findings", f"{summary.get('findings', 0)} ({_counts(summary.get('by_class'))})"),
         ("违规 Violations", str(summary.get("violations", 0))),
@@ -389,7 +415,7 @@ def _header_html(summary: Mapping[str, Any], data: Mapping[str, Any]) -> str:
     dl = "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in rows)
     by_kind = summary.get("by_kind") or {}
     kinds = "".join(
-        f'<li><span class="swatch" style="background:{_esc(KINDS[k].color_hex if k in KINDS else _PLAIN_COLOR)}">'
+        f'<li><span class="swatch {_kind_class(k) if k in KINDS else "kind-other"}">'
         f'</span><span class="kind-title">{_esc(_bilingual(k))}</span> <b>{_esc(n)}</b></li>'
         for k, n in sorted(by_kind.items(), key=lambda kv: -_num(kv[1])))
     notes = "".join(f"<li>{_esc(n)}</li>" for n in data.get("notes", []))
@@ -399,6 +425,39 @@ def _header_html(summary: Mapping[str, Any], data: Mapping[str, Any]) -> str:
             f'<div class="by-kind"><h2>违规类型 Violations by kind</h2>'
             f'<ul id="by-kind">{kinds or "<li>–</li>"}</ul></div>'
             + (f'<div class="notes"><h2>说明 Notes</h2><ul id="notes">{notes}</ul></div>' if notes else ""))
+
+
+def _kind_class(kind: str) -> str:
+    return "kind-" + re.sub(r"[^a-z0-9_-]", "-", str(kind).lower())
+
+
+def _kind_css() -> str:
+    """One swatch class per catalogue kind: the header's colours live in the style block, not in ``style``
+    attributes, so that a Content-Security-Policy with the block's hash admits them (see `content_security_policy`)."""
+    rows = [f".swatch.{_kind_class(row.kind)} {{ background: {row.color_hex}; }}" for row in
+            (KINDS[k] for k in KINDS)]
+    return "\n".join(["/* kind colours (service.kinds) */", *rows, f".swatch.kind-other {{ background: {_PLAIN_COLOR}; }}"])
+
+
+def content_security_policy(page_html: str) -> str:
+    """A Content-Security-Policy under which the page works when a server sends it (the service's flight page):
+    no network but its own images, and only this page's inline style and script (by their SHA-256).
+
+    Example:
+        >>> csp = content_security_policy(Path("runs/flight-1/report.html").read_text())  # doctest: +SKIP
+        >>> # response.headers["Content-Security-Policy"] = csp
+    """
+    def digest(pattern: str) -> str:
+        match = re.search(pattern, page_html, re.DOTALL)
+        if match is None:
+            raise ValueError("content_security_policy: not a flight report page (no inline style or script)")
+        return "'sha256-" + base64.b64encode(hashlib.sha256(match.group(1).encode("utf-8")).digest()).decode() + "'"
+
+    style = digest(r"<style>(.*?)</style>")
+    script = digest(r"<script>(.*?)</script>")
+    # base-uri 'self': the service serves the page with a <base href> of its files/ route
+    return (f"default-src 'none'; img-src 'self'; style-src {style}; script-src {script}; base-uri 'self'; "
+            "form-action 'none'; frame-ancestors 'self'")
 
 
 def _json_for_script(data: Any) -> str:
@@ -416,7 +475,7 @@ def render_report(summary: Mapping[str, Any], data: Mapping[str, Any]) -> str:
     values = {
         "title": _esc(f"{name} — 飞行报告 Flight report"),
         "heading": _esc(f"{name} — 飞行报告 Flight report"),
-        "style": (TEMPLATE_DIR / "flight_report.css").read_text(encoding="utf-8"),
+        "style": (TEMPLATE_DIR / "flight_report.css").read_text(encoding="utf-8") + _kind_css(),
         "header": _header_html(summary, data),
         "data": _json_for_script(data),
         "script": (TEMPLATE_DIR / "flight_report.js").read_text(encoding="utf-8"),

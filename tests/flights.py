@@ -17,9 +17,10 @@ import json
 import math
 import re
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pymap3d
@@ -27,9 +28,9 @@ import pymap3d
 from datasets.synth.flight import FlightOutput, FlightSpec, generate_flight
 from service.cli.dataset import write_flight_config
 
-__all__ = ["BuiltFlight", "VIDEO_SPEC", "STILLS_SPEC", "SECOND_VIDEO_SPEC", "Match", "copy_flight",
-           "build_flight", "shared_flight", "truncate_srt", "set_srt_rel_alt", "shift_layer", "corrupt_middle",
-           "truth_matches", "shown_objects"]
+__all__ = ["SECOND_VIDEO_SPEC", "STILLS_SPEC", "VIDEO_SPEC", "BuiltFlight", "Match", "build_flight", "copy_flight",
+           "corrupt_middle", "set_srt_rel_alt", "shared_flight", "shift_layer", "shown_objects", "truncate_srt",
+           "truth_matches"]
 
 # Tiny flights (about 3 s of CPU each to render): 640×360 at 10 fps over 5 s, 35 m up, flying north at 6 m/s.
 # Seed 3 puts stalls and bikes (misparked ones among them) under the track. The town's size is fixed so that

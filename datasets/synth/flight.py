@@ -39,11 +39,12 @@ import hashlib
 import json
 import math
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -300,8 +301,8 @@ class FlightSpec:
     def n_images(self) -> int:
         """Video frames, or stills."""
         if self.mode == "video":
-            return max(1, int(round(self.duration_s * self.fps)))
-        return int(math.floor(self.duration_s / self.still_interval_s + 1e-9)) + 1
+            return max(1, round(self.duration_s * self.fps))
+        return math.floor(self.duration_s / self.still_interval_s + 1e-9) + 1
 
     @property
     def start_wall_local(self) -> datetime:
@@ -531,13 +532,17 @@ class FlightScene:
                                 omit_classes=spec.omit_classes)
         tiles = self.ortho.tiles_touching(self.footprints)
         self._report("orthophoto", 0, len(tiles))
-        self.ortho.render(tiles, progress=lambda done, total: self._report("orthophoto", done, total))
+        try:
+            self.ortho.render(tiles, progress=lambda done, total: self._report("orthophoto", done, total))
+        except BaseException:
+            self.ortho.close()  # no half-drawn tiles left behind (an interrupted run included)
+            raise
 
     def _report(self, stage: str, done: int, total: int) -> None:
         if self._progress is not None:
             self._progress(FlightProgress(stage, done, total))
 
-    def __enter__(self) -> "FlightScene":
+    def __enter__(self) -> FlightScene:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -589,7 +594,7 @@ class FlightScene:
             s = 2 ** level
             outline = ground_outline_en_m(cam, _border_px(0.0, r0, w, r1, 8), self.spec.max_view_range_m)
             uv = self.ortho.en_to_px(outline) / s
-            size = int(math.ceil(self.ortho.width_px / s))
+            size = math.ceil(self.ortho.width_px / s)
             x0, y0 = (int(np.clip(math.floor(v) - 3, 0, size)) for v in uv.min(axis=0))
             x1, y1 = (int(np.clip(math.ceil(v) + 3, 0, size)) for v in uv.max(axis=0))
             if x1 <= x0 or y1 <= y0:
@@ -614,7 +619,7 @@ class FlightScene:
         cached = self._crops.get(level)
         if cached is not None and cached[0] <= x0 and cached[1] <= y0 and cached[2] >= x1 and cached[3] >= y1:
             return cached[0], cached[1], cached[4]
-        size = int(math.ceil(self.ortho.width_px / 2 ** level))
+        size = math.ceil(self.ortho.width_px / 2 ** level)
         mx, my = (x1 - x0) // 10 + 16, (y1 - y0) // 10 + 16
         bx0, by0, bx1, by1 = max(0, x0 - mx), max(0, y0 - my), min(size, x1 + mx), min(size, y1 + my)
         arr = self.ortho.crop(bx0, by0, bx1, by1, HAZE_BGR, level)
@@ -723,7 +728,10 @@ class _VideoSink:
             self._stream = self._container.add_stream("libx264", rate=rate)
             self._stream.width, self._stream.height = size_px
             self._stream.pix_fmt = "yuv420p"
-            self._stream.options = {"crf": str(crf), "preset": preset}
+            # A keyframe every second, as DJI drones record (x264's default of 250 frames would make every seek
+            # decode up to 8 s of 4K video, and a damaged packet spoil everything after it).
+            self._stream.options = {"crf": str(crf), "preset": preset, "g": str(max(1, round(fps))),
+                                    "keyint_min": str(max(1, round(fps)))}
             self._av = av
             self._n = 0
         else:
@@ -756,12 +764,12 @@ def _r(value: float, digits: int) -> float:
 
 def _srt_cues(spec: FlightSpec, poses: FlightPoses, lat: np.ndarray, lon: np.ndarray) -> list[SrtCue]:
     n = len(poses)
-    covered = max(1, int(math.floor(spec.telemetry_coverage * n + 1e-9)))
+    covered = max(1, math.floor(spec.telemetry_coverage * n + 1e-9))
     off_track = np.abs([normalize_yaw_deg(y - c) for y, c in zip(poses.yaw_deg, poses.course_deg)])
     gimbal = {"always": True, "never": False}.get(
         spec.srt_gimbal, bool((off_track > 0.5).any() or spec.pitch_deg != -90.0 or spec.roll_deg != 0.0))
     start = spec.start_wall_local
-    ms = [int(round(i * 1000.0 / spec.fps)) for i in range(covered + 1)]
+    ms = [round(i * 1000.0 / spec.fps) for i in range(covered + 1)]
     return [SrtCue(i + 1, ms[i], ms[i + 1], start + timedelta(milliseconds=ms[i]), float(lat[i]), float(lon[i]),
                    float(poses.up_m[i]), spec.ground_alt_m + float(poses.up_m[i]), spec.profile.focal_35mm_mm,
                    spec.profile.f_number,
@@ -793,7 +801,7 @@ def generate_flight(spec: FlightSpec, out_dir: str | Path, *,
 
     Args:
         spec: The flight.
-        out_dir: Folder to write into (created; files of an earlier flight there are replaced).
+        out_dir: Folder to write into (created; files of the same names are replaced: use an empty folder).
         progress: Called with `FlightProgress` reports (town, orthophoto tiles, frames or stills, truth).
 
     Returns:

@@ -20,9 +20,10 @@ Membership uses the object's centre (point in polygon, OpenCV), which is where a
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np

@@ -21,10 +21,10 @@ from __future__ import annotations
 import io
 import math
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -172,7 +172,7 @@ def _dms(value_deg: float) -> tuple[tuple[int, int], tuple[int, int], tuple[int,
 
 
 def _rational(value: float, denominator: int) -> tuple[int, int]:
-    return int(round(value * denominator)), denominator
+    return round(value * denominator), denominator
 
 
 def _offset_text(offset_s: int) -> str:
@@ -192,7 +192,7 @@ def _exif_bytes(meta: StillMeta, width_px: int, height_px: int) -> bytes:
                  piexif.ExifIFD.SubSecTimeOriginal: f"{meta.taken_local.microsecond // 1000:03d}".encode(),
                  piexif.ExifIFD.OffsetTimeOriginal: _offset_text(meta.utc_offset_s).encode(),
                  piexif.ExifIFD.FocalLength: _rational(meta.focal_mm, 100),
-                 piexif.ExifIFD.FocalLengthIn35mmFilm: int(round(meta.focal_35mm_mm)),
+                 piexif.ExifIFD.FocalLengthIn35mmFilm: round(meta.focal_35mm_mm),
                  piexif.ExifIFD.FNumber: (f_ratio.numerator, f_ratio.denominator),
                  piexif.ExifIFD.ExposureTime: (1, 1000), piexif.ExifIFD.ISOSpeedRatings: 100,
                  piexif.ExifIFD.PixelXDimension: int(width_px), piexif.ExifIFD.PixelYDimension: int(height_px)},

@@ -28,9 +28,9 @@ from __future__ import annotations
 import math
 import shutil
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 import cv2
 import numpy as np
@@ -192,7 +192,7 @@ def _polygon_centroid(poly: np.ndarray) -> tuple[float, float]:
 
 
 def _ortho_camera(half_size_m: float, gsd_m: float) -> PinholeCamera:
-    size_px = int(math.ceil(2.0 * half_size_m / gsd_m))
+    size_px = math.ceil(2.0 * half_size_m / gsd_m)
     return PinholeCamera(size_px, size_px, ORTHO_CAMERA_HEIGHT_M / gsd_m, height_m=ORTHO_CAMERA_HEIGHT_M,
                          pitch_deg=90.0, yaw_deg=0.0, cx_px=half_size_m / gsd_m, cy_px=half_size_m / gsd_m)
 
@@ -213,8 +213,8 @@ class _Occupancy:
         self.max_r = 0.0
 
     def free(self, x: float, y: float, r: float) -> bool:
-        reach = int(math.ceil((r + self.max_r) / self.CELL_M))
-        cx, cy = int(math.floor(x / self.CELL_M)), int(math.floor(y / self.CELL_M))
+        reach = math.ceil((r + self.max_r) / self.CELL_M)
+        cx, cy = math.floor(x / self.CELL_M), math.floor(y / self.CELL_M)
         for i in range(cx - reach, cx + reach + 1):
             for j in range(cy - reach, cy + reach + 1):
                 for a, b, c in self.cells.get((i, j), ()):
@@ -223,7 +223,7 @@ class _Occupancy:
         return True
 
     def take(self, x: float, y: float, r: float) -> None:
-        key = (int(math.floor(x / self.CELL_M)), int(math.floor(y / self.CELL_M)))
+        key = (math.floor(x / self.CELL_M), math.floor(y / self.CELL_M))
         self.cells.setdefault(key, []).append((x, y, r))
         self.max_r = max(self.max_r, r)
 
@@ -448,7 +448,7 @@ class Orthophoto:
         self.camera = _ortho_camera(town.half_size_m, gsd_m)
         self.u0_px = self.v0_px = town.half_size_m / gsd_m
         self.width_px = self.height_px = self.camera.width_px
-        self.n_tiles = int(math.ceil(self.width_px / tile_px))
+        self.n_tiles = math.ceil(self.width_px / tile_px)
         self.work_dir = Path(work_dir)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         unknown = set(omit_classes) - set(AERIAL_CLASSES)
@@ -493,7 +493,7 @@ class Orthophoto:
             cells = np.round(self.en_to_px(p) / self.tile_px * sub * 256).astype(np.int32)  # 8 fractional bits
             cv2.fillPoly(mask, [cells], 1, cv2.LINE_8, 8)
             cv2.polylines(mask, [cells], True, 1, 1, cv2.LINE_8, 8)  # thin polygons fill no cell centre
-        k = 2 * int(math.ceil(max(margin_m, 0.0) / cell_m)) + 1  # also covers cells a rasterised edge cuts
+        k = 2 * math.ceil(max(margin_m, 0.0) / cell_m) + 1  # also covers cells a rasterised edge cuts
         mask = cv2.dilate(mask, np.ones((k, k), np.uint8))
         tiles = mask.reshape(n, sub, n, sub).any(axis=(1, 3))
         rows, cols = np.nonzero(tiles)
@@ -507,7 +507,7 @@ class Orthophoto:
         amount = _u(rng, 0.015, 0.04)
         fields = []
         for cell_m, weight in zip(_GRAIN_CELLS_M, (1.0, 0.5)):
-            n = int(math.ceil(2 * self.town.half_size_m / cell_m)) + 2
+            n = math.ceil(2 * self.town.half_size_m / cell_m) + 2
             fields.append((rng.standard_normal((n, n), dtype=np.float32), cell_m, amount * weight))
         return fields
 
@@ -654,10 +654,10 @@ class Orthophoto:
         rows = [ty for _, ty in self._rendered]
         c0, c1, r0, r1 = min(cols), max(cols) + 1, min(rows), max(rows) + 1
         scale = min(1.0, max_side_px / (max(c1 - c0, r1 - r0) * self.tile_px))
-        side = max(1, int(round(self.tile_px * scale)))
+        side = max(1, round(self.tile_px * scale))
         out = np.full(((r1 - r0) * side, (c1 - c0) * side, 3), 128, np.uint8)
         for tx, ty in sorted(self._rendered):
-            level = min(self.MAX_LEVEL, max(0, int(math.floor(math.log2(self.tile_px / side)))))
+            level = min(self.MAX_LEVEL, max(0, math.floor(math.log2(self.tile_px / side))))
             arr = self.tile(tx, ty, level)
             if arr is not None:
                 out[(ty - r0) * side:(ty - r0 + 1) * side, (tx - c0) * side:(tx - c0 + 1) * side] = \

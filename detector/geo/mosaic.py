@@ -197,8 +197,8 @@ def _scaled_frame(frame: MosaicFrame, factor: float) -> tuple[np.ndarray, Camera
     (moiré on roof tiles and road markings), so it is averaged down to about the mosaic's resolution first.
     """
     intr = frame.intrinsics
-    w = max(1, int(round(intr.width_px * factor)))
-    h = max(1, int(round(intr.height_px * factor)))
+    w = max(1, round(intr.width_px * factor))
+    h = max(1, round(intr.height_px * factor))
     sx, sy = w / intr.width_px, h / intr.height_px
     image = cv2.resize(frame.image, (w, h), interpolation=cv2.INTER_AREA)
     return image, CameraIntrinsics(w, h, intr.fx_px * sx, intr.fy_px * sy, intr.cx_px * sx, intr.cy_px * sy)
@@ -279,10 +279,10 @@ def build_mosaic(
     source = np.full((height_px, width_px), -1, np.int32)
     for i, frame, footprint in placed:
         fp_px = en_to_raster_px(footprint, bounds, m_per_px)
-        x0 = max(0, int(math.floor(fp_px[:, 0].min())))
-        y0 = max(0, int(math.floor(fp_px[:, 1].min())))
-        x1 = min(width_px, int(math.ceil(fp_px[:, 0].max())))
-        y1 = min(height_px, int(math.ceil(fp_px[:, 1].max())))
+        x0 = max(0, math.floor(fp_px[:, 0].min()))
+        y0 = max(0, math.floor(fp_px[:, 1].min()))
+        x1 = min(width_px, math.ceil(fp_px[:, 0].max()))
+        y1 = min(height_px, math.ceil(fp_px[:, 1].max()))
         if x1 <= x0 or y1 <= y0:
             continue
         # OpenCV puts integer coordinates at pixel centres; ours are continuous (centre at +0.5)

@@ -75,7 +75,8 @@ class SeekStats:
         seeks: Keyframe seeks made.
         decoded: Pictures decoded (including those decoded only to reach a wanted one).
         delivered: Pictures returned.
-        corrupt: Packets or pictures the decoder refused (skipped, counted).
+        corrupt: Packets the decoder refused (skipped, counted); the packets after one, up to the next keyframe,
+            are skipped too (``reasons["after_corrupt"]``).
         fallback: Why forward decoding replaced seeking, when it did.
     """
 
@@ -169,7 +170,14 @@ class VideoSeekReader:
 
     def _decode(self) -> Iterator[Any]:
         av = require_av()
+        # After a corrupt packet the pictures that refer to it decode "fine" but smeared, until the next keyframe:
+        # skip them (counted), as the live decoder does, rather than place garbage on the map.
+        damaged = False
         for packet in self._container.demux(self._stream):
+            if damaged and packet.size and not packet.is_keyframe:
+                self.stats.reasons["after_corrupt"] += 1
+                continue
+            damaged = False
             try:
                 for frame in packet.decode():
                     self.stats.decoded += 1
@@ -177,6 +185,7 @@ class VideoSeekReader:
             except av.InvalidDataError:
                 self.stats.corrupt += 1
                 self.stats.reasons["corrupt_packet"] += 1
+                damaged = True
 
     def _seek(self, want_s: float) -> None:
         av = require_av()

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Callable
 
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -201,7 +202,7 @@ async def receive_multipart(request: Request, dest_dir: Path, *, max_bytes: int,
         parser.finalize()
     except (UploadTooLarge, UploadRejected):
         raise
-    except Exception as exc:  # python-multipart's parse errors: a malformed body
+    except MultipartParseError as exc:
         raise UploadRejected("body", f"not a valid multipart body ({exc})") from None
     finally:
         for part in opened:

@@ -299,7 +299,7 @@ def _flight_spec(args: argparse.Namespace):
 
     values = {f: getattr(args, f) for _, f, _, _ in _FLIGHT_OPTIONS if getattr(args, f) is not None}
     if args.size:
-        w, sep, h = args.size.lower().partition("x")
+        w, _, h = args.size.lower().partition("x")
         try:
             size = (int(w), int(h))
         except ValueError:

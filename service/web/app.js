@@ -23,8 +23,25 @@
   }
   keyFromAddress();
 
+  // A case named in the address (`/review?case=42` or `/review#case=42`, as a flight report links its findings'
+  // cases) is opened once the queue has loaded, whether or not it is in the queue; the address is then cleaned.
+  function caseFromAddress() {
+    var params = new URLSearchParams(location.search);
+    var hash = /^#case=(\d+)$/.exec(location.hash);
+    var value = params.get("case") || (hash ? hash[1] : "");
+    if (!params.has("case") && !hash) return null;
+    params.delete("case");
+    var query = params.toString();
+    var rest = (query ? "?" + query : "") + (hash ? "" : location.hash);
+    history.replaceState(history.state, "", location.pathname + rest);
+    return /^\d+$/.test(value) ? Number(value) : null;
+  }
+
   var state = {
     key: sessionStorage.getItem(KEY_STORE) || "",
+    role: "",         // of the key (GET /me): admin, reviewer or pilot (pilots see the flights view only)
+    view: "",         // the view shown: review, zones or flights
+    openCase: caseFromAddress(),
     lang: localStorage.getItem(LANG_STORE) === "en" ? "en" : "zh",
     cameras: [],
     cases: [],        // the pending queue, newest first
@@ -92,20 +109,28 @@
     renderQueue();
     if (state.current) renderCase(state.current, false);
     if (window.SW_ZONES) window.SW_ZONES.relabel();
+    if (window.SW_FLIGHTS) window.SW_FLIGHTS.relabel();
   }
 
   // --- views: the review queue, the zone editor (zones.js) ------------------------------------------------
 
   function showView(name) {
-    var zones = name === "zones" && !!window.SW_ZONES;
-    $("review").hidden = zones;
+    if (state.role === "pilot") name = "flights";  // a pilot key reads nothing else
+    if (name === "zones" && !window.SW_ZONES) name = "review";
+    var zones = name === "zones", flights = name === "flights";
+    state.view = zones ? "zones" : flights ? "flights" : "review";
+    $("review").hidden = zones || flights;
     $("zones-view").hidden = !zones;
-    $("nav-review").classList.toggle("active", !zones);
+    $("flights-view").hidden = !flights;
+    $("nav-review").classList.toggle("active", !zones && !flights);
     $("nav-zones").classList.toggle("active", zones);
-    if (zones) {
+    $("nav-flights").classList.toggle("active", flights);
+    if (!flights && window.SW_FLIGHTS) window.SW_FLIGHTS.close();
+    if (zones || flights) {
       toggleHelp(false);
-      if (location.hash !== "#zones") history.replaceState(null, "", "#zones");
-      window.SW_ZONES.open(state.cameras);
+      if (location.hash !== "#" + name) history.replaceState(null, "", "#" + name);
+      if (zones) window.SW_ZONES.open(state.cameras);
+      else if (window.SW_FLIGHTS) window.SW_FLIGHTS.open();  // else flights.js opens itself when it loads
     } else if (location.hash) {
       history.replaceState(null, "", location.pathname + location.search);
     }
@@ -165,6 +190,8 @@
   function showLogin(message) {
     $("review").hidden = true;
     $("zones-view").hidden = true;
+    $("flights-view").hidden = true;
+    if (window.SW_FLIGHTS) window.SW_FLIGHTS.close();
     $("nav").hidden = true;
     $("sign-out").hidden = true;
     $("login").hidden = false;
@@ -174,6 +201,7 @@
 
   function signOut(message) {
     state.key = "";
+    state.role = "";
     sessionStorage.removeItem(KEY_STORE);
     state.cases = []; state.current = null;
     showLogin(message ? t("badKey", { msg: message }) : "");
@@ -181,15 +209,21 @@
 
   function start() {
     $("login-error").textContent = "";
-    return Promise.all([api("/cameras"), api("/kinds")]).then(function (bodies) {
+    return api("/me").then(function (me) {
+      state.role = me.role;
+      // A pilot key reads no cameras, kinds or cases: it only gets the flights view.
+      return me.role === "pilot" ? [{ data: [] }, null] : Promise.all([api("/cameras"), api("/kinds")]);
+    }).then(function (bodies) {
       state.cameras = bodies[0].data;
-      I.setKinds(bodies[1]);
+      if (bodies[1]) I.setKinds(bodies[1]);
       $("login").hidden = true;
       $("sign-out").hidden = false;
       $("nav").hidden = false;
+      $("nav-review").hidden = $("nav-zones").hidden = state.role === "pilot";
       fillKindSelects();
-      showView(location.hash === "#zones" ? "zones" : "review");
-      return loadQueue();
+      var wanted = location.hash === "#zones" ? "zones" : location.hash === "#flights" ? "flights" : "review";
+      showView(state.openCase ? "review" : wanted);
+      return state.role === "pilot" ? null : loadQueue();
     }).catch(function (err) {
       if (err instanceof ApiError && err.status !== 401) {
         sessionStorage.removeItem(KEY_STORE);
@@ -215,9 +249,21 @@
 
   function loadQueue(keepId) {
     $("case-error").textContent = "";
+    var wanted = state.openCase;  // a case named in the address: shown even when it is not in the queue
+    state.openCase = null;
     return api("/cases?" + filterQuery()).then(function (body) {
       state.cases = body.data;
-      var at = keepId ? state.cases.findIndex(function (c) { return c.id === keepId; }) : 0;
+      var target = wanted || keepId;
+      var at = target ? state.cases.findIndex(function (c) { return c.id === target; }) : 0;
+      if (wanted && at < 0) {
+        return api("/cases/" + wanted).then(function (c) {
+          state.cases.unshift(c);
+          state.index = 0;
+          $("notice").textContent = t("openedCase", { id: c.id });
+          renderQueue();
+          return showCurrent();
+        });
+      }
       state.index = at < 0 ? 0 : at;
       renderQueue();
       return showCurrent();
@@ -468,6 +514,7 @@
     $("sign-out").addEventListener("click", function () { signOut(); });
     $("nav-review").addEventListener("click", function () { showView("review"); });
     $("nav-zones").addEventListener("click", function () { showView("zones"); });
+    $("nav-flights").addEventListener("click", function () { showView("flights"); });
     $("lang-toggle").addEventListener("click", function () {
       state.lang = state.lang === "zh" ? "en" : "zh";
       localStorage.setItem(LANG_STORE, state.lang);
@@ -489,11 +536,15 @@
     if (state.key) start(); else showLogin();
   }
 
-  // What the zone editor (zones.js) shares with this page: the API with the key, strings, errors.
+  // What the zone editor (zones.js) and the flights view (flights.js) share with this page: the API with the key,
+  // strings, errors, the key's role, times.
   window.SW_APP = {
     api: api, t: t, describe: describe, ApiError: ApiError,
     lang: function () { return state.lang; },
-    key: function () { return state.key; }
+    key: function () { return state.key; },
+    role: function () { return state.role; },
+    view: function () { return state.view; },
+    localTime: localTime, dwell: dwell
   };
 
   init();

@@ -12,9 +12,10 @@ import contextlib
 import io
 import json
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import pytest
@@ -195,8 +196,9 @@ def assert_output_folder(run: CliRun, flight: BuiltFlight) -> dict[str, Any]:
     assert cv2.imread(str(out / "mosaic.jpg")).shape[:2] == (mosaic["height_px"], mosaic["width_px"])
     for pos in mosaic["corners_lonlat_deg"]:
         _assert_position(pos, origin)
-    html = (out / "report.html").read_text(encoding="utf-8")
-    assert "<html" in html.lower()
+    html = (out / "report.html").read_text(encoding="utf-8")  # its page is tested in Chromium elsewhere
+    assert "<html" in html.lower() and "mosaic.jpg" in html
+    assert all(p["properties"]["evidence"]["crop"] in html for p in points), "every finding with its crop"
     assert f"report: {out / 'report.html'}" in run.stdout
     return summary
 

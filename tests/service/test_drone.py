@@ -14,13 +14,13 @@ import cv2
 import numpy as np
 import pytest
 
-import detector.sources.seek as seek
+from detector.sources import seek
 from detector.sources.seek import DecodedFrame, VideoSeekReader
 from service.cases import CaseFilter, CaseSettings, CaseStore
 from service.config import AppConfig, load_config
 from service.db import DatabaseSettings, make_engine, make_session_factory, upgrade_schema
-from service.drone import (FlightCancelled, FlightInput, FlightInputError, FlightProgress, FlightResult,
-                           ingest_flight, run_flight)
+from service.drone import (FlightCancelled, FlightInput, FlightInputError, FlightProgress, FlightResult, ingest_flight,
+                           run_flight)
 from tests.flights import SECOND_VIDEO_SPEC, VIDEO_SPEC, BuiltFlight, copy_flight, shared_flight
 
 
@@ -190,7 +190,7 @@ class _OneFrameDamaged(VideoSeekReader):
     decoder does after a corrupt packet; see `VideoSeekReader.read_at`)."""
 
     def read_at(self, times_s):
-        wanted = sorted(set(float(t) for t in times_s))
+        wanted = sorted({float(t) for t in times_s})
         victim = wanted[1]
         after = victim + 1.0 / self.info.fps
         for frame in super().read_at(sorted(set(wanted) | {after})):

@@ -161,7 +161,9 @@ async def _from_upload(request: Request, services: Services, flight_id: str) -> 
         upload = await receive_multipart(request, input_dir, max_bytes=limits.max_upload_bytes,
                                          file_name=_stored_name, text_fields={"name"})
     except UploadTooLarge as exc:
-        raise problem(413, "body", str(exc), "too_large", ["body"]) from None
+        # Connection: close, so the server stops receiving the rest rather than draining it for keep-alive.
+        raise HTTPException(413, detail=[{"field": "body", "msg": str(exc), "type": "too_large", "loc": ["body"]}],
+                            headers={"Connection": "close"}) from None
     except UploadRejected as exc:
         raise problem(422, exc.field, exc.msg, "bad_upload", ["body", exc.field]) from None
     files = upload.files

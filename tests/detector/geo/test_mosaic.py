@@ -80,7 +80,9 @@ def colour_centroid(mosaic: Mosaic, colour, near_px: np.ndarray, window_px: floa
     ys, xs = np.nonzero(match)
     xs, ys = xs + x0, ys + y0
     keep = np.hypot(xs + 0.5 - near_px[0], ys + 0.5 - near_px[1]) <= window_px
-    return np.array([xs[keep].mean() + 0.5, ys[keep].mean() + 0.5]) if keep.any() else np.full(2, np.nan), int(keep.sum())
+    if not keep.any():
+        return np.full(2, np.nan), 0
+    return np.array([xs[keep].mean() + 0.5, ys[keep].mean() + 0.5]), int(keep.sum())
 
 
 def assert_discs_placed(mosaic: Mosaic, discs, tol_px: float = 0.5) -> int:
@@ -209,9 +211,11 @@ def test_bad_arguments_are_refused(kwargs, message):
         build_mosaic([], **kwargs)
 
 
-@pytest.mark.parametrize("image, message", [(np.zeros((48, 64), np.uint8), "uint8 BGR"),
-                                            (np.zeros((48, 64, 3), np.float32), "uint8 BGR"),
-                                            (np.zeros((64, 48, 3), np.uint8), "48x64 px but its intrinsics describe 64x48")])
+@pytest.mark.parametrize("image, message", [
+    (np.zeros((48, 64), np.uint8), "uint8 BGR"),
+    (np.zeros((48, 64, 3), np.float32), "uint8 BGR"),
+    (np.zeros((64, 48, 3), np.uint8), "48x64 px but its intrinsics describe 64x48"),
+])
 def test_a_frame_must_match_its_intrinsics(image, message):
     with pytest.raises(ValueError, match=message):
         MosaicFrame(image, CameraIntrinsics.from_hfov(60.0, 64, 48), CameraPose(0.0, 0.0, 50.0, 0.0, -90.0))
