@@ -1,32 +1,7 @@
 """What every rule shares: the `Violation` event, what rules see of a sample, parameters, the registry.
 
-``RuleEngine.update(ts, detections, frame_wh_px) -> list[Violation]`` takes one sample's tracked detections
-(the output of `detector.tracking.Tracker.update`) and returns the violation *events* of that sample.
-
-Contract with the service that turns violations into cases
--------------------------------------------------------------
-* Every violation has a ``violation_id``, unique across restarts of the engine (it holds the camera, kind,
-  zone, first-seen time and a sequence number). Its events arrive in order: exactly one ``opened``, then
-  zero or more ``updated``, then exactly one ``closed`` (unless the engine is discarded first).
-* ``opened`` is emitted once, on the sample where the violation first becomes due (dwell reached, score
-  steady, object stationary). The service creates a candidate case keyed by ``violation_id`` and takes its
-  evidence from the current frame; ``last_seen`` names that frame's time.
-* ``updated`` is emitted when the violation's member tracks change (a bike joins or leaves a cluster), and
-  otherwise at most every ``update_interval_s`` while it is still observed. The service updates the case
-  (``last_seen``, ``dwell_s``, boxes) and need not keep anything else: each event is a full snapshot.
-* ``closed`` is emitted once the condition has not been observed for ``end_grace_s`` (the object left,
-  moved, was packed up, the schedule ended). ``last_seen`` is the last time it *was* observed, so
-  ``dwell_s`` = last_seen − first_seen does not include the grace period. A violation absorbed by another
-  (two clusters merged) closes at once with ``merged_into`` naming the survivor.
-* Absence is not an end: a stall hidden behind a bus keeps its track (the tracker re-attaches it) and its
-  violation stays open as long as it is seen again within ``end_grace_s``. After a close, the same
-  tracks cannot open a new violation in the same zone for ``cooldown_s``.
-* `finish(ts)` closes everything (end of a file or a drone flight). A live camera that stops is simply
-  discarded: its violations stay open in the service until it resumes or a reviewer closes them.
-
-Times come only from frame timestamps. A `RuleEngine` holds one camera's state: use one per camera.
-New kinds of rule implement the `Rule` protocol and register with `register_rule`; the engine and the
-configuration find them in `RULES`.
+The event contract between rules, the engine and the service that turns violations into cases is written once,
+in the package docstring (`detector.rules`).
 """
 
 from __future__ import annotations
