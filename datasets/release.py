@@ -33,6 +33,10 @@ NMS_IOU_CANDIDATES = (0.45, 0.55, 0.65)
 NMS_MIN_GAIN = 0.005
 
 
+# Weights trained with ultralytics fall under its AGPL-3.0 terms, whatever the code around them is licensed under.
+ULTRALYTICS_WEIGHTS_LICENCE = ("AGPL-3.0 (trained with Ultralytics YOLOv8, whose AGPL-3.0 terms cover weights trained "
+                               "with it; training data licences in training_data)")
+
 def pick_nms_ious(ap50_by_iou: Mapping[float, Mapping[str, float]], default_iou: float,
                   min_gain: float = NMS_MIN_GAIN) -> dict[str, float]:
     """Per class, the NMS IoU with the best val AP50, where it beats `default_iou` by more than `min_gain`.
@@ -70,7 +74,7 @@ def write_card(card: ModelCard, folder: Path) -> Path:
 
 
 def release_model(weights_pt: Path, data_yaml: Path, name: str, out_root: Path, imgsz_px: int,
-                  training: dict[str, Any], training_data: str, licence: str = "Apache-2.0",
+                  training: dict[str, Any], training_data: str, licence: str = ULTRALYTICS_WEIGHTS_LICENCE,
                   violation_classes: dict[str, str] | None = None, notes: str = "",
                   keep_weights: bool = True, tiled_full_frame_pass: bool = True,
                   nms_iou_candidates: Sequence[float] = NMS_IOU_CANDIDATES) -> ModelCard:
