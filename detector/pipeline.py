@@ -5,13 +5,16 @@ engine (state), and shares the detector (stateless, thread-safe) with other came
 to do with events (write JSON lines, open cases, save evidence) is the caller's business.
 
 With a `MotionGate` the detector runs only on samples where the picture changed (or a re-verification is
-due); see `CameraPipeline` for what skipped samples produce.
+due); see `CameraPipeline` for what skipped samples produce. With a `SecondLook`, a violation of a kind that asks
+for one is reported only once the detector, run again on enlarged crops of its boxes, agrees (`detector.verify`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Mapping
 
@@ -21,6 +24,7 @@ from detector.motion import MotionDecision, MotionGate
 from detector.rules import RuleEngine, Violation
 from detector.tracking import Tracker, TrackState
 from detector.types import Detections, Frame
+from detector.verify import SecondLook, SecondLookVerdict
 
 if TYPE_CHECKING:
     from detector.runtime import OnnxDetector, TilingConfig
@@ -41,6 +45,8 @@ class PipelineStep:
         inferred: Whether the detector ran on this frame; False when the motion gate skipped it and
             `detections` are the last inferred ones carried forward.
         motion: The motion gate's decision, or None without a gate.
+        verdicts: The second look's verdict on each ``opened`` event of this frame that had one, by violation id.
+        looks: Every second look taken on this frame, refused ones included (for counting).
     """
 
     frame: Frame
@@ -49,6 +55,8 @@ class PipelineStep:
     inference_ms: float
     inferred: bool = True
     motion: MotionDecision | None = None
+    verdicts: dict[str, SecondLookVerdict] = field(default_factory=dict)
+    looks: tuple[SecondLookVerdict, ...] = ()
 
 
 class CameraPipeline:
@@ -67,6 +75,15 @@ class CameraPipeline:
         tiling: Tiled inference settings for large frames, or None.
         motion_gate: This camera's motion gate (one per camera: it holds state), or None to infer every
             frame.
+        second_look: Verifier of violations before they are reported, or None.
+        second_look_classes: Violation kind → the classes its second look accepts; kinds absent from it are
+            reported without a second look.
+
+    Second look. An ``opened`` event of a kind in `second_look_classes` is passed on only when the second look
+    agrees; its verdict is in `PipelineStep.verdicts`. A refused violation is held back: its ``updated`` events are
+    dropped, and at most every ``recheck_interval_s`` its boxes are looked at again; when the look agrees, that
+    event is passed on as the violation's ``opened`` (so a case opens late rather than never for a vendor still
+    setting up). Its ``closed`` event is dropped. `second_look_counts` counts verdicts by reason (metrics).
 
     Motion gating. When the gate skips a sample, the detector and the tracker do not run, and the rule
     engine gets the tracker's last output again at the new timestamp: while nothing in the picture moves,
@@ -89,7 +106,8 @@ class CameraPipeline:
     def __init__(self, camera_id: str, detector: "OnnxDetector", tracker: Tracker, engine: RuleEngine,
                  class_map: Mapping[str, str] | None = None, keep_classes: set[str] | None = None,
                  min_score: float | None = None, tiling: "TilingConfig | None" = None,
-                 motion_gate: MotionGate | None = None) -> None:
+                 motion_gate: MotionGate | None = None, second_look: SecondLook | None = None,
+                 second_look_classes: Mapping[str, frozenset[str]] | None = None) -> None:
         if motion_gate is not None and not (
                 motion_gate.config.reverify_interval_s < tracker.config.stationary_max_missing_s):
             raise ValueError(
@@ -109,6 +127,10 @@ class CameraPipeline:
         self._last_ts: datetime | None = None
         self.motion_gate = motion_gate
         self._last_tracked: Detections | None = None  # the tracker's output on the last inferred frame
+        self.second_look = second_look
+        self.second_look_classes = dict(second_look_classes or {})
+        self.second_look_counts: Counter[str] = Counter()
+        self._held: dict[str, float] = {}  # violation id → time (s) of its last refused look
 
     def detect(self, frame: Frame) -> Detections:
         """Detections of the kept classes, with pipeline class names, before tracking."""
@@ -132,7 +154,9 @@ class CameraPipeline:
             decision = self.motion_gate.update(frame.image, frame.ts_s, force=self._moving_tracks_due(frame.ts_s))
             if not decision.infer and self._last_tracked is not None:
                 events = self.engine.update(frame.ts, self._last_tracked, (frame.width_px, frame.height_px))
-                return PipelineStep(frame, self._last_tracked, events, 0.0, inferred=False, motion=decision)
+                events, verdicts, looks = self._look_again(frame, events)
+                return PipelineStep(frame, self._last_tracked, events, 0.0, inferred=False, motion=decision,
+                                    verdicts=verdicts, looks=looks)
         started = time.perf_counter()
         detections = self.detect(frame)
         inference_ms = (time.perf_counter() - started) * 1000
@@ -140,7 +164,40 @@ class CameraPipeline:
         events = self.engine.update(frame.ts, tracked, (frame.width_px, frame.height_px))
         if self.motion_gate is not None:
             self._last_tracked = tracked
-        return PipelineStep(frame, tracked, events, inference_ms, inferred=True, motion=decision)
+        events, verdicts, looks = self._look_again(frame, events)
+        return PipelineStep(frame, tracked, events, inference_ms, inferred=True, motion=decision, verdicts=verdicts,
+                            looks=looks)
+
+    def _look_again(self, frame: Frame, events: list[Violation]
+                    ) -> tuple[list[Violation], dict[str, SecondLookVerdict], tuple[SecondLookVerdict, ...]]:
+        """Pass on, hold back or release violation events by the second look (see the class docstring)."""
+        if self.second_look is None or not events:
+            return events, {}, ()
+        out: list[Violation] = []
+        verdicts: dict[str, SecondLookVerdict] = {}
+        looks: list[SecondLookVerdict] = []
+        for event in events:
+            classes = self.second_look_classes.get(event.kind)
+            vid = event.violation_id
+            held_since = self._held.get(vid)
+            if classes is None or (event.event != "opened" and held_since is None):
+                out.append(event)
+                continue
+            if event.event == "closed":
+                del self._held[vid]  # never reported: nothing to close
+                continue
+            if event.event == "updated" and frame.ts_s - held_since < self.second_look.config.recheck_interval_s:
+                continue
+            verdict = self.second_look.check(frame.image, event.xyxy, classes)
+            self.second_look_counts[verdict.reason] += 1
+            looks.append(verdict)
+            if verdict.agree:
+                self._held.pop(vid, None)
+                verdicts[vid] = verdict
+                out.append(event if event.event == "opened" else dataclasses.replace(event, event="opened"))
+            else:
+                self._held[vid] = frame.ts_s
+        return out, verdicts, tuple(looks)
 
     def _moving_tracks_due(self, ts_s: float) -> bool:
         """Whether the tracker needs fresh detections now, whatever the motion gate sees.
@@ -160,5 +217,8 @@ class CameraPipeline:
         return any(not track.stationary for track in tracks)
 
     def finish(self, ts: datetime) -> list[Violation]:
-        """Close every open violation (end of a file or flight)."""
-        return self.engine.finish(ts)
+        """Close every open violation (end of a file or flight); violations the second look held back never
+        opened, so they do not close either."""
+        events = [e for e in self.engine.finish(ts) if e.violation_id not in self._held]
+        self._held.clear()
+        return events

@@ -124,8 +124,11 @@ def check_transition(current: str, target: str, case_id: int | None = None) -> N
         raise InvalidTransitionError(case_id, current, target)
 
 
-def evidence_boxes(v: Violation) -> list[dict[str, Any]]:
+def evidence_boxes(v: Violation, second_look: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """The boxes stored with the evidence rows of `v`'s frame (format: `service.db.models.Evidence`).
+
+    With the second look's verdict (`detector.verify.SecondLookVerdict.as_dict`), each box also carries
+    ``second_look``: whether the look confirmed it, the re-detection's score and the class it saw there.
 
     Example:
         >>> import numpy as np
@@ -138,9 +141,14 @@ def evidence_boxes(v: Violation) -> list[dict[str, Any]]:
          {'xyxy': [5.0, 6.0, 7.0, 9.0], 'class_name': 'ebike', 'track_id': 9}]
     """
     names = list(v.class_names)
-    return [{"xyxy": [round(float(c), 1) for c in box], "class_name": str(names[i]) if i < len(names) else None,
-             "track_id": int(track_id)}
-            for i, (box, track_id) in enumerate(zip(v.xyxy, v.track_ids))]
+    boxes = [{"xyxy": [round(float(c), 1) for c in box], "class_name": str(names[i]) if i < len(names) else None,
+              "track_id": int(track_id)}
+             for i, (box, track_id) in enumerate(zip(v.xyxy, v.track_ids))]
+    if second_look is not None:
+        for i, box in enumerate(boxes):
+            box["second_look"] = {"agreed": bool(second_look["agreed"][i]), "score": second_look["scores"][i],
+                                  "seen_class": second_look["seen_classes"][i]}
+    return boxes
 
 
 def dedupe_key(camera_id: str, zone_id: str, kind: str) -> str:
@@ -374,7 +382,7 @@ class CaseStore:
 
     def ingest(self, violation: Violation, evidence_paths: Mapping[str, str] | None = None,
                origin: CaseOrigin | None = None, *, dedupe_key: str | None = None,
-               attach_to_case_id: int | None = None) -> CasePublic:
+               attach_to_case_id: int | None = None, second_look: Mapping[str, Any] | None = None) -> CasePublic:
         """Apply one violation event; returns the case it created or updated.
 
         Args:
@@ -394,6 +402,8 @@ class CaseStore:
                 passes it here). A merged case hands the violation on to the case it was merged into. The
                 case keeps its origin and location; the audit row names the new origin. Ignored for events
                 of a violation already attached to a case.
+            second_look: The second look's verdict on this event (`SecondLookVerdict.as_dict`), stored with each
+                box of its evidence rows.
 
         Raises:
             CaseError: The origin does not match the violation, or an evidence kind is unknown.
@@ -428,7 +438,7 @@ class CaseStore:
                             else CaseLocation(row.lat_deg, row.lon_deg, row.address, row.grid_code))
                 case = self._attach_or_create(session, violation, origin.kind if origin else "camera", location,
                                               dedupe_key, now)
-            self._add_evidence(session, case, violation, evidence_paths or {})
+            self._add_evidence(session, case, violation, evidence_paths or {}, second_look)
             session.flush()
             return self._public(session, case)
 
@@ -530,10 +540,11 @@ class CaseStore:
         case.updated_at = now
 
     @staticmethod
-    def _add_evidence(session: Session, case: Case, v: Violation, paths: Mapping[str, str]) -> None:
+    def _add_evidence(session: Session, case: Case, v: Violation, paths: Mapping[str, str],
+                      second_look: Mapping[str, Any] | None = None) -> None:
         # Every image of this event shows the frame of this snapshot: each row keeps its boxes (the case's own
         # boxes follow later events and would no longer match the frame).
-        boxes = evidence_boxes(v) if paths else None
+        boxes = evidence_boxes(v, second_look) if paths else None
         for kind, path in paths.items():
             if kind not in ("annotated", "original", "crop"):
                 raise CaseError(f"case {case.id}: unknown evidence kind {kind!r} (annotated, original or crop)")

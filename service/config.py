@@ -37,6 +37,7 @@ from detector.motion import MotionGateConfig
 from detector.rules import RULES, param_bounds, param_doc
 from detector.schedule import WindowConfig, load_timezone
 from detector.tracking import TrackerConfig
+from detector.verify import SecondLookConfig
 from detector.zones import Zone, ZoneKind, polygon_problems
 from service.drone_config import DroneConfig, GridLayerConfig, resolve_paths
 from service.kinds import default_category_codes
@@ -224,6 +225,33 @@ class MotionSettings(_Model):
         return MotionGateConfig(**self.model_dump(exclude={"enabled"}))
 
 
+_SECOND_LOOK_DEFAULTS = SecondLookConfig()
+
+
+def _second_look_field(name: str, description: str) -> Any:
+    # Bounds and defaults come from the detector's SecondLookConfig, so the two cannot drift apart.
+    lo, hi = SecondLookConfig.LIMITS[name]
+    return Field(getattr(_SECOND_LOOK_DEFAULTS, name), ge=lo, le=hi, description=description)
+
+
+class SecondLookSettings(_Model):
+    """The second look before a case (detector.verify): the detector again on enlarged crops of the boxes. Which
+    kinds get one is each rule's ``second_look``."""
+
+    context_frac: float = _second_look_field("context_frac", "Margin cut around a box on each side, as a share "
+                                                             "of its longer side.")
+    max_upscale: float = _second_look_field("max_upscale", "A crop is enlarged to the network's input at most "
+                                                           "this many times.")
+    min_iou: float = _second_look_field("min_iou", "The re-detected box must overlap the original this much.")
+    min_score: float | None = Field(None, ge=0, le=1, description="Score a re-detection needs (omit: the model "
+                                                                  "card's per-class thresholds).")
+    recheck_interval_s: float = _second_look_field(
+        "recheck_interval_s", "A refused violation is looked at again at most this often while it stays due.")
+
+    def to_detector(self) -> SecondLookConfig:
+        return SecondLookConfig(**self.model_dump())
+
+
 class RuleConfig(_Model):
     """Settings every rule kind has: ``enabled`` plus the rule's own parameters (`detector.rules.RuleParams`).
 
@@ -253,6 +281,8 @@ def _rule_config_model(kind: str, rule_type: type) -> type[RuleConfig]:
             fields[f.name] = (list[WindowConfig] | None, Field(None, min_length=1, description=doc))
         elif f.name == "zone_ids":
             fields[f.name] = (list[str] | None, Field(None, min_length=1, description=doc))
+        elif f.type in (bool, "bool"):
+            fields[f.name] = (bool, Field(f.default, description=doc))
         else:
             lo, hi, lo_open = param_bounds(params_type, f.name)
             low = {"gt": lo} if lo_open else {"ge": lo}
@@ -412,6 +442,9 @@ class AppConfig(_Model):
     tracker: TrackerSettings = Field(default_factory=TrackerSettings, description="Default tracker settings.")
     motion: MotionSettings = Field(default_factory=MotionSettings, description="Default motion-gate settings.")
     rules: RulesConfig = Field(default_factory=RulesConfig, description="Default rule settings.")
+    second_look: SecondLookSettings = Field(default_factory=SecondLookSettings,
+                                            description="How violations are verified before a case (per rule: "
+                                                        "rules.<kind>.second_look).")
     cameras: list[CameraConfig] = Field(default_factory=list, max_length=10000, description="The cameras.")
     grid: GridLayerConfig | None = Field(None, description="Grid cells (单元网格): drone findings and cameras with a "
                                                            "position get the code of the cell they are in.")

@@ -791,11 +791,13 @@ def ingest_flight(store: Any, result: FlightResult, config: AppConfig, *, name: 
     case_of: dict[str, int] = {}
     for v in result.violations:
         event = flight_violation(result, v)
+        known = store.has_violation(event.violation_id)
         attach = None
-        if not store.has_violation(event.violation_id):
+        if not known:
             attach = store.flight_case_near(v.kind, v.lat_deg, v.lon_deg, drone.detection.case_match_radius_m,
                                             exclude_flight_id=result.flight_id)
-        files = result.evidence.get(v.finding_ids[0], {}) if v.finding_ids else {}
+        # A re-run of the same flight (a restarted job) adds no evidence rows: its case has them already.
+        files = {} if known else (result.evidence.get(v.finding_ids[0], {}) if v.finding_ids else {})
         case = store.ingest(event, files or None, origin.at(v.lat_deg, v.lon_deg, grid_code=v.grid_code),
                             attach_to_case_id=attach)
         store.ingest(flight_violation(result, v, "closed"))

@@ -13,9 +13,10 @@ One flight at a time, on few inference threads: the camera workers keep their pa
 
 Restart: a flight left ``running`` by a service that was killed goes back to ``queued`` when the worker starts
 and runs again from scratch (its output folder is rewritten; `ingest_flight` is idempotent, so no case is
-duplicated). A service that shuts down cleanly puts its running flight back to ``queued`` the same way. A
-cancel asked for while the flight runs (``cancel_requested``) is polled with each progress write, so it also
-reaches a worker in another process.
+duplicated). A service that shuts down cleanly puts its running flight back to ``queued`` the same way. Hence
+one process per database runs flights (``settings.run_flights``; others serve the API with it off). A cancel
+asked for while the flight runs (``cancel_requested``) is polled with each progress write, so it also reaches a
+worker in another process.
 
 Example:
     >>> store = FlightStore(session_factory)                                     # doctest: +SKIP

@@ -131,6 +131,11 @@ def render_metrics(session_factory: sessionmaker[Session], push: PushCounters,
                      (({"camera_id": c}, round(rt.lag_s, 3)) for c, rt in rts if rt.lag_s is not None))
     lines += _family("streetwatch_camera_restarts_total", "counter", "Worker restarts after a failure.",
                      (({"camera_id": c}, rt.restarts) for c, rt in rts))
+    lines += _family("streetwatch_second_look_total", "counter",
+                     "Second looks before a case, by verdict (agreed opens the case; not_found / other_class hold "
+                     "it back).",
+                     (({"camera_id": c, "verdict": reason}, n) for c, rt in rts for reason, n in
+                      sorted(rt.second_look.items())))
     lines += _family("streetwatch_outbox_deliveries_total", "counter",
                      "Delivery attempts finished by this process, per adapter and outcome (sent, retry, dead).",
                      (({"adapter": a, "outcome": o}, n) for (a, o), n in sorted((outbox_outcomes or {}).items())))

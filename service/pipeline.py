@@ -33,6 +33,7 @@ from detector.runtime import OnnxDetector, RuntimeOptions, TilingConfig, resolve
 from detector.schedule import WeeklySchedule
 from detector.sources.push import PushSource
 from detector.tracking import Tracker
+from detector.verify import SecondLook
 from detector.zones import Zone
 from service.config import (AppConfig, CameraConfig, ConfigError, ModelSelection, RuleConfig, WindowConfig,
                             camera_origin, load_config)
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "build_motion_gate", "build_pipeline", "build_rule_engine", "build_rules", "build_schedule", "build_tracker",
-    "build_zones", "camera_case_origin", "card_track_score", "grid_code_at", "load_camera_model", "make_push_source",
+    "build_zones", "camera_case_origin", "second_look_classes", "card_track_score", "grid_code_at", "load_camera_model", "make_push_source",
     "tracked_classes", "validate_config_file", "validate_layers",
 ]
 
@@ -169,10 +170,19 @@ def build_pipeline(config: AppConfig, camera: CameraConfig, detector: OnnxDetect
     track_score = detector.card.thresholds.track_score
     engine = build_rule_engine(config, camera, class_names=detector.class_names,
                                class_map=detector.card.violation_classes, track_score=track_score)
+    look_classes = second_look_classes(config, camera)
+    second_look = SecondLook(detector, config.second_look.to_detector(), class_map) if look_classes else None
     return CameraPipeline(camera.id, detector, build_tracker(config, camera, track_score=track_score), engine,
                           class_map, tracked_classes(config, camera), selection.conf,
                           tiling=TilingConfig(overlap_frac=0.2) if selection.tile else None,
-                          motion_gate=build_motion_gate(config, camera))
+                          motion_gate=build_motion_gate(config, camera), second_look=second_look,
+                          second_look_classes=look_classes)
+
+
+def second_look_classes(config: AppConfig, camera: CameraConfig) -> dict[str, frozenset[str]]:
+    """Violation kind → the classes its second look accepts, for the camera's enabled rules that ask for one."""
+    return {kind: frozenset(rule.classes) for kind, rule in config.rules_for(camera).items()
+            if rule.enabled and rule.second_look}
 
 
 # --- map layers shared by cameras and flights --------------------------------------------------------------

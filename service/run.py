@@ -35,7 +35,7 @@ class RunSummary:
 
 
 def violation_record(v: Violation, config: AppConfig, evidence: dict[str, str] | None, events: int,
-                     opened_at: datetime | None = None) -> dict:
+                     opened_at: datetime | None = None, second_look: dict | None = None) -> dict:
     return {
         "violation_id": v.violation_id,
         "kind": v.kind,
@@ -55,6 +55,7 @@ def violation_record(v: Violation, config: AppConfig, evidence: dict[str, str] |
         "events": events,
         "evidence": (evidence or {}).get("annotated"),
         "evidence_files": evidence or {},
+        "second_look": second_look,
     }
 
 
@@ -66,10 +67,14 @@ def run_camera(config: AppConfig, camera: CameraConfig, frames: Iterable[Frame],
     evidence: dict[str, dict[str, str]] = {}
     event_counts: dict[str, int] = {}
     opened_at: dict[str, datetime] = {}
+    looks: dict[str, dict] = {}
     writer = None
 
-    def handle(events: list[Violation], frame: Frame | None, detections: Detections | None) -> None:
+    def handle(events: list[Violation], frame: Frame | None, detections: Detections | None,
+               verdicts: dict | None = None) -> None:
         for e in events:
+            if verdicts and e.violation_id in verdicts:
+                looks[e.violation_id] = verdicts[e.violation_id].as_dict()
             summary.events += 1
             event_counts[e.violation_id] = event_counts.get(e.violation_id, 0) + 1
             if e.event == "opened" and frame is not None and detections is not None:
@@ -78,7 +83,8 @@ def run_camera(config: AppConfig, camera: CameraConfig, frames: Iterable[Frame],
             if e.event == "closed":
                 summary.violations += 1
                 out.write(json.dumps(violation_record(e, config, evidence.get(e.violation_id),
-                                                      event_counts[e.violation_id], opened_at.get(e.violation_id)),
+                                                      event_counts[e.violation_id], opened_at.get(e.violation_id),
+                                                      looks.get(e.violation_id)),
                                      ensure_ascii=False) + "\n")
                 out.flush()
 
@@ -89,7 +95,7 @@ def run_camera(config: AppConfig, camera: CameraConfig, frames: Iterable[Frame],
             summary.first_ts = summary.first_ts or frame.ts
             summary.last_ts = frame.ts
             summary.inference_ms.append(step.inference_ms)
-            handle(step.events, frame, step.detections)
+            handle(step.events, frame, step.detections, step.verdicts)
             if annotated_video is not None:
                 image = annotate(frame, camera, step.detections)
                 if writer is None:

@@ -181,7 +181,9 @@ class Settings(BaseModel):
                                                   "default: those configured under outbox.")
     outbox: OutboxSettings = Field(default_factory=OutboxSettings, description="Delivery to the case system.")
     run_cameras: bool = Field(True, description="Run the camera pipelines in this process.")
-    run_flights: bool = Field(True, description="Run queued drone flight jobs in this process (one at a time).")
+    run_flights: bool = Field(True, description="Run queued drone flight jobs in this process (one at a time; one "
+                                                "process per database: at start it re-queues every flight left "
+                                                "running).")
     flights: FlightsSettings = Field(default_factory=FlightsSettings, description="Drone flight jobs.")
     inference_threads: int = Field(0, ge=0, le=64, description="onnxruntime intra-op threads (0: its default).")
     evidence_interval_s: float = Field(300.0, ge=1, le=86400,

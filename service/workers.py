@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -82,6 +82,7 @@ class CameraRuntime:
         events: Violation events handed to the case store.
         restarts: Times the worker started again after a failure.
         last_error: One line, the latest failure.
+        second_look: Second looks taken before cases, by verdict reason (`detector.verify.VERDICT_REASONS`).
     """
 
     camera_id: str
@@ -92,6 +93,7 @@ class CameraRuntime:
     lag_s: float | None = None
     events: int = 0
     restarts: int = 0
+    second_look: Counter = field(default_factory=Counter)
     last_error: str | None = None
     last_frame_ts: datetime | None = None
     source_health: SourceHealth | None = None
@@ -304,10 +306,12 @@ class CameraWorker:
         if source.live:
             rt.lag_s = max(0.0, time.time() - frame.ts_s)
         rt.queue_depth = source.queue_depth()
-        self._handle(step.events, camera, frame, step.detections)
+        for verdict in step.looks:
+            rt.second_look[verdict.reason] += 1
+        self._handle(step.events, camera, frame, step.detections, step.verdicts)
 
     def _handle(self, events: list[Violation], camera: "CameraConfig", frame: Frame | None,
-                detections: Detections | None) -> None:
+                detections: Detections | None, verdicts: dict | None = None) -> None:
         origin = camera_case_origin(self.ctx.config(), camera)
         for event in events:
             evidence: dict[str, str] = {}
@@ -318,7 +322,9 @@ class CameraWorker:
                     log.error("camera %s: evidence for %s not written: %s", self.camera_id, event.violation_id,
                               one_line(exc))
             try:
-                self.ctx.cases.ingest(event, evidence, origin)
+                verdict = (verdicts or {}).get(event.violation_id)
+                self.ctx.cases.ingest(event, evidence, origin,
+                                      second_look=None if verdict is None else verdict.as_dict())
             except Exception as exc:
                 # The next event of the same violation carries the whole state again (events are snapshots,
                 # an "updated" for an unknown violation opens it), so one failed write loses no case.

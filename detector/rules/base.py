@@ -175,6 +175,7 @@ class RuleParams:
         update_interval_s: Most frequent periodic ``updated`` event of an open violation.
         schedule: When the rule is enforced (None: always). Outside it nothing is due and dwell restarts.
         zone_ids: Only these zones (None: every zone of the kinds the rule reads).
+        second_look: Whether the pipeline verifies this kind's violations before reporting them.
     """
 
     classes: frozenset[str] = field(
@@ -192,6 +193,9 @@ class RuleParams:
     zone_ids: frozenset[str] | None = field(
         default=None, metadata={"doc": "Only these zones of the camera (omit: every zone of the kinds the rule "
                                        "reads)."})
+    second_look: bool = field(
+        default=True, metadata={"doc": "Look again before reporting: the detector on enlarged crops of the boxes "
+                                       "must agree (detector.verify; the pipeline applies it, not the rule)."})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "classes", frozenset(self.classes))

@@ -532,6 +532,12 @@
     $("reject-cancel").addEventListener("click", closeReject);
     document.addEventListener("keydown", onKey);
     window.addEventListener("resize", drawBoxes);
+    window.addEventListener("hashchange", function () {  // `#case=42` typed or linked while the page is open
+      if (!/^#case=\d+$/.test(location.hash) || !state.key || state.role === "pilot") return;
+      state.openCase = caseFromAddress();
+      showView("review");
+      loadQueue();
+    });
     applyLanguage();
     if (state.key) start(); else showLogin();
   }

@@ -89,7 +89,9 @@
       var name = el("td", "fl-name");
       name.appendChild(el("span", "", f.name || f.id));
       name.appendChild(el("span", "meta", f.id + (f.source_name ? " · " + f.source_name : "")));
-      if (f.created_by && role() !== "pilot") name.appendChild(el("span", "meta", t("flByWhom", { who: f.created_by })));
+      if (f.created_by && role() !== "pilot") {
+        name.appendChild(el("span", "meta", t("flByWhom", { who: f.created_by })));
+      }
       tr.appendChild(name);
       var status = el("td", "fl-status");
       status.appendChild(el("span", "badge status-" + f.status, t("fs_" + f.status)));

@@ -12,7 +12,7 @@ import pymap3d
 import pytest
 
 from benchmarks import drone
-from benchmarks.drone import (BenchFlight, Finding, TruthObject, bench_flights, class_scores, duplicate_counts,
+from benchmarks.drone import (BenchFlight, Finding, GeometryErrors, TruthObject, bench_flights, class_scores, duplicate_counts,
                               ensure_flight, error_stats, flight_key, generator_sha, geometry_errors,
                               match_one_to_one, read_findings, select_flights, town_objects, violation_scores,
                               whole_in_frame)
@@ -127,12 +127,13 @@ def test_read_findings_keeps_points_in_the_truth_frame():
 
 # --- geometry -------------------------------------------------------------------------------------------------
 
-def nadir_truth(alt_m: float = 50.0, yaw_deg: float = 0.0, size_px=(400, 300), focal_px: float = 800.0) -> dict:
+def nadir_truth(alt_m: float = 50.0, yaw_deg: float = 0.0, size_px=(400, 300), focal_px: float = 800.0,
+                pitch_deg: float = -90.0) -> dict:
     """One frame, the camera `alt_m` above the origin looking straight down (image x = east at yaw 0)."""
     one = lambda v: [float(v)]  # noqa: E731
     return {"origin": ORIGIN, "camera": {"width_px": size_px[0], "height_px": size_px[1], "focal_px": focal_px},
             "poses": {"t_s": one(0), "east_m": one(0), "north_m": one(0), "up_m": one(alt_m), "yaw_deg": one(yaw_deg),
-                      "pitch_deg": one(-90), "roll_deg": one(0), "course_deg": one(yaw_deg)}}
+                      "pitch_deg": one(pitch_deg), "roll_deg": one(0), "course_deg": one(yaw_deg)}}
 
 
 def square(e: float, n: float, half: float = 0.5) -> np.ndarray:
@@ -157,13 +158,31 @@ def test_geometry_errors_vanish_with_exact_telemetry_and_grow_with_a_position_er
     exact = {0: FrameGeo(ORIGIN["lat_deg"], ORIGIN["lon_deg"], alt_m=50.0, yaw_deg=0.0, pitch_deg=-90.0,
                          roll_deg=0.0)}
     got = geometry_errors(truth, objects, shown, exact, local, intr, footprints)
-    assert len(got["point"]) == len(got["truth_box"]) == 2  # c does not count
-    assert max(got["point"]) < 0.01 and max(got["truth_box"]) < 0.01  # squares at nadir: box centre = centre
+    assert len(got.point_m) == len(got.truth_box_m) == 2 and got.not_placed == 0  # c does not count
+    assert max(got.point_m) < 0.01 and max(got.truth_box_m) < 0.01  # squares at nadir: box centre = centre
     shifted = {0: replace(exact[0], lat_deg=ORIGIN["lat_deg"] + 1e-5)}  # 1.1 m north
     got = geometry_errors(truth, objects, shown, shifted, local, intr, footprints)
-    assert all(1.0 < e < 1.2 for e in got["point"] + got["truth_box"])
+    assert all(1.0 < e < 1.2 for e in got.point_m + got.truth_box_m)
     assert geometry_errors(truth, objects, {0: np.zeros(3, bool)}, exact, local, intr, footprints) == \
-        {"point": [], "truth_box": []}
+        GeometryErrors([], [], 0)
+
+
+def test_geometry_errors_count_what_cannot_be_placed_and_pair_the_rest():
+    truth = nadir_truth(pitch_deg=-6.0)  # looking north, nearly at the horizon
+    objects = [obj("far", "stall", 0.0, 600.0), obj("near", "stall", 0.0, 300.0)]
+    footprints = {"far": square(0.0, 600.0), "near": square(0.0, 300.0)}
+    intr = CameraIntrinsics.from_focal_px(800.0, 400, 300)
+    local = LocalFrame(ORIGIN["lat_deg"], ORIGIN["lon_deg"], 0.0)
+    geo = {0: FrameGeo(ORIGIN["lat_deg"], ORIGIN["lon_deg"], alt_m=50.0, yaw_deg=0.0, pitch_deg=-6.0)}
+    shown = {0: np.array([True, True])}
+    assert whole_in_frame(truth, 0, list(footprints.values()), max_range_m=1000.0).tolist() == [True, True]
+    got = geometry_errors(truth, objects, shown, geo, local, intr, footprints)
+    assert got.not_placed == 2  # the far one, as a point and as a box: beyond detector.geo's 500 m range
+    assert len(got.point_m) == len(got.truth_box_m) == 1
+    assert got.point_m[0] < 0.01
+    assert 0.3 < got.truth_box_m[0] < 0.6  # oblique: the box's bottom-centre, the near edge of a 1 m square
+    # a frame without telemetry places nothing and counts nothing (the pipeline skips it too)
+    assert geometry_errors(truth, objects, shown, {0: None}, local, intr, footprints) == GeometryErrors([], [], 0)
 
 
 def test_town_objects_count_only_what_the_frames_show_whole_and_visibly():

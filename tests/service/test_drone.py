@@ -140,9 +140,11 @@ def test_violations_become_flight_cases_once(first, config, tmp_path):
         assert case.violation_id == f"f1:{v.violation_id}"
         assert {e.kind for e in case.evidence} >= {"annotated", "crop"}
 
+    evidence_rows = sum(len(store.get(i).evidence) for i in ids)
     again = ingest_flight(store, result, config, name="patrol 1", source="flight.mp4")
     assert again == ids
     assert len(store.list_cases(CaseFilter(flight_id="f1"), limit=500).items) == len(ids)
+    assert sum(len(store.get(i).evidence) for i in ids) == evidence_rows  # a re-run adds no evidence rows
     assert len(store.list_cases(limit=500).items) == len(ids)
 
     case_of = {fid: case_id for case_id, v in zip(ids, violations) for fid in v.finding_ids}

@@ -617,6 +617,33 @@ def test_a_report_that_cannot_be_rewritten_is_a_note_not_a_failure(store, tmp_pa
     assert job.status == "done" and job.notes[-1] == "report not rewritten with case links: OSError: disk full"
 
 
+def test_store_life_of_a_flight_on_each_backend(db_settings):
+    """The rows' life on SQLite and PostgreSQL (claim uses FOR UPDATE SKIP LOCKED there)."""
+    engine = make_engine(db_settings)
+    try:
+        upgrade_schema(engine)
+        store = FlightStore(make_session_factory(engine))
+        for name in ("a", "b"):
+            store.create(f"flight-{name}", input=FlightSource(stills="/s"), name=name, created_by="pilot-li")
+        claimed = store.claim_next()
+        assert (claimed.id, claimed.status, claimed.attempts) == ("flight-a", "running", 1)
+        assert not store.write_progress("flight-a", FlightProgress("detect", 8, 2, 1, 1.0, 3.0))
+        assert store.requeue_interrupted() == ["flight-a"]
+        assert [(j.id, j.status, j.frames_done) for j in store.list()] == [("flight-b", "queued", 0),
+                                                                           ("flight-a", "queued", 0)]
+        assert store.claim_next().id == "flight-a" and store.claim_next().id == "flight-b"
+        assert store.claim_next() is None
+        assert store.request_cancel("flight-b").cancel_requested
+        assert store.write_progress("flight-b", FlightProgress("detect", 8, 3, 1, 1.0, 3.0))  # the worker learns
+        store.finish("flight-b", "cancelled")
+        done = store.finish("flight-a", "done", notes=["n"], findings=2, case_ids=[3])
+        assert (done.progress, done.case_ids, done.notes) == (1.0, (3,), ("n",))
+        assert store.counts_by_status() == {"queued": 0, "running": 0, "done": 1, "failed": 0, "cancelled": 1}
+        assert [j.id for j in store.list(status="done", created_by="pilot-li")] == ["flight-a"]
+    finally:
+        engine.dispose()
+
+
 def test_new_flight_ids_are_valid_ids_and_unique():
     import re
 

@@ -18,7 +18,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -129,6 +128,9 @@ def test_a_flight_killed_mid_job_restarts_and_makes_each_case_once(tmp_path, tmp
         assert sorted(c["violation_id"] for c in cases) == sorted(violations)  # one case per violation
         assert all(p["case_id"] in done["case_ids"] for p in (f["properties"] for f in findings["features"])
                    if p["violation_id"])
+        evidence = cases[0]["evidence"][0]  # kept in the flight's output folder, served like camera evidence
+        image = serve.api.get(f"/api/v1/cases/{cases[0]['id']}/evidence/{evidence['id']}", headers=ADMIN)
+        assert image.status_code == 200 and image.content[:2] == b"\xff\xd8", image.text[:200]
         report = serve.api.get(f"/api/v1/flights/{flight_id}/report", headers=ADMIN)
         assert report.status_code == 200 and f"/review?case={cases[0]['id']}" in report.text
         metrics = serve.api.get("/metrics").text

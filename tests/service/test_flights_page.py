@@ -77,6 +77,7 @@ def served(tmp_path):
     write_report(out, case_url="/review?case={case_id}")
     flights.claim_next()
     flights.write_progress("flight-run", FlightProgress("detect", 40, 10, 3, 12.0, 30.0))
+    flight_case(services.cases, "flight-run")  # a newer pending case: the one named in the address is not first
     with ServerThread(app) as server:
         yield server.url, flights, case_id
 
@@ -108,7 +109,8 @@ def test_flights_view_progress_report_and_case_link(served):
             expect(page.locator("#fl-list tr")).to_have_count(3)
             running = row(page, "flight-run")
             expect(running.locator(".badge")).to_have_text("处理中")
-            expect(running.locator(".fl-progress-text")).to_have_text("24% · 检测 · 10 / 40 帧 · 剩余约 30 秒 · 3 个发现")
+            expect(running.locator(".fl-progress-text")).to_have_text(
+                "24% · 检测 · 10 / 40 帧 · 剩余约 30 秒 · 3 个发现")
             expect(running.locator(".bar")).to_have_attribute("aria-valuenow", "23.8")
             expect(page.locator(".fl-cancel")).to_have_count(0)
             expect(page.locator("#fl-upload-panel")).to_be_hidden()
@@ -146,6 +148,17 @@ def test_flights_view_progress_report_and_case_link(served):
             expect(report.locator("#case-body")).to_have_attribute("data-case-id", str(case_id))
             expect(report.locator("#case-fields")).to_contain_text("flight-done")
             assert "case=" not in report.url
+            # the hash form too, on a fresh load and while the page is open (the key is in this tab by now)
+            report.goto(f"{url}/review")
+            expect(report.locator("#case-body")).not_to_have_attribute("data-case-id", str(case_id))  # newest
+            report.goto("about:blank")
+            report.goto(f"{url}/review#case={case_id}")
+            expect(report.locator("#case-body")).to_have_attribute("data-case-id", str(case_id))
+            report.wait_for_function("() => location.hash === ''")
+            report.locator("#btn-prev").click()  # the queue is newest first: case 1 comes after the other
+            expect(report.locator("#case-body")).not_to_have_attribute("data-case-id", str(case_id))
+            report.evaluate(f"location.hash = '#case={case_id}'")
+            expect(report.locator("#case-body")).to_have_attribute("data-case-id", str(case_id))
             context.close()
 
             # an admin cancels the queued flight
