@@ -5,7 +5,8 @@ the job runs, the process is killed with ``kill -9`` (nothing is cleaned up: the
 ``serve`` on the same data folder puts the flight back in the queue and runs it from scratch to ``done``; its
 violations are candidate cases with lat/long, grid code and the flight id, each once. Then the service is killed
 again and the row set back to ``running``, as a kill during the cases step would leave it: the third run makes
-no case twice either (`ingest_flight` is idempotent: violation ids are deterministic).
+no case twice either (`ingest_flight` is idempotent: violation ids are deterministic). Finally a reviewer's
+confirmation of a flight case reaches the city's Open311 server (a separate process) with the case's lat/long.
 
 The flight is sampled densely (95 % footprint overlap) so the job lasts several seconds on one inference thread
 and the kill lands inside it.
@@ -13,6 +14,7 @@ and the kill lands inside it.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -34,13 +36,20 @@ PILOT = {"Authorization": f"Bearer {PILOT_KEY}"}
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
-def write_settings(tmp_path: Path, config: Path) -> Path:
+CITY_API_KEY = "city-key-0123456789"
+
+
+def write_settings(tmp_path: Path, config: Path, city_port: int | None = None) -> Path:
+    outbox = {"deliver": False} if city_port is None else {
+        "open311": {"endpoint": f"http://127.0.0.1:{city_port}", "api_key": CITY_API_KEY, "timeout_s": 2,
+                    "service_codes": {"0504": "street-vending", "0506": "bike-parking", "0101": "illegal-building"}},
+        "base_backoff_s": 1, "max_backoff_s": 3, "lease_s": 5, "poll_s": 0.5}
     settings = {
         "database_path": str(tmp_path / "data" / "cases.sqlite3"),
         "evidence_dir": str(tmp_path / "data" / "evidence"),
         "config_path": str(config),
         "run_cameras": False,
-        "outbox": {"deliver": False},
+        "outbox": outbox,
         "flights": {"intra_op_threads": 1, "progress_interval_s": 0.2, "poll_s": 0.2},
         "api_keys": [{"name": "root", "role": "admin", "key": ADMIN_KEY},
                      {"name": "pilot-li", "role": "pilot", "key": PILOT_KEY}],
@@ -140,9 +149,16 @@ def test_a_flight_killed_mid_job_restarts_and_makes_each_case_once(tmp_path, tmp
         if serve.proc.poll() is None:
             serve.kill9()
 
-    # killed again while making the cases (the row still says running): the next run makes none twice
+    # killed again while making the cases (the row still says running): the next run makes none twice; this
+    # time the outbox delivers to the city's Open311 server
     with sqlite3.connect(tmp_path / "data" / "cases.sqlite3") as db:
         db.execute("UPDATE flights SET status = 'running' WHERE id = ?", (flight_id,))
+    city_port = free_port()
+    record = tmp_path / "city-requests.json"
+    city = subprocess.Popen([sys.executable, str(REPO / "tests" / "georeport_server.py"), "--port", str(city_port),
+                             "--api-key", CITY_API_KEY, "--record", str(record)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    settings = write_settings(tmp_path, flight.config, city_port)
     serve = Serve(settings, log)
     try:
         again = wait_for("the third run to finish", lambda: (
@@ -152,5 +168,22 @@ def test_a_flight_killed_mid_job_restarts_and_makes_each_case_once(tmp_path, tmp
         assert sorted((c["id"], c["violation_id"]) for c in after) == sorted((c["id"], c["violation_id"])
                                                                             for c in cases)
         assert serve.api.get("/api/v1/cases", params={"limit": 500}, headers=ADMIN).json()["count"] == len(cases)
+
+        # a reviewer confirms one flight case: the outbox posts it to the city with its lat/long
+        case = after[0]
+        confirmed = serve.api.post(f"/api/v1/cases/{case['id']}/confirm", headers=ADMIN)
+        assert confirmed.status_code == 200, confirmed.text
+        key = f"streetwatch-{case['id']}-open311"
+        posted = wait_for("the city to receive the flight case", lambda: (
+            record.is_file() and json.loads(record.read_text()).get(key)), 60, log)
+        fields = posted["fields"]
+        assert float(fields["lat"][0] if isinstance(fields["lat"], list) else fields["lat"]) == pytest.approx(
+            case["lat_deg"], abs=1e-6)
+        assert float(fields["long"][0] if isinstance(fields["long"], list) else fields["long"]) == pytest.approx(
+            case["lon_deg"], abs=1e-6)
+        assert wait_for("the case to be posted", lambda: (
+            serve.api.get(f"/api/v1/cases/{case['id']}", headers=ADMIN).json()["status"] == "posted"), 30, log)
     finally:
         serve.kill9()
+        city.terminate()
+        city.wait(timeout=10)
