@@ -846,7 +846,8 @@ def _twin_lines(flights: Sequence[Mapping[str, Any]]) -> list[str]:
             continue
         r = lambda f: f["scores"]["by_radius"]["5m"]  # noqa: E731
         out.append(
-            f"Frame rate: `{sp['name']}` ({sp['spec']['fps']:g} fps) and `{twin['name']}` ({twin['spec']['fps']:g} fps) "
+            f"Frame rate: `{sp['name']}` ({sp['spec']['fps']:g} fps) and `{twin['name']}` "
+            f"({twin['spec']['fps']:g} fps) "
             f"differ only in frame rate: {sp['frames']['sampled']} vs {twin['frames']['sampled']} frames sampled, "
             f"{sum(sp['truth']['objects_that_count'].values())} vs {sum(twin['truth']['objects_that_count'].values())} "
             "objects that count, recall at 5 m " + ", ".join(
@@ -878,7 +879,8 @@ def to_markdown(result: dict[str, Any]) -> str:
         t = f["timings_s"]
         fr = f["frames"]
         analysed = f"{fr['sampled']}" + (f" ({fr['processed']} read)" if fr["processed"] != fr["sampled"] else "")
-        rows.append([f["name"], f"{f['spec']['frame_size_px'][0]}×{f['spec']['frame_size_px'][1]}@{f['spec']['fps']:g}",
+        w, h = f["spec"]["frame_size_px"]
+        rows.append([f["name"], f"{w}×{h}@{f['spec']['fps']:g}",
                      f"{f['duration_s']:.0f}", f["runs"], f"{analysed}/{fr['total']}",
                      f"**{_f(f['wall_s'], 1)}**", f"**{_f(f['realtime_factor'])}**",
                      *(_f(t.get(k), 1) for k in STAGES)])
@@ -888,7 +890,8 @@ def to_markdown(result: dict[str, Any]) -> str:
     for f in speed:
         ok = f["realtime_factor"] is not None and f["realtime_factor"] <= 1.0
         what = "the 60 s 4K flight's target ≤ 1.0 (this is a quick flight)" if s["quick"] else "target ≤ 1.0"
-        lines.append(f"- `{f['name']}`: median of {f['runs']} run(s) ({', '.join(_f(v, 1) for v in f['wall_s_per_run'])}"
+        walls = ", ".join(_f(v, 1) for v in f["wall_s_per_run"])
+        lines.append(f"- `{f['name']}`: median of {f['runs']} run(s) ({walls}"
                      f" s; load average before each: {f['load_avg_1min_before_runs']}); realtime factor "
                      f"{_f(f['realtime_factor'])}: {what} {'met' if ok else 'NOT met'}.")
     lines += ["- Stage times are summary.json's `timings_s` (decode: reading the sampled frames by seeking; detect: "

@@ -32,7 +32,7 @@ from datasets.synth.sample import SceneSample
 from datasets.synth.sketch import BGR, Light, Pose, Sketch
 
 __all__ = ["render_aerial_scene", "render_aerial_frame_4k", "AerialView", "AerialViewSampling", "AerialCity",
-           "AerialGroup", "lay_out_streets", "draw_ground_shadows", "aerial_lighting"]
+           "AerialGroup", "lay_out_streets", "draw_ground_shadows", "aerial_lighting", "draw_single_on_walk"]
 
 Rng = np.random.Generator
 
@@ -727,6 +727,27 @@ def lay_out_streets(city: AerialCity, extent: tuple[float, float, float, float],
             city.add(x, y, 1.5, [(sk, None, "car")])
 
 
+def draw_single_on_walk(city: "AerialCity", rng: Rng, x: float, y: float, stats: dict[str, int]) -> None:
+    """One lone thing on a pavement at (x, y): a shared bike (labelled), an e-bike, a person or a cart/bin (left
+    unlabelled: look-alikes the model must learn to ignore). Shared by the chips and the flight towns."""
+    sk = Sketch(light=city.light)
+    pose = Pose(x, y, heading_rad=_u(rng, 0, 2 * math.pi))
+    r = rng.random()
+    if r < 0.3:
+        obj.shared_bicycle(sk, rng, pose)
+        stats["bikes"] += 1
+        city.add(x, y, 1.0, [(sk, BICYCLE, "bike")])
+    elif r < 0.45:
+        obj.ebike(sk, rng, pose)
+        city.add(x, y, 1.0, [(sk, None, "ebike")])
+    elif r < 0.9:
+        obj.person(sk, rng, pose, walking=rng.random() < 0.7, umbrella=rng.random() < 0.05)
+        city.add(x, y, 1.8, [(sk, None, "person")])
+    else:
+        [obj.trolley, obj.empty_cart, obj.bin][int(rng.integers(3))](sk, rng, pose)
+        city.add(x, y, 1.0, [(sk, None, "negative")])
+
+
 def _on_walks(city: AerialCity, stats: dict[str, int]) -> None:
     """Stalls, bike rows, e-bikes, people and trees on the pavements (inside the visible area)."""
     rng = city.rng
@@ -794,22 +815,7 @@ def _on_walks(city: AerialCity, stats: dict[str, int]) -> None:
         if p is None:
             continue
         x, y, _along = p
-        sk = Sketch(light=city.light)
-        pose = Pose(x, y, heading_rad=_u(rng, 0, 2 * math.pi))
-        r = rng.random()
-        if r < 0.3:
-            obj.shared_bicycle(sk, rng, pose)
-            stats["bikes"] += 1
-            city.add(x, y, 1.0, [(sk, BICYCLE, "bike")])
-        elif r < 0.45:
-            obj.ebike(sk, rng, pose)
-            city.add(x, y, 1.0, [(sk, None, "ebike")])
-        elif r < 0.9:
-            obj.person(sk, rng, pose, walking=rng.random() < 0.7, umbrella=rng.random() < 0.05)
-            city.add(x, y, 1.8, [(sk, None, "person")])
-        else:
-            [obj.trolley, obj.empty_cart, obj.bin][int(rng.integers(3))](sk, rng, pose)
-            city.add(x, y, 1.0, [(sk, None, "negative")])
+        draw_single_on_walk(city, rng, x, y, stats)
     for r in walks:  # street trees along some pavements
         if rng.random() < 0.35:
             long_x = (r[:, 0].max() - r[:, 0].min()) > (r[:, 1].max() - r[:, 1].min())

@@ -37,7 +37,8 @@ import numpy as np
 
 from datasets.synth import objects as obj
 from datasets.synth import palette as pal
-from datasets.synth.aerial import AerialCity, AerialGroup, aerial_lighting, draw_ground_shadows, lay_out_streets
+from datasets.synth.aerial import (AerialCity, AerialGroup, aerial_lighting, draw_ground_shadows, draw_single_on_walk,
+                                   lay_out_streets)
 from datasets.synth.camera import PinholeCamera
 from datasets.synth.classes import AERIAL_CLASSES, BICYCLE, STALL
 from datasets.synth.compositor import Compositor
@@ -320,22 +321,7 @@ def _on_pavements(city: AerialCity, half: float, density: TownDensity, stats: di
         if not taken.free(x, y, 1.0):
             continue
         taken.take(x, y, 1.0)
-        sk = Sketch(light=city.light)
-        pose = Pose(x, y, heading_rad=_u(rng, 0, 2 * math.pi))
-        r = rng.random()
-        if r < 0.3:
-            obj.shared_bicycle(sk, rng, pose)
-            stats["bikes"] += 1
-            city.add(x, y, 1.0, [(sk, BICYCLE, "bike")])
-        elif r < 0.45:
-            obj.ebike(sk, rng, pose)
-            city.add(x, y, 1.0, [(sk, None, "ebike")])
-        elif r < 0.9:
-            obj.person(sk, rng, pose, walking=rng.random() < 0.7, umbrella=rng.random() < 0.05)
-            city.add(x, y, 1.8, [(sk, None, "person")])
-        else:
-            [obj.trolley, obj.empty_cart, obj.bin][int(rng.integers(3))](sk, rng, pose)
-            city.add(x, y, 1.0, [(sk, None, "negative")])
+        draw_single_on_walk(city, rng, x, y, stats)
     for box in boxes:  # street trees along some pavements
         if rng.random() >= density.street_tree_share:
             continue

@@ -12,10 +12,10 @@ import pymap3d
 import pytest
 
 from benchmarks import drone
-from benchmarks.drone import (BenchFlight, Finding, GeometryErrors, TruthObject, bench_flights, class_scores, duplicate_counts,
-                              ensure_flight, error_stats, flight_key, generator_sha, geometry_errors,
-                              match_one_to_one, read_findings, select_flights, town_objects, violation_scores,
-                              whole_in_frame)
+from benchmarks.drone import (BenchFlight, Finding, GeometryErrors, TruthObject, bench_flights, class_scores,
+                              duplicate_counts, ensure_flight, error_stats, flight_key, generator_sha,
+                              geometry_errors, match_one_to_one, read_findings, score_findings, select_flights,
+                              town_objects, violation_scores, whole_in_frame)
 from detector.geo.camera import CameraIntrinsics
 from detector.geo.enu import LocalFrame
 from detector.types import FrameGeo
@@ -281,3 +281,34 @@ def test_the_cache_regenerates_only_when_the_spec_or_the_generator_changes(tmp_p
     assert stale.stale and stale.root == other_spec.root and len(made) == 2
     fresh = ensure_flight(replace(flight, spec=replace(flight.spec, alt_m=60.0)), tmp_path, log=quiet)
     assert fresh.generated_now and not fresh.stale and not other_spec.root.exists() and len(made) == 3
+
+
+def test_the_markdown_has_a_row_per_flight_and_marks_the_target():
+    objects = [obj("a", "stall", 0, 0, "stall_occupation"), obj("b", "bicycle", 10, 0)]
+    good = score_findings([fnd("1", "stall", 0.1, 0, "stall_occupation"), fnd("2", "bicycle", 10.2, 0)], objects)
+    bad = score_findings([fnd("1", "stall", 3.0, 0, "stall_occupation"), fnd("2", "bicycle", 14.0, 0)], objects)
+
+    def row(name: str, role: str, fps: float, scores: dict, rtf: float) -> dict:
+        stats = error_stats([0.05])
+        return {"name": name, "role": role, "runs": 2 if role == "speed" else 1,
+                "spec": {"frame_size_px": [3840, 2160], "fps": fps, "duration_s": 60.0, "alt_m": 50.0, "yaw_deg": 0.0,
+                         "pitch_deg": -90.0, "speed_mps": 8.0, "seed": 11, "gsd_m": 0.02},
+                "wall_s": 60 * rtf, "wall_s_per_run": [60 * rtf] * 2, "realtime_factor": rtf,
+                "load_avg_1min_before_runs": [1.0], "timings_s": {k: 1.0 for k in (*drone.STAGES, "total")},
+                "frames": {"total": 1800, "sampled": 31, "processed": 31}, "duration_s": 60.0,
+                "telemetry": {"yaw_sources": {"track": 31}}, "scores": scores,
+                "truth": {"objects_that_count": {"bicycle": 1, "stall": 1, "illegal_structure": 0}},
+                "geometry": {"point": stats, "truth_box": stats, "not_placed": 0}, "notes": []}
+
+    result = {"environment": {"date_utc": "2026-01-01T00:00:00+00:00", "cpu_model": "cpu", "cpu_count": 2,
+                              "onnxruntime": "1", "opencv": "4"},
+              "settings": {"quick": False, "seed": 11, "threads": 0, "load_avg_1min_at_start": 0.5},
+              "flights": [row("speed", "speed", 30.0, good, 0.8), row("y0-p90-a50", "accuracy", 5.0, bad, 0.5)]}
+    md = drone.to_markdown(result)
+    assert "| speed | 3840×2160@30 | 60 | 2 | 31/1800 | **48.0** | **0.80** |" in md
+    assert "realtime factor 0.80: target ≤ 1.0 met" in md
+    assert "| speed | 50 | 0 | -90 | track | 2 | 2 | 0.15 / 0.20 ✓ |" in md
+    assert "| y0-p90-a50 | 50 | 0 | -90 | track | 2 | 2 | 3.50 / 3.95 ✗ |" in md
+    assert "`speed` (30 fps) and `y0-p90-a50` (5 fps) differ only in frame rate" in md
+    assert "| speed | 1 / 1 / 0 |" in md and "| y0-p90-a50 | 1 / 1 / 0 |" in md
+    assert md.count("### ") == 3

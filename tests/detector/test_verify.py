@@ -174,9 +174,9 @@ def test_a_held_violation_opens_when_a_later_look_agrees():
 
 def test_the_street_model_confirms_its_real_bicycles_and_refuses_empty_road(shared_dir):
     """What the first look found correctly (a bicycle box matching a label of the bicycles-2000 holdout at IoU 0.5)
-    the second look must keep; on a flat grey patch it must find nothing. Measured on the first 60 holdout photos:
-    56 of 58 true boxes confirmed, and 6 of 21 false boxes refused (the model's own mistakes are mostly repeated
-    at the crop's scale: the distractor classes of issue 16 are the remedy)."""
+    the second look must keep; on a flat grey patch it must find nothing. Measured on the first 60 holdout photos
+    with the default context: 57 of 58 true boxes confirmed, and 5 of 21 false boxes refused (the model's own
+    mistakes are mostly repeated at the crop's scale: the distractor classes of issue 16 are the remedy)."""
     from detector.geometry import box_iou
     from detector.runtime import load_model
 
