@@ -39,8 +39,9 @@ Scoring (pure functions below, tested in ``tests/benchmarks/test_drone_bench.py`
 Flights are cached under ``var/drone-bench/flights/`` keyed by the spec and a hash of the generator's source
 (its module and the datasets/detector modules it imports): regenerated only when either changes.
 
-Run:  python benchmarks/drone.py [--quick] [--flights NAME ...] [--repeats 2] [--generate-only]
-Writes benchmarks/results/drone.json and drone.md (``--quick``: drone_quick.*).
+Run:  python benchmarks/drone.py [--quick] [--flights NAME ...] [--repeats 2] [--generate-only] [--keep-stale]
+Writes benchmarks/results/drone.json and drone.md (``--quick``: drone_quick.*); ``--from-json`` only writes the
+markdown again from the JSON. Runs' output folders are kept under ``var/drone-bench/runs/``.
 """
 
 from __future__ import annotations
@@ -952,6 +953,18 @@ def to_markdown(result: dict[str, Any]) -> str:
               "kind; found = those matched (≤ 5 m) by a finding of that kind; unexpected = findings of that kind "
               "not matched to a truth object with that verdict.", "",
               md_table(["flight", *kinds], rows), ""]
+    stale = " (older generator, same spec: --keep-stale)"
+    rows = [[f["name"], f"`{f['generator_sha']}`" + (stale if f.get("stale_generator") else ""),
+             "this run" if f["generated_now"] else "cache", _f(f["generate_s"], 0),
+             f["truth"]["objects_in_truth_json"], f["truth"]["objects_in_town"], f"`{f['flight_dir']}`"]
+            for f in flights]
+    lines += ["## Flights", "",
+              f"Generator hash: sha256 (first 12 hex digits) over {len(s.get('generator_files', []))} source files "
+              "(`datasets/synth/flight.py` and the project modules it imports); at the time of this run: "
+              f"`{s.get('generator_sha', '?')}`. Truth objects: those in truth.json (centre in some frame of the "
+              "video) and in the whole re-laid town.", "",
+              md_table(["flight", "made by generator", "made in", "generation s", "objects in truth.json",
+                        "objects in the town", "folder"], rows), ""]
     notes = [(f["name"], n) for f in flights for n in f["notes"]]
     if notes:
         lines += ["## Notes", ""] + [f"- `{name}`: {n}" for name, n in notes]
@@ -1001,6 +1014,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep-stale", action="store_true",
                         help="use a cached flight of the same spec made by another generator version")
     parser.add_argument("--name", default=None, help="results file stem (default: drone, or drone_quick)")
+    parser.add_argument("--from-json", action="store_true",
+                        help="only write the markdown again from the results JSON (no flight is run)")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
@@ -1016,6 +1031,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         flights = select_flights(flights, args.flights)
     except ValueError as exc:
         parser.error(str(exc))
+    name = args.name or ("drone_quick" if args.quick else "drone")
+    if args.from_json:
+        from benchmarks.common import RESULTS_DIR
+
+        result = json.loads((RESULTS_DIR / f"{name}.json").read_text(encoding="utf-8"))
+        _, md_path = write_results(name, result, to_markdown(result))
+        print(md_path.read_text())
+        return 0
     if args.generate_only:
         for f in flights:
             c = ensure_flight(f, keep_stale=args.keep_stale, log=_log)
@@ -1023,7 +1046,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     result = benchmark(flights, repeats=args.repeats, threads=args.threads, quick=args.quick, seed=args.seed,
                        keep_stale=args.keep_stale)
-    _, md_path = write_results(args.name or ("drone_quick" if args.quick else "drone"), result, to_markdown(result))
+    _, md_path = write_results(name, result, to_markdown(result))
     print(md_path.read_text())
     return 0
 

@@ -90,7 +90,20 @@ __all__ = ["CONTACT_SWITCH_DEPRESSION_DEG", "georeference", "pose_from_geo"]
 
 CONTACT_SWITCH_DEPRESSION_DEG = 45.0
 """Boxes whose centre ray is at least this far below the horizon are placed by their centre, others by their
-bottom-centre (see the module docstring)."""
+bottom-centre (see the module docstring); classes in `CONTACT_SWITCH_DEPRESSION_DEG_BY_CLASS` have their own."""
+
+CONTACT_SWITCH_DEPRESSION_DEG_BY_CLASS: dict[str, float] = {
+    # Rooftop sheds and new builds are wide and low (3 m high, 5-10 m deep: H/D about 0.5, atan 0.5 = 27°): their
+    # box centre stays the better anchor down to shallow views, where the bottom-centre would cost half a
+    # structure's depth (2.5-5 m). Measured on synthetic flights at pitch -60 (benchmarks/results/drone.md).
+    "illegal_structure": 27.0,
+}
+"""The switch angle of classes whose height-to-depth ratio is far from 1 (the switch is atan(H / D))."""
+
+
+def contact_switch_deg(class_name: str) -> float:
+    """The depression angle below which a box of `class_name` is placed by its bottom-centre."""
+    return CONTACT_SWITCH_DEPRESSION_DEG_BY_CLASS.get(class_name, CONTACT_SWITCH_DEPRESSION_DEG)
 
 
 def _finite(value: float | None) -> bool:
@@ -169,7 +182,8 @@ def georeference(
     centre = np.stack([(xyxy[:, 0] + xyxy[:, 2]) / 2.0, (xyxy[:, 1] + xyxy[:, 3]) / 2.0], axis=1)
     bottom = np.stack([centre[:, 0], xyxy[:, 3]], axis=1)
     depression_deg = np.degrees(np.arcsin(np.clip(-pixel_rays(intr, pose, centre)[:, 2], -1.0, 1.0)))
-    contact = np.where((depression_deg >= CONTACT_SWITCH_DEPRESSION_DEG)[:, None], centre, bottom)
+    switch_deg = np.array([contact_switch_deg(str(n)) for n in detections.data["class_name"]])
+    contact = np.where((depression_deg >= switch_deg)[:, None], centre, bottom)
     hits = pixel_to_ground(intr, pose, contact, ground_up_m, max_range_m)
 
     names = detections.data["class_name"]

@@ -297,7 +297,10 @@ def test_the_markdown_has_a_row_per_flight_and_marks_the_target():
                 "load_avg_1min_before_runs": [1.0], "timings_s": {k: 1.0 for k in (*drone.STAGES, "total")},
                 "frames": {"total": 1800, "sampled": 31, "processed": 31}, "duration_s": 60.0,
                 "telemetry": {"yaw_sources": {"track": 31}}, "scores": scores,
-                "truth": {"objects_that_count": {"bicycle": 1, "stall": 1, "illegal_structure": 0}},
+                "truth": {"objects_that_count": {"bicycle": 1, "stall": 1, "illegal_structure": 0},
+                          "objects_in_truth_json": 2, "objects_in_town": 9},
+                "generator_sha": "abcdef012345", "stale_generator": role != "speed", "generated_now": False,
+                "generate_s": 100.0, "flight_dir": f"var/drone-bench/flights/{name}",
                 "geometry": {"point": stats, "truth_box": stats, "not_placed": 0}, "notes": []}
 
     result = {"environment": {"date_utc": "2026-01-01T00:00:00+00:00", "cpu_model": "cpu", "cpu_count": 2,
@@ -312,3 +315,5 @@ def test_the_markdown_has_a_row_per_flight_and_marks_the_target():
     assert "`speed` (30 fps) and `y0-p90-a50` (5 fps) differ only in frame rate" in md
     assert "| speed | 1 / 1 / 0 |" in md and "| y0-p90-a50 | 1 / 1 / 0 |" in md
     assert md.count("### ") == 3
+    assert "| speed | `abcdef012345` | cache | 100 | 2 | 9 |" in md
+    assert "| y0-p90-a50 | `abcdef012345` (older generator, same spec: --keep-stale) |" in md

@@ -9,6 +9,7 @@ from detector.geo.camera import CameraIntrinsics, pixel_rays, pixel_to_ground
 from detector.geo.enu import LocalFrame
 from detector.geo.georef import (
     CONTACT_SWITCH_DEPRESSION_DEG,
+    contact_switch_deg,
     georeference,
     pose_from_geo,
 )
@@ -142,6 +143,17 @@ def test_near_nadir_uses_the_centre_and_oblique_the_bottom_centre():
     assert (nadir[0].east_m, nadir[0].north_m) == pytest.approx((0.0, 0.0), abs=1e-6)  # the centre, under the camera
     # Oblique: row 600 is atan(0.2) = 11.3° below the optical axis, so 31.3° below the horizon.
     assert oblique[0].north_m == pytest.approx(50.0 / math.tan(math.radians(20.0) + math.atan(0.2)), rel=1e-6)
+
+
+def test_wide_low_structures_keep_the_centre_anchor_in_shallower_views():
+    intr = CameraIntrinsics.from_hfov(90.0, 1000, 1000)
+    box = [[450, 400, 550, 600]]  # centre row 500 on the optical axis: 35° below the horizon at pitch -35
+    geo = geo_at(pitch=-35.0, alt_m=50.0)
+    structure = georeference(dets(box, ["illegal_structure"]), geo, intr, LOCAL, 0, 0.0)[0][0]
+    bike = georeference(dets(box), geo, intr, LOCAL, 0, 0.0)[0][0]
+    assert structure.north_m == pytest.approx(50.0 / math.tan(math.radians(35.0)), rel=1e-6)  # its centre
+    assert bike.north_m == pytest.approx(50.0 / math.tan(math.radians(35.0) + math.atan(0.2)), rel=1e-6)  # bottom
+    assert contact_switch_deg("illegal_structure") < CONTACT_SWITCH_DEPRESSION_DEG == contact_switch_deg("bicycle")
 
 
 def test_footprint_is_the_projected_box_outline():
