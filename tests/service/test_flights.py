@@ -9,7 +9,6 @@ The auth table of every flight route is in test_api.py; the real flight job end 
 from __future__ import annotations
 
 import io
-import socket
 import threading
 import time
 import zipfile
@@ -31,6 +30,7 @@ from service.drone import FlightCancelled, FlightInputError, FlightProgress
 from service.flights import (FlightSource, FlightStateError, FlightStore, FlightWorker, ReportLinks, StillsError,
                              extract_stills, flight_file, new_flight_id)
 from service.settings import Settings, flights_dir
+from tests.service.test_review_page import ServerThread  # uvicorn in a thread on a free loopback port
 
 KEYS = {"admin": "admin-key-0123456789", "reviewer": "reviewer-key-0123456789", "pilot": "pilot-key-li-0123456789",
         "pilot2": "pilot-key-zhao-01234567"}
@@ -173,33 +173,6 @@ def test_a_declared_oversized_upload_is_413_before_reading_it(client, store, set
         **PILOT, "Content-Type": "multipart/form-data; boundary=abc", "Content-Length": str(MAX_UPLOAD + 1)})
     assert response.status_code == 413 and "exceeds the limit of 300000" in fields(response)["body"]
     assert store.list() == []
-
-
-class ServerThread:
-    """uvicorn serving `app` on a free loopback port in a thread (the TestClient reads a body whole first, so
-    only a real server shows when the upload is refused)."""
-
-    def __init__(self, app):
-        import uvicorn
-
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> "ServerThread":
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
 
 
 def test_an_oversized_chunked_upload_is_refused_while_it_streams(app, store, settings):
