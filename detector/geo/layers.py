@@ -155,6 +155,17 @@ class MapLayer:
 
 # --- loading --------------------------------------------------------------------------------------------
 
+def _read_text(path: str | Path, what: str) -> str:
+    """A GeoJSON file's text; a file that cannot be read or is not UTF-8 is one problem naming it."""
+    source = str(path)
+    try:
+        return Path(path).read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise LayerError(source, [f"{source}: cannot read the {what}: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise LayerError(source, [f"{source}: not UTF-8 text (byte {exc.start}); GeoJSON must be UTF-8"]) from None
+
+
 def load_layer(
     path: str | Path,
     role: LayerRole,
@@ -187,12 +198,7 @@ def load_layer(
         LayerError: The file is unreadable or invalid; every problem is listed.
     """
     source = str(path)
-    try:
-        text = Path(path).read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise LayerError(source, [f"{source}: cannot read the layer: {exc.strerror or exc}"]) from None
-    except UnicodeDecodeError as exc:
-        raise LayerError(source, [f"{source}: not UTF-8 text (byte {exc.start}); GeoJSON must be UTF-8"]) from None
+    text = _read_text(path, "layer")
     return parse_layer(text, role, source=source, name=name if name is not None else Path(path).stem,
                        id_property=id_property, code_property=code_property, schedule=schedule,
                        schedule_property=schedule_property, timezone=timezone, frame=frame,
@@ -261,12 +267,7 @@ def load_previous_flight(
         LayerError: The file is unreadable or invalid; every problem is listed.
     """
     source = str(path)
-    try:
-        text = Path(path).read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise LayerError(source, [f"{source}: cannot read the findings: {exc.strerror or exc}"]) from None
-    except UnicodeDecodeError as exc:
-        raise LayerError(source, [f"{source}: not UTF-8 text (byte {exc.start}); GeoJSON must be UTF-8"]) from None
+    text = _read_text(path, "findings")
     return parse_previous_flight(text, source=source, name=name if name is not None else Path(path).stem,
                                  classes=classes, frame=frame, max_distance_m=max_distance_m)
 
