@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TrainRequest", "TrainResult", "train", "export_onnx", "forbid_downloads"]
+__all__ = ["TrainRequest", "TrainResult", "train", "export_onnx", "forbid_downloads", "widen_classes"]
 
 
 @dataclass
@@ -82,6 +82,63 @@ def forbid_downloads() -> None:
         str(file) if Path(str(file)).exists() else refuse(url=str(file)))
     checks.check_font = no_font
     data_utils.check_font = no_font
+
+
+def widen_classes(weights_pt: Path, class_names: list[str], out_pt: Path) -> Path:
+    """A checkpoint whose head predicts `class_names`, keeping what the network learnt of the classes it knows.
+
+    ultralytics transfers a checkpoint's weights into a model for a new class list only where tensor shapes
+    match, so the last convolution of every classification branch (one row per class) starts from scratch when a
+    class is added, and the network forgets the classes it already detected well. Here each class row is copied
+    by name from the old head; rows of new classes keep ultralytics' prior (`Detect.bias_init`: about 1 % of the
+    anchors positive). Everything else (backbone, neck, box branch) is copied whole.
+
+    Args:
+        weights_pt: A detection checkpoint made by this project (``model`` or ``ema`` in it).
+        class_names: The new class list in id order; every old class that appears in it keeps its row.
+        out_pt: Where the widened checkpoint goes (to pass as ``--model`` to `train`).
+
+    Returns:
+        ``out_pt``.
+
+    Example:
+        >>> widen_classes(Path("models/aerial/aerial.pt"), AERIAL_CLASSES, Path("var/aerial-6.pt"))  # doctest: +SKIP
+        PosixPath('var/aerial-6.pt')
+    """
+    import copy
+
+    import torch
+    from ultralytics.nn.tasks import DetectionModel
+
+    if not class_names or len(set(class_names)) != len(class_names):
+        raise ValueError(f"class_names must be distinct names, got {class_names}")
+    ckpt = torch.load(Path(weights_pt), map_location="cpu", weights_only=False)
+    old = (ckpt.get("ema") or ckpt["model"]).float()
+    old_names = [old.names[i] for i in range(len(old.names))]
+    cfg = copy.deepcopy(old.yaml)
+    cfg["nc"] = len(class_names)
+    new = DetectionModel(cfg, nc=len(class_names), verbose=False)
+    state = new.state_dict()
+    state.update({k: v for k, v in old.state_dict().items() if k in state and state[k].shape == v.shape})
+    new.load_state_dict(state)
+    kept = 0
+    with torch.no_grad():
+        for branch_old, branch_new in zip(old.model[-1].cv3, new.model[-1].cv3):
+            for j, name in enumerate(class_names):
+                if name in old_names:
+                    i = old_names.index(name)
+                    branch_new[-1].weight[j] = branch_old[-1].weight[i]
+                    branch_new[-1].bias[j] = branch_old[-1].bias[i]
+                    kept += 1
+    new.names = dict(enumerate(class_names))
+    new.args = getattr(old, "args", {})
+    out_pt = Path(out_pt)
+    out_pt.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": new.half(), "ema": None, "optimizer": None, "epoch": -1, "updates": 0,
+                "train_args": ckpt.get("train_args", {}), "date": ckpt.get("date"), "version": ckpt.get("version"),
+                "license": ckpt.get("license"), "widened_from": {"weights": str(weights_pt), "classes": old_names,
+                                                                 "rows_kept": kept}}, out_pt)
+    return out_pt
 
 
 def resolved_data_yaml(data_yaml: Path, out_dir: Path) -> Path:

@@ -23,7 +23,7 @@ import numpy as np
 from datasets.synth import objects as obj
 from datasets.synth import palette as pal
 from datasets.synth.camera import PinholeCamera
-from datasets.synth.classes import AERIAL_CLASSES, BICYCLE, ILLEGAL_STRUCTURE, STALL
+from datasets.synth.classes import AERIAL_CLASSES, BICYCLE, CAR, ILLEGAL_STRUCTURE, MOTORCYCLE, PERSON, STALL
 from datasets.synth.compositor import Compositor
 from datasets.synth.ground import ground_rect, paint_line
 from datasets.synth.photometric import (Lighting, add_blur, add_fog, add_grain, add_sensor_noise, apply_lighting,
@@ -706,7 +706,7 @@ def lay_out_streets(city: AerialCity, extent: tuple[float, float, float, float],
                     if city.shows(x, cy, 3.0, 3.0, 2.0):
                         sk = Sketch(light=city.light)
                         obj.car(sk, rng, Pose(x + side * (road_w / 2 - 1.1), cy, heading_rad=math.pi / 2 * side))
-                        city.add(x, cy, 1.5, [(sk, None, "car")])
+                        city.add(x, cy, 1.5, [(sk, CAR, "car")])
     for x in xs:
         for _ in range(int(rng.integers(0, 5))):
             y = _u(rng, y_min, y_max)
@@ -715,7 +715,7 @@ def lay_out_streets(city: AerialCity, extent: tuple[float, float, float, float],
                 continue
             sk = Sketch(light=city.light)
             obj.car(sk, rng, Pose(x + side * road_w / 4, y, heading_rad=math.pi / 2 * side))
-            city.add(x, y, 1.5, [(sk, None, "car")])
+            city.add(x, y, 1.5, [(sk, CAR, "car")])
     for y in ys:
         for _ in range(int(rng.integers(0, 5))):
             x = _u(rng, x_min, x_max)
@@ -724,12 +724,13 @@ def lay_out_streets(city: AerialCity, extent: tuple[float, float, float, float],
                 continue
             sk = Sketch(light=city.light)
             obj.car(sk, rng, Pose(x, y + side * road_w / 4, heading_rad=0.0 if side > 0 else math.pi))
-            city.add(x, y, 1.5, [(sk, None, "car")])
+            city.add(x, y, 1.5, [(sk, CAR, "car")])
 
 
 def draw_single_on_walk(city: "AerialCity", rng: Rng, x: float, y: float, stats: dict[str, int]) -> None:
-    """One lone thing on a pavement at (x, y): a shared bike (labelled), an e-bike, a person or a cart/bin (left
-    unlabelled: look-alikes the model must learn to ignore). Shared by the chips and the flight towns."""
+    """One lone thing on a pavement at (x, y): a shared bike, an e-bike (labelled `motorcycle`), a person (labelled
+    `person`) or a cart/bin (left unlabelled): the look-alikes get their own distractor classes so that the model
+    can say what they are instead of learning only to stay silent. Shared by the chips and the flight towns."""
     sk = Sketch(light=city.light)
     pose = Pose(x, y, heading_rad=_u(rng, 0, 2 * math.pi))
     r = rng.random()
@@ -739,10 +740,10 @@ def draw_single_on_walk(city: "AerialCity", rng: Rng, x: float, y: float, stats:
         city.add(x, y, 1.0, [(sk, BICYCLE, "bike")])
     elif r < 0.45:
         obj.ebike(sk, rng, pose)
-        city.add(x, y, 1.0, [(sk, None, "ebike")])
+        city.add(x, y, 1.0, [(sk, MOTORCYCLE, "ebike")])
     elif r < 0.9:
         obj.person(sk, rng, pose, walking=rng.random() < 0.7, umbrella=rng.random() < 0.05)
-        city.add(x, y, 1.8, [(sk, None, "person")])
+        city.add(x, y, 1.8, [(sk, PERSON, "person")])
     else:
         [obj.trolley, obj.empty_cart, obj.bin][int(rng.integers(3))](sk, rng, pose)
         city.add(x, y, 1.0, [(sk, None, "negative")])
@@ -783,7 +784,7 @@ def _on_walks(city: AerialCity, stats: dict[str, int]) -> None:
                 vendor = Sketch(light=city.light)
                 obj.person(vendor, rng, Pose(sx + _u(rng, -1.5, 1.5), sy + _u(rng, -1.5, 1.5),
                                              heading_rad=_u(rng, 0, 6.28)), walking=False)
-                parts.append((vendor, None, "vendor"))
+                parts.append((vendor, PERSON, "vendor"))
             city.add(sx, sy, 2.5, parts)
     for _ in range(int(rng.integers(0, 6) * n_scale + rng.random())):  # rows of shared bikes
         p = point_on_walk()
@@ -801,8 +802,8 @@ def _on_walks(city: AerialCity, stats: dict[str, int]) -> None:
             pose = Pose(bx + _u(rng, -0.1, 0.1), by + _u(rng, -0.1, 0.1), heading_rad=heading + _u(rng, -0.15, 0.15),
                         lean_rad=_u(rng, -0.15, 0.15))
             if rng.random() < 0.08:
-                obj.ebike(sk, rng, pose)  # not a class from the air: a look-alike to leave unlabelled
-                city.add(bx, by, 1.0, [(sk, None, "ebike")])
+                obj.ebike(sk, rng, pose)  # a look-alike: the distractor class motorcycle, never a bike case
+                city.add(bx, by, 1.0, [(sk, MOTORCYCLE, "ebike")])
                 continue
             if shared:
                 obj.shared_bicycle(sk, rng, pose, scheme)
@@ -872,7 +873,7 @@ def render_aerial_scene(rng: Rng, size_px: tuple[int, int] = (1024, 1024), *, vi
     Example:
         >>> s = render_aerial_scene(np.random.default_rng(0), (256, 256))
         >>> s.class_names
-        ['bicycle', 'stall', 'illegal_structure']
+        ['bicycle', 'stall', 'illegal_structure', 'person', 'motorcycle', 'car']
     """
     w, h = int(size_px[0]), int(size_px[1])
     view = view or AerialView.sample(rng, (w, h), frame_width_px, view_sampling)

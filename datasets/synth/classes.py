@@ -6,18 +6,33 @@ datasets merge without remapping.
 
 from __future__ import annotations
 
-__all__ = ["STREET_CLASSES", "AERIAL_CLASSES", "BICYCLE", "STALL", "EBIKE", "ILLEGAL_STRUCTURE", "classes_for"]
+__all__ = ["STREET_CLASSES", "AERIAL_CLASSES", "AERIAL_VIOLATION_CLASSES", "DISTRACTOR_CLASSES", "BICYCLE", "STALL",
+           "EBIKE", "ILLEGAL_STRUCTURE", "PERSON", "MOTORCYCLE", "CAR", "classes_for"]
 
 STREET_CLASSES: list[str] = ["bicycle", "stall", "ebike"]
 """Street-camera classes: 0 bicycle, 1 stall (the whole vending setup), 2 ebike (e-bikes and scooters)."""
 
-AERIAL_CLASSES: list[str] = ["bicycle", "stall", "illegal_structure"]
-"""Drone classes: 0 bicycle, 1 stall (seen from above), 2 illegal_structure (add-on sheds and new builds)."""
+AERIAL_VIOLATION_CLASSES: list[str] = ["bicycle", "stall", "illegal_structure"]
+"""The drone classes that a violation rule can use: bicycle, stall (seen from above), illegal_structure (add-on
+sheds and new builds)."""
+
+DISTRACTOR_CLASSES: list[str] = ["person", "motorcycle", "car"]
+"""Classes a model learns so that it can say "not a bike, not a stall": the things real imagery showed it confusing
+with them (people, motorbikes and e-scooters, cars from above). No rule takes them, so they never open a case;
+`person` boxes are also what privacy blurring needs."""
+
+AERIAL_CLASSES: list[str] = AERIAL_VIOLATION_CLASSES + DISTRACTOR_CLASSES
+"""Drone classes: 0 bicycle, 1 stall, 2 illegal_structure, then the distractors 3 person, 4 motorcycle (motorbikes,
+e-bikes and e-scooters: from above they cannot be told apart), 5 car. Appended after the violation classes so that
+a model trained before them keeps its class ids."""
 
 BICYCLE = 0
 STALL = 1
 EBIKE = 2  # street only
 ILLEGAL_STRUCTURE = 2  # aerial only
+PERSON = AERIAL_CLASSES.index("person")  # aerial only
+MOTORCYCLE = AERIAL_CLASSES.index("motorcycle")  # aerial only
+CAR = AERIAL_CLASSES.index("car")  # aerial only
 
 
 def classes_for(kind: str) -> list[str]:

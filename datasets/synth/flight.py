@@ -50,7 +50,7 @@ import cv2
 import numpy as np
 
 from datasets.synth.camera import NEAR_M, PinholeCamera
-from datasets.synth.classes import AERIAL_CLASSES
+from datasets.synth.classes import AERIAL_VIOLATION_CLASSES
 from datasets.synth.flight_layers import FlightLayersSpec, build_layers
 from datasets.synth.flight_sidecars import SrtCue, StillMeta, normalize_yaw_deg, srt_text, still_jpeg_bytes
 from datasets.synth.flight_town import Orthophoto, Town, TownDensity, TownObject, lay_out_town
@@ -270,9 +270,9 @@ class FlightSpec:
         within("max_view_range_m", 50.0, 5000.0, "m")
         if self.town_half_size_m is not None:
             within("town_half_size_m", 20.0, 5000.0, "m")
-        unknown = sorted(set(self.omit_classes) - set(AERIAL_CLASSES))
+        unknown = sorted(set(self.omit_classes) - set(AERIAL_VIOLATION_CLASSES))
         if unknown:
-            raise bad("omit_classes", f"name classes of {AERIAL_CLASSES} (unknown: {unknown})")
+            raise bad("omit_classes", f"name classes of {AERIAL_VIOLATION_CLASSES} (unknown: {unknown})")
         if not (isinstance(self.video_crf, int) and 0 <= self.video_crf <= 51):
             raise bad("video_crf", "be an integer within [0, 51]")
         if self.video_preset not in _X264_PRESETS:
@@ -907,7 +907,7 @@ def generate_flight(spec: FlightSpec, out_dir: str | Path, *,
                               if verdict.violation_kind else None),
                 "zone_id": verdict.zone_id, "grid_code": verdict.grid_code,
             })
-        by_class = {name: sum(1 for o in in_view if o.class_name == name) for name in AERIAL_CLASSES}
+        by_class = {name: sum(1 for o in in_view if o.class_name == name) for name in AERIAL_VIOLATION_CLASSES}
         violations: dict[str, int] = {}
         for v in layers.verdicts.values():
             if v.violation_kind:

@@ -40,7 +40,7 @@ from datasets.synth import palette as pal
 from datasets.synth.aerial import (AerialCity, AerialGroup, aerial_lighting, draw_ground_shadows, draw_single_on_walk,
                                    lay_out_streets)
 from datasets.synth.camera import PinholeCamera
-from datasets.synth.classes import AERIAL_CLASSES, BICYCLE, STALL
+from datasets.synth.classes import AERIAL_CLASSES, AERIAL_VIOLATION_CLASSES, BICYCLE, STALL
 from datasets.synth.compositor import Compositor
 from datasets.synth.photometric import Lighting, apply_lighting, tone_curve
 from datasets.synth.sketch import Light, Pose, Sketch
@@ -91,7 +91,7 @@ class TownDensity:
 
 @dataclass(frozen=True, eq=False)  # holds an array: compare fields, not objects
 class TownObject:
-    """One labelled object of the town (a class of `AERIAL_CLASSES`).
+    """One labelled object of the town (a class of `AERIAL_VIOLATION_CLASSES`).
 
     Attributes:
         object_id: Stable id within the town, e.g. ``structure-0007``, ``bicycle-0131``, ``stall-0012``.
@@ -369,7 +369,7 @@ def lay_out_town(seed: int, half_size_m: float, density: TownDensity = TownDensi
     groups = sorted(city.groups, key=lambda g: -g.depth_m)  # painter's order, as in render_aerial_scene
     objects: list[TownObject] = []
     object_of_sketch: dict[int, int] = {}
-    counters = {name: 0 for name in AERIAL_CLASSES}
+    counters = {name: 0 for name in AERIAL_VIOLATION_CLASSES}
     prefix = {"bicycle": "bicycle", "stall": "stall", "illegal_structure": "structure"}
     bounds = np.zeros((len(groups), 4))
     tops = np.zeros(len(groups))
@@ -381,7 +381,8 @@ def lay_out_town(seed: int, half_size_m: float, density: TownDensity = TownDensi
         bounds[gi] = [pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()]
         tops[gi] = max(0.0, float(pts[:, 2].max()))
         for (sk, class_id, tag), p in zip(g.parts, pts_all):
-            if class_id is None or len(p) == 0:
+            # A town's truth is what the map rules judge: distractors (people, cars) are drawn but not scored.
+            if class_id is None or len(p) == 0 or AERIAL_CLASSES[class_id] not in AERIAL_VIOLATION_CLASSES:
                 continue
             name = AERIAL_CLASSES[class_id]
             counters[name] += 1
@@ -437,9 +438,9 @@ class Orthophoto:
         self.n_tiles = math.ceil(self.width_px / tile_px)
         self.work_dir = Path(work_dir)
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        unknown = set(omit_classes) - set(AERIAL_CLASSES)
+        unknown = set(omit_classes) - set(AERIAL_VIOLATION_CLASSES)
         if unknown:
-            raise ValueError(f"omit_classes: unknown class {sorted(unknown)}; expected some of {AERIAL_CLASSES}")
+            raise ValueError(f"omit_classes: unknown class {sorted(unknown)}; expected some of {AERIAL_VIOLATION_CLASSES}")
         self._omit = frozenset(AERIAL_CLASSES.index(c) for c in omit_classes)
         self._cache: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
         self._cache_size = int(cache_tiles)

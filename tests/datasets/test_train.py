@@ -132,3 +132,36 @@ def test_the_operating_point_is_chosen_afresh_on_val(bicycles_dir, tmp_path):
     assert card.thresholds.nms_iou_per_class.get("bicycle", 0.45) in (0.45, 0.55, 0.65)
     assert set(card.thresholds.per_class) == {"bicycle"} and card.thresholds.per_class["bicycle"] < 0.9
     assert card.thresholds.track_score == card.thresholds.per_class["bicycle"]
+
+
+def test_widen_classes_keeps_the_rows_of_known_classes_by_name(tmp_path):
+    # Adding distractor classes must not make the network forget the classes it detects: every known class's
+    # row of the classification head is copied by name (even when the order changes), the rest stays whole.
+    pytest.importorskip("ultralytics", reason="needs the [train] extra (scripts/test.sh installs it)")
+    import torch
+    from ultralytics.nn.tasks import DetectionModel
+
+    from datasets.train import widen_classes
+
+    old = DetectionModel("yolov8n.yaml", nc=2, verbose=False)
+    old.names = {0: "bicycle", 1: "stall"}
+    with torch.no_grad():
+        for branch in old.model[-1].cv3:
+            branch[-1].weight.normal_()
+            branch[-1].bias.copy_(torch.tensor([1.5, -2.5]))
+    src = tmp_path / "old.pt"
+    torch.save({"model": old, "train_args": {}}, src)
+
+    out = widen_classes(src, ["stall", "person", "bicycle"], tmp_path / "wide.pt")
+    new = torch.load(out, map_location="cpu", weights_only=False)["model"].float()
+    assert new.names == {0: "stall", 1: "person", 2: "bicycle"}
+    for b_old, b_new in zip(old.model[-1].cv3, new.model[-1].cv3):
+        w_old, w_new = b_old[-1].weight, b_new[-1].weight
+        assert torch.allclose(w_new[0], w_old[1], atol=1e-3) and torch.allclose(w_new[2], w_old[0], atol=1e-3)
+        assert b_new[-1].bias[0].item() == pytest.approx(-2.5, abs=1e-2)
+        assert b_new[-1].bias[2].item() == pytest.approx(1.5, abs=1e-2)
+        assert b_new[-1].bias[1].item() < -4  # a new class starts from the rare-object prior, not a copy
+    # the backbone is copied whole
+    assert torch.allclose(new.model[0].conv.weight, old.model[0].conv.weight, atol=1e-3)
+    with pytest.raises(ValueError, match="distinct"):
+        widen_classes(src, ["stall", "stall"], tmp_path / "bad.pt")
