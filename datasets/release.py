@@ -20,7 +20,7 @@ from detector.runtime import OnnxDetector
 from detector.runtime.card import InputSpec, ModelCard, Thresholds, TilingHints, sha256_of
 
 __all__ = ["release_model", "choose_operating_point", "write_card", "training_facts", "add_metrics",
-           "pick_nms_ious"]
+           "pick_nms_ious", "card_markdown", "metric_imagery", "IMAGERY_KINDS"]
 
 # A class whose best-F1 threshold cannot be measured (no val instances) keeps this default.
 DEFAULT_CONF = 0.25
@@ -64,12 +64,73 @@ def pick_nms_ious(ap50_by_iou: Mapping[float, Mapping[str, float]], default_iou:
     return chosen
 
 
+IMAGERY_KINDS = ("real", "synthetic")
+"""What a holdout's images are: real photos or frames, or rendered by the project. Results on the two are never
+pooled: a model that is good on its own generator's scenes can still fail on real streets."""
+
+
+def metric_imagery(key: str, entry: Mapping[str, Any]) -> str:
+    """``"real"`` or ``"synthetic"`` for one `metrics` entry of a card (its ``imagery``; ``val`` of a mixed
+    training set is ``"mixed"``)."""
+    imagery = entry.get("imagery") if isinstance(entry, Mapping) else None
+    if imagery in IMAGERY_KINDS or imagery == "mixed":
+        return str(imagery)
+    return "mixed" if key == "val" else "unknown"
+
+
+def card_markdown(card: ModelCard) -> str:
+    """The card as a page for people (``CARD.md`` beside ``card.yaml``): use, limits, data, then results on real
+    and on synthetic holdouts in separate tables.
+
+    Example:
+        >>> print(card_markdown(load_card("models/street/card.yaml")))  # doctest: +SKIP
+    """
+    def para(title: str, text: str) -> list[str]:
+        return [f"## {title}", "", text.strip() or "(not stated)", ""]
+
+    lines = [f"# Model card: {card.name} {card.version}", "",
+             f"Classes: {', '.join(card.classes)}. Input {card.input.width_px}x{card.input.height_px} px. "
+             f"Licence: {card.licence}. Source: {card.source or '(not stated)'}.", ""]
+    lines += para("Intended use", card.intended_use)
+    lines += para("Out-of-scope use", card.out_of_scope_use)
+    lines += para("Limitations", card.limitations)
+    lines += para("Training data", card.training_data)
+    groups: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
+    for key, entry in card.metrics.items():
+        if isinstance(entry, Mapping) and "ap50" in entry:
+            groups.setdefault(metric_imagery(key, entry), []).append((key, entry))
+    titles = {"real": "Results on real holdouts", "synthetic": "Results on synthetic holdouts",
+              "mixed": "Validation split of the training data (used to choose thresholds; not a holdout)",
+              "unknown": "Other measurements"}
+    for imagery in ("real", "synthetic", "mixed", "unknown"):
+        if imagery not in groups:
+            continue
+        lines += [f"## {titles[imagery]}", "", "| measurement | data | images | class | instances | AP50 | AP50-95 |",
+                  "|---|---|---:|---|---:|---:|---:|"]
+        for key, entry in groups[imagery]:
+            per_class = entry.get("per_class") or {}
+            rows = [("all", {"instances": sum(int(v.get("instances", 0)) for v in per_class.values()),
+                             "ap50": entry.get("ap50"), "ap50_95": entry.get("ap50_95")})]
+            rows += list(per_class.items()) if len(per_class) > 1 else []
+            for name, r in rows:
+                lines.append(f"| {key} | {entry.get('data', '')} | {entry.get('images', '')} | {name} | "
+                             f"{r.get('instances', '')} | {r.get('ap50', '')} | {r.get('ap50_95', '')} |")
+            if entry.get("note"):
+                lines.append(f"| | {entry['note']} | | | | | |")
+        lines.append("")
+    if card.notes.strip():
+        lines += para("Notes", card.notes)
+    return "\n".join(lines).rstrip() + "\n"
+
+
 def write_card(card: ModelCard, folder: Path) -> Path:
+    """Write ``card.yaml`` (read by the runtime) and ``CARD.md`` (the same card for people) into `folder`."""
     data = card.model_dump(mode="json", exclude={"card_path"})
     path = folder / "card.yaml"
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(f"# Model card for {card.name}: written by `streetwatch release`; edit notes by hand if needed.\n")
         yaml.safe_dump(data, fh, sort_keys=False, allow_unicode=True, width=110)
+    (folder / "CARD.md").write_text(card_markdown(card), encoding="utf-8")
     return path
 
 
@@ -178,13 +239,21 @@ def training_facts(weights_pt: Path) -> dict[str, Any]:
     return facts
 
 
-def add_metrics(card_yaml: Path, key: str, report, data: str, note: str = "") -> ModelCard:
-    """Add an evaluation (e.g. a holdout) to a card's metrics and write it back."""
+def add_metrics(card_yaml: Path, key: str, report, data: str, note: str = "",
+                imagery: str | None = None) -> ModelCard:
+    """Add an evaluation (e.g. a holdout) to a card's metrics and write it back.
+
+    Args:
+        imagery: ``"real"`` or ``"synthetic"`` (`IMAGERY_KINDS`): the card keeps the two apart.
+    """
     from detector.runtime.card import load_card
 
+    if imagery is not None and imagery not in IMAGERY_KINDS:
+        raise ValueError(f"imagery must be one of {IMAGERY_KINDS}, got {imagery!r}")
     card = load_card(card_yaml)
     metrics = dict(card.metrics)
-    metrics[key] = {"data": data, **_summary(report), **({"note": note} if note else {})}
+    metrics[key] = {"data": data, **({"imagery": imagery} if imagery else {}), **_summary(report),
+                    **({"note": note} if note else {})}
     card = card.model_copy(update={"metrics": metrics})
     write_card(card, Path(card_yaml).parent)
     return card

@@ -120,6 +120,10 @@ class ModelCard(BaseModel):
     training: dict[str, Any] = Field(default_factory=dict, description="How it was trained (command, epochs, time).")
     metrics: dict[str, Any] = Field(default_factory=dict, description="Measured accuracy, with the data it was measured on.")
     notes: str = Field("", description="Anything a user should know (limits, known failure modes).")
+    intended_use: str = Field("", description="Where the model may be used: imagery, viewpoint, scale, classes.",
+                              max_length=4000)
+    out_of_scope_use: str = Field("", description="Uses the model was not made or measured for.", max_length=4000)
+    limitations: str = Field("", description="Known failure modes and what was not measured.", max_length=4000)
 
     # Where the card was read from: relative `file` paths resolve against it.
     card_path: str | None = Field(None, description="Set by load_card; not written in card files.")

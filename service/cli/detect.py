@@ -110,7 +110,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if not model.card.card_path:
             raise ValueError("--card-key needs a model with a card file")
         add_metrics(Path(model.card.card_path), args.card_key, run.report, f"{args.data} ({args.split}, {run.subset})",
-                    note=f"computed by streetwatch eval; {json_path.name}")
+                    note=f"computed by streetwatch eval; {json_path.name}", imagery=args.imagery)
         print(f"recorded as metrics.{args.card_key} in {model.card.card_path}", file=sys.stderr)
     if args.json:
         print(json_path.read_text())
@@ -167,6 +167,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--results-dir", default="benchmarks/results", metavar="DIR")
     p.add_argument("--tag", default=None, help="suffix for the result file names")
     p.add_argument("--card-key", default=None, metavar="KEY", help="also record the result in the model card")
+    p.add_argument("--imagery", choices=["real", "synthetic"], default=None,
+                   help="with --card-key: whether the data is real or rendered (the card keeps them apart)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
