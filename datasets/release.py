@@ -64,6 +64,9 @@ def pick_nms_ious(ap50_by_iou: Mapping[float, Mapping[str, float]], default_iou:
     return chosen
 
 
+USE_FIELDS = ("intended_use", "out_of_scope_use", "limitations")
+"""The card fields that say where a model may be used, written by people and carried across fine-tunes."""
+
 IMAGERY_KINDS = ("real", "synthetic")
 """What a holdout's images are: real photos or frames, or rendered by the project. Results on the two are never
 pooled: a model that is good on its own generator's scenes can still fail on real streets."""
@@ -138,11 +141,15 @@ def release_model(weights_pt: Path, data_yaml: Path, name: str, out_root: Path, 
                   training: dict[str, Any], training_data: str, licence: str = ULTRALYTICS_WEIGHTS_LICENCE,
                   violation_classes: dict[str, str] | None = None, notes: str = "",
                   keep_weights: bool = True, tiled_full_frame_pass: bool = True,
-                  nms_iou_candidates: Sequence[float] = NMS_IOU_CANDIDATES) -> ModelCard:
+                  nms_iou_candidates: Sequence[float] = NMS_IOU_CANDIDATES,
+                  use: Mapping[str, str] | None = None) -> ModelCard:
     """Export `weights_pt` to `out_root/<name>/<name>.onnx`, choose thresholds on val, write the card.
 
     `tiled_full_frame_pass` False marks a model trained at tile scale only (card ``tiling.full_frame_pass``).
     `nms_iou_candidates` are tried per class on val (one val pass each); empty keeps the default 0.45 for all.
+    `use` gives the card's ``intended_use``, ``out_of_scope_use`` and ``limitations``; by default they are carried
+    over from the model of the same name already in `out_root` (a fine-tune is used where its parent was), else
+    left empty for a person to write.
     """
     from datasets.train import export_onnx
 
@@ -157,6 +164,14 @@ def release_model(weights_pt: Path, data_yaml: Path, name: str, out_root: Path, 
 
         strip_optimizer(str(folder / f"{name}.pt"))
     ds = load_dataset(Path(data_yaml))
+    if use is None:
+        use = {}
+        previous = folder / "card.yaml"
+        if previous.is_file():
+            from detector.runtime.card import load_card
+
+            old = load_card(previous)
+            use = {k: getattr(old, k) for k in USE_FIELDS}
     card = ModelCard(
         name=name,
         version=datetime.now(timezone.utc).strftime("%Y.%m.%d"),
@@ -173,6 +188,7 @@ def release_model(weights_pt: Path, data_yaml: Path, name: str, out_root: Path, 
         notes=notes,
         card_path=str((folder / "card.yaml").resolve()),
         tiling=TilingHints(full_frame_pass=tiled_full_frame_pass),
+        **{k: v for k, v in use.items() if k in USE_FIELDS},
     )
     card = choose_operating_point(card, Path(data_yaml), nms_iou_candidates)
     write_card(card, folder)
@@ -240,11 +256,13 @@ def training_facts(weights_pt: Path) -> dict[str, Any]:
 
 
 def add_metrics(card_yaml: Path, key: str, report, data: str, note: str = "",
-                imagery: str | None = None) -> ModelCard:
+                imagery: str | None = None, tiled: bool = False) -> ModelCard:
     """Add an evaluation (e.g. a holdout) to a card's metrics and write it back.
 
     Args:
         imagery: ``"real"`` or ``"synthetic"`` (`IMAGERY_KINDS`): the card keeps the two apart.
+        tiled: The images were run tiled (as the service runs large drone frames): recorded so that a later
+            comparison (`streetwatch retrain`) runs them the same way.
     """
     from detector.runtime.card import load_card
 
@@ -252,7 +270,8 @@ def add_metrics(card_yaml: Path, key: str, report, data: str, note: str = "",
         raise ValueError(f"imagery must be one of {IMAGERY_KINDS}, got {imagery!r}")
     card = load_card(card_yaml)
     metrics = dict(card.metrics)
-    metrics[key] = {"data": data, **({"imagery": imagery} if imagery else {}), **_summary(report),
+    metrics[key] = {"data": data, **({"imagery": imagery} if imagery else {}), **({"tiled": True} if tiled else {}),
+                    **_summary(report),
                     **({"note": note} if note else {})}
     card = card.model_copy(update={"metrics": metrics})
     write_card(card, Path(card_yaml).parent)

@@ -1,7 +1,7 @@
 """`streetwatch` command line, one module per job.
 
 * `service.cli.detect`: ``detect``, ``models``, ``eval``, ``config validate``
-* `service.cli.train`: ``train``, ``release``, ``quantize``
+* `service.cli.train`: ``train``, ``release``, ``quantize``, ``retrain``
 * `service.cli.serve`: ``run``, ``serve``, ``demo``
 * `service.cli.dataset`: ``dataset ACTION``
 * `service.cli.drone`: ``drone`` (a flight: video + SRT, or geotagged stills)

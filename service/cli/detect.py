@@ -110,7 +110,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if not model.card.card_path:
             raise ValueError("--card-key needs a model with a card file")
         add_metrics(Path(model.card.card_path), args.card_key, run.report, f"{args.data} ({args.split}, {run.subset})",
-                    note=f"computed by streetwatch eval; {json_path.name}", imagery=args.imagery)
+                    note=f"computed by streetwatch eval; {json_path.name}", imagery=args.imagery,
+                    tiled=bool(args.tile))
         print(f"recorded as metrics.{args.card_key} in {model.card.card_path}", file=sys.stderr)
     if args.json:
         print(json_path.read_text())
