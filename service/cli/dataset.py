@@ -3,7 +3,8 @@
 Inspect (stats, contact-sheet), generate (synth, scenario), convert, merge, tile and split YOLO datasets, and
 build them from hand-labelled real footage (from-footage) and from reviewers' decisions on cases
 (from-reviews: the case store is read by `service.review_export`, the dataset written by
-`datasets.from_reviews`).
+`datasets.from_reviews`), and add distractor classes labelled where two COCO teachers agree (pseudo-label:
+`datasets.teacher`).
 """
 
 from __future__ import annotations
@@ -176,6 +177,46 @@ def cmd_dataset_from_reviews(args: argparse.Namespace) -> int:
           f"details in {out / 'summary.json'}")
     for warning in summary["warnings"]:
         print(f"streetwatch: warning: {warning}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _teacher_classes(pairs: Sequence[str] | None) -> dict[str, str] | None:
+    """``--class TEACHER_CLASS[=TARGET]`` values as teacher class → distractor class (None: the defaults)."""
+    if not pairs:
+        return None
+    mapping = {}
+    for pair in pairs:
+        src, sep, dst = pair.partition("=")
+        if not src or (sep and not dst):
+            raise ValueError(f"--class {pair!r}: expected TEACHER_CLASS or TEACHER_CLASS=TARGET, e.g. truck=car")
+        mapping[src] = dst or src
+    return mapping
+
+
+def cmd_dataset_pseudo_label(args: argparse.Namespace) -> int:
+    from datasets.teacher import DEFAULT_DISTRACTORS, DEFAULT_MAY_OVERLAP_TRUTH, pseudo_label_dataset
+    from detector.runtime import load_model
+
+    if len(args.teacher) != 2:
+        raise ValueError(f"--teacher: give exactly two teachers (labels are kept where two agree), "
+                         f"got {len(args.teacher)}")
+    if len(args.min_score) > 2:
+        raise ValueError(f"--min-score: one value for both teachers or one per teacher, got {len(args.min_score)}")
+    classes = _teacher_classes(args.classes) or DEFAULT_DISTRACTORS  # a typo fails before the models load
+    teachers = [load_model(name) for name in args.teacher]
+    result = pseudo_label_dataset(
+        Path(args.data), Path(args.out), teachers, classes=classes,
+        target_classes=args.target_classes, min_score=args.min_score[0] if len(args.min_score) == 1 else args.min_score,
+        min_iou=args.min_iou, splits=tuple(args.split or ["train"]), skip_overlap_with_truth=args.truth_iou,
+        may_overlap_truth=frozenset(args.may_overlap) if args.may_overlap is not None else DEFAULT_MAY_OVERLAP_TRUTH,
+        max_images=args.max_images, seed=args.seed, sheet_png=Path(args.sheet) if args.sheet else None,
+        sheet_n=args.sheet_n, link=not args.copy, progress=not args.quiet)
+    s = result.summary
+    kept = ", ".join(f"{n} {c['kept']}" for n, c in s["classes"].items())
+    a = s["agreement"]
+    print(f"{result.data_yaml}: {s['images']} images, {s['images_with_kept']} with teacher boxes; kept {kept}; "
+          f"agreement {a['a']} {a['a_confirmed_by_b']}, {a['b']} {a['b_confirmed_by_a']}; {s['elapsed_s']} s; "
+          f"details in {result.summary_path}" + (f"; sheet {result.sheet_png}" if result.sheet_png else ""))
     return EXIT_OK
 
 
@@ -391,7 +432,7 @@ def cmd_dataset_flight(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Add this job's commands to the ``streetwatch`` subcommands `sub`."""
-    ds = sub.add_parser("dataset", help="dataset tools: stats, contact-sheet, synth, scenario, flight, merge, tile, split, convert, from-reviews, from-footage")
+    ds = sub.add_parser("dataset", help="dataset tools: stats, contact-sheet, synth, scenario, flight, merge, tile, split, convert, from-reviews, from-footage, pseudo-label")
     dsub = ds.add_subparsers(dest="dataset_command", required=True, metavar="ACTION")
     p = dsub.add_parser("stats", help="images, boxes per class, box sizes per split")
     p.add_argument("data", metavar="DATA.yaml")
@@ -481,6 +522,38 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--map", nargs="*", metavar="SOURCE=TARGET")
     p.add_argument("--classes", nargs="*", default=None)
     p.set_defaults(func=cmd_dataset_convert)
+    p = dsub.add_parser(
+        "pseudo-label", help="add distractor classes (person, motorcycle, car) labelled where two COCO teachers agree",
+        description="Run two COCO detectors over a YOLO dataset's images and write a new dataset (images hard-linked) "
+                    "whose labels are the source's own boxes plus the distractor boxes both teachers found (same "
+                    "class, IoU >= --min-iou, each score >= its --min-score), minus boxes that lie on a true box "
+                    "(a motorcycle on a labelled bicycle); people may overlap true boxes. Writes pseudo_labels.json "
+                    "(counts, agreement, thresholds, teachers' sha256). See datasets/teacher.py.")
+    p.add_argument("data", metavar="DATA.yaml")
+    p.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder (under var/)")
+    p.add_argument("--teacher", action="append", required=True, metavar="MODEL",
+                   help="a COCO model name or card, given twice (e.g. yolox-nano-coco and yolov8n-int8-coco)")
+    p.add_argument("--class", dest="classes", action="append", metavar="TEACHER_CLASS[=TARGET]",
+                   help="a teacher class to label and its class in the dataset, repeatable (default: person, "
+                        "motorcycle, car)")
+    p.add_argument("--target-classes", nargs="+", metavar="NAME",
+                   help="the written class list in id order (default: the source's classes, then the distractors)")
+    p.add_argument("--min-score", type=float, nargs="+", default=[0.5], metavar="S",
+                   help="each teacher's high threshold: one value, or one per teacher (default 0.5)")
+    p.add_argument("--min-iou", type=float, default=0.5, help="IoU at which two teachers' boxes agree (default 0.5)")
+    p.add_argument("--split", action="append", metavar="SPLIT", help="split to label, repeatable (default train)")
+    p.add_argument("--truth-iou", type=float, default=0.5, metavar="IOU",
+                   help="drop a teacher box whose IoU with a true box reaches this (default 0.5)")
+    p.add_argument("--may-overlap", nargs="*", metavar="CLASS",
+                   help="distractor classes kept on true boxes (default: person)")
+    p.add_argument("--max-images", type=int, default=None, metavar="N",
+                   help="label a seeded random sample of N images per split (default all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sheet", metavar="PNG", help="write a contact sheet of a random sample with the boxes drawn")
+    p.add_argument("--sheet-n", type=int, default=25, metavar="N", help="images on the sheet (default 25)")
+    p.add_argument("--copy", action="store_true", help="copy images instead of hard-linking them")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_dataset_pseudo_label)
     p = dsub.add_parser(
         "from-footage", help="hand-labelled frames of real footage in ../shared as a YOLO test set",
         description="Decode the labelled frames of a real video in the shared data folder and write them (PNG) "
