@@ -24,8 +24,13 @@ Status machine (anything else raises `InvalidTransitionError`, which the HTTP la
        ├──reject──▶ rejected
        └──merge───▶ merged (into another case)
 
+    confirmed / rejected ──undo──▶ pending   (the decider only, within the undo window, nothing delivered yet)
+
 Confirming enqueues one outbox row per configured adapter in the same transaction (transactional outbox):
 the case is confirmed if and only if its delivery is queued. Every reviewer action writes an audit row.
+The rows are due once the undo window (`CaseSettings.undo_window_s`) has passed, so that the reviewer can take a
+confirmation back before anything leaves the service (`CaseStore.undo`, rules in `service.undo`); an undo
+deletes those never-claimed rows and writes an ``undo`` audit row.
 
 The decisions (dedupe, transitions, payloads) are pure functions below the store, tested without a database.
 """
@@ -39,21 +44,25 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from detector.errors import StreetwatchError
 from detector.geometry import box_iou
 from detector.rules import Violation
 from service.config import AppConfig
 from service.db.models import AuditEntry, Camera, Case, CaseViolation, Evidence, Flight, OutboxMessage
-from service.evidence import evidence_url, file_sha256
+from service.evidence import file_sha256
+from service.evidence_links import evidence_file_name
 from service.kinds import default_category_codes, kind_title
 from service.origin import CaseLocation, CaseOrigin
+from service.undo import DECIDED_STATUSES, DECISION_ACTIONS, Decision, Delivery, UndoVerdict, undo_verdict
 
 __all__ = [
     "CaseError", "CaseFilter", "CaseNotFoundError", "CasePublic", "CaseSettings", "CaseStore", "CasesPage",
+    "HistoryEntry", "HistoryPage", "UndoRefusedError",
     "AuditPublic", "CaseLocation", "CaseOrigin", "DedupeCandidate", "EvidencePublic", "InvalidTransitionError",
     "OPEN_STATUSES", "TRANSITIONS", "build_case_payload", "check_transition", "choose_dedupe_target",
     "dedupe_key", "evidence_boxes", "flight_dedupe_key", "idempotency_key", "utc_now",
@@ -114,6 +123,18 @@ class InvalidTransitionError(CaseError):
         allowed = ", ".join(sorted(TRANSITIONS.get(current, ()))) or "none (final status)"
         super().__init__(f"case {case_id}: cannot go from {current!r} to {target!r} (allowed from {current!r}: "
                          f"{allowed})")
+
+
+class UndoRefusedError(InvalidTransitionError):
+    """An undo that `service.undo.undo_verdict` refuses (HTTP 409, its reason as the detail).
+
+    Attributes:
+        verdict: The refusal (``code`` says why: too late, posted, not one's own decision, ...).
+    """
+
+    def __init__(self, case_id: int, current: str, verdict: UndoVerdict):
+        self.case_id, self.current, self.target, self.verdict = case_id, current, "pending (undo)", verdict
+        CaseError.__init__(self, verdict.reason)
 
 
 # --- pure logic -----------------------------------------------------------------------------------------
@@ -215,13 +236,26 @@ def choose_dedupe_target(candidates: Iterable[DedupeCandidate], first_seen: date
 # --- schemas at the boundary ----------------------------------------------------------------------------
 
 class EvidencePublic(BaseModel):
+    """One evidence image. ``path`` (the server's file) is for the service itself and never serialised: API
+    output and payloads name the image by ``file`` and reach it by ``/cases/{id}/evidence/{evidence id}``
+    (keyed) or a signed link (`service.evidence_links`)."""
+
     model_config = ConfigDict(from_attributes=True)
 
     id: int
     kind: str
-    path: str
+    path: str = Field(exclude=True)
     ts: datetime
     sha256: str | None
+    # The boxes of the frame this image shows (`service.db.models.Evidence.boxes`; None for old rows): the review
+    # page draws these, not the case's boxes, which follow later events and may not match this frame.
+    boxes: list[dict[str, Any]] | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def file(self) -> str:
+        """The image's file name (no server folders)."""
+        return evidence_file_name(self.path)
 
 
 class CasePublic(BaseModel):
@@ -292,6 +326,23 @@ class CasesPage:
 
 
 @dataclass(frozen=True)
+class HistoryEntry:
+    """A decided case with its latest decision and whether the caller may undo it now."""
+
+    case: CasePublic
+    decision: Decision
+    undo: UndoVerdict
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    """Decided cases, the latest decision first; `next_cursor` (a decision's audit id) pages on (None: last)."""
+
+    items: list[HistoryEntry]
+    next_cursor: int | None
+
+
+@dataclass(frozen=True)
 class CaseSettings:
     """Case handling settings.
 
@@ -301,24 +352,27 @@ class CaseSettings:
         dedupe_iou_min: Minimum box overlap for that.
         category_codes: Violation kind → the city's category code.
         adapters: Outbox adapters a confirmed case is delivered to (one outbox row each).
-        evidence_base_url: Public base URL of the API, for evidence links sent to case systems.
+        undo_window_s: How long a reviewer may undo their confirmation or rejection (0: not at all). A
+            confirmation's delivery waits for it (its outbox rows are due when it ends). The service passes
+            ``Settings.review.undo_window_s``; 0 here keeps a bare store's delivery immediate.
     """
 
     cooldown_s: float = 1800.0
     dedupe_iou_min: float = 0.3
     category_codes: Mapping[str, str] = field(default_factory=default_category_codes)
     adapters: tuple[str, ...] = ()
-    evidence_base_url: str = ""
+    undo_window_s: float = 0.0
 
     @classmethod
     def from_config(cls, config: AppConfig, **overrides: Any) -> "CaseSettings":
         return cls(category_codes=dict(config.category_codes), **overrides)
 
 
-def build_case_payload(case: CasePublic, evidence_base_url: str = "") -> dict[str, Any]:
+def build_case_payload(case: CasePublic) -> dict[str, Any]:
     """The adapter-neutral description of a case that the outbox delivers (stored in the outbox row).
 
-    Evidence links point at the API when `evidence_base_url` is set, else they are the file paths.
+    Evidence is named by file name, never by server path; the outbox adds a signed, expiring link to each when
+    it sends (`service.evidence_links.with_evidence_urls`), so a retried delivery carries fresh links.
     """
     kind = case.corrected_kind or case.kind
     origin = f"flight {case.flight_id}" if case.flight_id is not None else f"camera {case.camera_id}"
@@ -344,8 +398,7 @@ def build_case_payload(case: CasePublic, evidence_base_url: str = "") -> dict[st
         "location": {"lat_deg": case.lat_deg, "lon_deg": case.lon_deg, "address": case.address,
                      "grid_code": case.grid_code},
         "evidence": [
-            {"kind": e.kind, "sha256": e.sha256,
-             "url": evidence_url(evidence_base_url, case.id, e.id) if evidence_base_url else e.path}
+            {"kind": e.kind, "sha256": e.sha256, "file": e.file}
             for e in case.evidence
         ],
     }
@@ -560,11 +613,13 @@ class CaseStore:
             case = self._get(session, case_id)
             self._transition(session, case, "confirmed", actor, "confirm", now)
             session.flush()
-            payload = build_case_payload(self._public(session, case), self.settings.evidence_base_url)
+            payload = build_case_payload(self._public(session, case))
+            # Held for the undo window: a confirmation taken back in it has sent nothing (see `undo`).
+            due = now + timedelta(seconds=self.settings.undo_window_s)
             for adapter in self.settings.adapters:
                 session.add(OutboxMessage(
                     case_id=case.id, adapter=adapter, idempotency_key=idempotency_key(case.id, adapter),
-                    payload=payload, status="pending", attempts=0, next_attempt_at=now, created_at=now,
+                    payload=payload, status="pending", attempts=0, next_attempt_at=due, created_at=now,
                     updated_at=now))
             session.flush()
             return self._public(session, case)
@@ -600,7 +655,13 @@ class CaseStore:
 
     def merge(self, case_ids: Sequence[int], into: int, actor: str) -> CasePublic:
         """Fold pending cases into case `into` (pending or confirmed): they become ``merged``, and their
-        violations, evidence span and later events go to `into`."""
+        violations, evidence span and later events go to `into`.
+
+        Raises:
+            CaseError: `into` is among `case_ids` (a case cannot absorb itself; nothing is written).
+        """
+        if into in case_ids:
+            raise CaseError(f"case {into}: cannot be merged into itself (remove it from case_ids)")
         now = self._clock()
         with self._sessions.begin() as session:
             target = self._get(session, into)
@@ -608,8 +669,6 @@ class CaseStore:
                 raise InvalidTransitionError(into, target.status, "merge target (pending or confirmed)")
             before_target = _snapshot(target, ("first_seen", "last_seen", "dwell_s"))
             for case_id in dict.fromkeys(case_ids):
-                if case_id == into:
-                    continue
                 source = self._get(session, case_id)
                 self._transition(session, source, "merged", actor, "merge", now, merged_into=into)
                 for link in session.scalars(select(CaseViolation).where(CaseViolation.case_id == case_id)):
@@ -619,9 +678,130 @@ class CaseStore:
             target.dwell_s = (target.last_seen - target.first_seen).total_seconds()
             target.updated_at = now
             self._audit(session, target, actor, "merge_into", before_target,
-                        _snapshot(target, before_target) | {"merged": [c for c in case_ids if c != into]}, now)
+                        _snapshot(target, before_target) | {"merged": list(dict.fromkeys(case_ids))}, now)
             session.flush()
             return self._public(session, target)
+
+    def undo(self, case_id: int, actor: str) -> CasePublic:
+        """Take back `actor`'s own confirmation or rejection of a case: it goes back to ``pending``.
+
+        Allowed within ``settings.undo_window_s`` of the decision and, for a confirmation, while none of its
+        deliveries has started (`service.undo.undo_verdict`); the never-claimed outbox rows are deleted in the same
+        transaction, so a later confirmation queues fresh ones. An ``undo`` audit row records what was undone.
+
+        Raises:
+            CaseNotFoundError: No such case.
+            UndoRefusedError: Not allowed (409): pending, merged or posted, another reviewer's decision, too late,
+                delivery started, or changed by someone else meanwhile.
+        """
+        now = self._clock()
+        try:
+            with self._sessions.begin() as session:
+                case = self._get(session, case_id)
+                decision = self._decisions(session, [case_id]).get(case_id)
+                deliveries = self._deliveries(session, [case_id]).get(case_id, [])
+                verdict = undo_verdict(case_id, case.status, decision, actor, now, self.settings.undo_window_s,
+                                       deliveries)
+                if not verdict.allowed:
+                    raise UndoRefusedError(case_id, case.status, verdict)
+                assert decision is not None  # an allowed verdict has one
+                withdrawn = [d.outbox_id for d in deliveries]
+                if withdrawn:
+                    # Only rows still untouched: the outbox worker may have claimed one since they were read
+                    # (PostgreSQL re-checks the condition on the locked row), then nothing is deleted.
+                    gone = session.execute(
+                        delete(OutboxMessage).where(OutboxMessage.id.in_(withdrawn), OutboxMessage.status == "pending",
+                                                    OutboxMessage.attempts == 0)
+                        .execution_options(synchronize_session=False)).rowcount
+                    if gone != len(withdrawn):
+                        raise UndoRefusedError(case_id, case.status, UndoVerdict(
+                            False, "in_flight", f"case {case_id}: its delivery started just now: a confirmation "
+                                                f"cannot be taken back", verdict.until))
+                before = _snapshot(case, ("status", "reject_reason"))
+                case.status = "pending"
+                case.reject_reason = None
+                case.updated_at = now
+                self._audit(session, case, actor, "undo", before,
+                            _snapshot(case, before) | {"undone": decision.action,
+                                                       "decision_at": decision.at.isoformat(),
+                                                       "outbox_withdrawn": withdrawn}, now)
+                session.flush()
+                return self._public(session, case)
+        except StaleDataError:
+            # The outbox (posted, failed) or another reviewer changed the case between the read and the write.
+            fresh = self.get(case_id)
+            raise UndoRefusedError(case_id, fresh.status, UndoVerdict(
+                False, "not_undoable", f"case {case_id}: changed meanwhile (now {fresh.status}); nothing undone")
+            ) from None
+
+    def history(self, actor: str, statuses: Sequence[str] = DECIDED_STATUSES, mine: bool = False, limit: int = 50,
+                cursor: int | None = None) -> HistoryPage:
+        """Decided cases, the latest decision first, each with whether `actor` may undo it now.
+
+        Args:
+            actor: Who reads (undo verdicts are theirs; with `mine`, only their decisions are listed).
+            statuses: Case statuses to list (of `DECIDED_STATUSES`).
+            mine: Only cases whose latest decision is `actor`'s.
+            limit: Page size, 1..500.
+            cursor: `HistoryPage.next_cursor` of the previous page.
+
+        Raises:
+            CaseError: A bad limit or a status that is not a decided one.
+        """
+        if not 1 <= limit <= 500:
+            raise CaseError(f"limit must be 1..500, got {limit}")
+        unknown = [s for s in statuses if s not in DECIDED_STATUSES]
+        if unknown or not statuses:
+            raise CaseError(f"status must be one or more of {', '.join(DECIDED_STATUSES)}, got "
+                            f"{', '.join(unknown) or 'none'}")
+        latest = (select(AuditEntry.case_id.label("case_id"), func.max(AuditEntry.id).label("audit_id"))
+                  .where(AuditEntry.action.in_(DECISION_ACTIONS)).group_by(AuditEntry.case_id).subquery())
+        query = (select(Case).join(latest, latest.c.case_id == Case.id)
+                 .join(AuditEntry, AuditEntry.id == latest.c.audit_id)
+                 .where(Case.status.in_(list(statuses))).order_by(AuditEntry.id.desc()).limit(limit + 1))
+        if cursor is not None:
+            query = query.where(AuditEntry.id < cursor)
+        if mine:
+            query = query.where(AuditEntry.actor == actor)
+        now = self._clock()
+        with self._sessions() as session:
+            rows = list(session.scalars(query))
+            more = len(rows) > limit
+            rows = rows[:limit]
+            ids = [c.id for c in rows]
+            decisions = self._decisions(session, ids)
+            deliveries = self._deliveries(session, ids)
+            items = []
+            for c in rows:
+                decision = decisions[c.id]
+                verdict = undo_verdict(c.id, c.status, decision, actor, now, self.settings.undo_window_s,
+                                       deliveries.get(c.id, []))
+                items.append(HistoryEntry(self._public(session, c), decision, verdict))
+        return HistoryPage(items=items, next_cursor=items[-1].decision.audit_id if more else None)
+
+    @staticmethod
+    def _decisions(session: Session, case_ids: Sequence[int]) -> dict[int, Decision]:
+        """The latest decision (`DECISION_ACTIONS`) of each case that has one, from the audit trail."""
+        if not case_ids:
+            return {}
+        latest = (select(func.max(AuditEntry.id)).where(AuditEntry.case_id.in_(list(case_ids)),
+                                                        AuditEntry.action.in_(DECISION_ACTIONS))
+                  .group_by(AuditEntry.case_id))
+        rows = session.scalars(select(AuditEntry).where(AuditEntry.id.in_(latest)))
+        return {r.case_id: Decision(r.id, r.action, r.actor, r.at) for r in rows}
+
+    @staticmethod
+    def _deliveries(session: Session, case_ids: Sequence[int]) -> dict[int, list[Delivery]]:
+        """The outbox rows of each case, as `service.undo.Delivery`."""
+        out: dict[int, list[Delivery]] = {}
+        if not case_ids:
+            return out
+        rows = session.scalars(select(OutboxMessage).where(OutboxMessage.case_id.in_(list(case_ids)))
+                               .order_by(OutboxMessage.id))
+        for r in rows:
+            out.setdefault(r.case_id, []).append(Delivery(r.id, r.adapter, r.status, r.attempts,
+                                                          in_doubt=r.attempt_started_at is not None))
+        return out
 
     # reading
 

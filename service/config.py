@@ -46,6 +46,9 @@ from service.origin import CaseOrigin
 __all__ = [
     "CONFIG_VERSION",
     "DEFAULT_CATEGORY_CODES",
+    "MAX_ZONE_PAIR_CHECKS_PER_CAMERA",
+    "MAX_ZONE_POINTS_PER_CAMERA",
+    "check_zone_budget",
     "AppConfig",
     "BikeRuleConfig",
     "CameraConfig",
@@ -73,6 +76,12 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _SOURCE = re.compile(r"^(rtsp|rtsps|rtmp|http|https|file)://\S+$")
 _CODE = re.compile(r"^[0-9A-Za-z_.-]{1,32}$")
 _WEEK_S = 7 * 86400.0
+# Bounds on the cost of one camera's zones as a whole, not only per zone: checking a polygon for self-crossings
+# compares every pair of its segments (n^2), so 200 zones of 500 points each took over a minute to validate and
+# stalled the whole service during an admin's zone edit. The budget allows one zone of the largest size (500
+# points) or many small ones; both are checked on the raw request, before any polygon is examined.
+MAX_ZONE_POINTS_PER_CAMERA = 2000
+MAX_ZONE_PAIR_CHECKS_PER_CAMERA = 500 * 500
 
 
 class ConfigError(StreetwatchError):
@@ -385,6 +394,12 @@ class CameraConfig(_Model):
     model: ModelSelection | None = Field(None, description="Model for this camera (omit: the default model).")
     enabled: bool = Field(True, description="Whether the camera is processed.")
 
+    @field_validator("zones", mode="before")
+    @classmethod
+    def _zones_within_budget(cls, value: Any) -> Any:
+        check_zone_budget(value)
+        return value
+
     @field_validator("source")
     @classmethod
     def _source_valid(cls, value: str) -> str:
@@ -410,6 +425,39 @@ class CameraConfig(_Model):
         if problems:
             raise _Problems(problems)
         return self
+
+
+def check_zone_budget(zones: Any) -> None:
+    """Refuse a camera's zones whose total size exceeds the budget, before their polygons are validated.
+
+    Args:
+        zones: The raw zones (dicts or `ZoneConfig`s; anything else is left to the normal validation).
+
+    Raises:
+        ValueError: More than `MAX_ZONE_POINTS_PER_CAMERA` points in all, or more than
+            `MAX_ZONE_PAIR_CHECKS_PER_CAMERA` segment pairs to compare (the sum of each polygon's points squared).
+
+    Example:
+        >>> check_zone_budget([{"polygon": [[0, 0], [1, 0], [1, 1]]}] * 3)
+        >>> check_zone_budget([{"polygon": [[0.5, 0.5]] * 400}] * 6)
+        Traceback (most recent call last):
+        ...
+        ValueError: 2400 polygon points in all exceeds the limit of 2000 per camera (fewer or simpler zones)
+    """
+    if not isinstance(zones, (list, tuple)):
+        return
+    sizes = []
+    for zone in zones:
+        polygon = zone.get("polygon") if isinstance(zone, dict) else getattr(zone, "polygon", None)
+        sizes.append(len(polygon) if isinstance(polygon, (list, tuple)) else 0)
+    total = sum(sizes)
+    if total > MAX_ZONE_POINTS_PER_CAMERA:
+        raise ValueError(f"{total} polygon points in all exceeds the limit of {MAX_ZONE_POINTS_PER_CAMERA} per "
+                         f"camera (fewer or simpler zones)")
+    pairs = sum(n * n for n in sizes)
+    if pairs > MAX_ZONE_PAIR_CHECKS_PER_CAMERA:
+        raise ValueError(f"zones too complex to check: the sum of each polygon's points squared is {pairs}, over "
+                         f"the limit of {MAX_ZONE_PAIR_CHECKS_PER_CAMERA} per camera (simplify the larger polygons)")
 
 
 def camera_origin(camera: CameraConfig) -> CaseOrigin:

@@ -15,7 +15,8 @@ What it sets up, all under one data folder (default ``$XDG_DATA_HOME/streetwatch
 
 Then it runs the same app as ``streetwatch serve`` (`service.app.create_app`: API, review page, camera worker,
 outbox) under uvicorn and prints the review page's address, the same address with the reviewer key
-(``/?key=...``, which signs the browser tab in), the reviewer key, and a line for every case that appears.
+(``/#key=...``, which signs the browser tab in; a fragment never reaches the server, so the key stays out of
+its access log), the reviewer key, and a line for every case that appears.
 ``exit_after_cases`` / ``timeout_s`` make it usable headless (tests, CI).
 """
 
@@ -190,7 +191,7 @@ def prepare_demo(opts: DemoOptions, say: Callable[[str], None] = print) -> DemoS
                 f"#   streetwatch serve --settings {settings_path}\n"
                 "# The plain keys are in keys.json beside this file. To post confirmed cases to a case system, "
                 "copy this\n# file, add an outbox section (webhook: {url, secret} or open311: {endpoint, api_key}) "
-                "and serve it.\n")
+                "and public_base_url\n# (the address the case system reaches for evidence links), and serve it.\n")
     Settings.model_validate(settings)  # what the app will load; fails here with the field named
     load_config(config_path)
     return DemoSetup(data_dir=data_dir, settings_path=settings_path, config_path=config_path,
@@ -244,8 +245,9 @@ class _Monitor:
             return int(session.scalar(select(func.max(Case.id))) or 0)
 
     def signed_in_url(self) -> str:
-        """The review page's address with the reviewer key (``/?key=...``): opening it signs the tab in."""
-        return f"{self.base_url}/?key={quote(self.setup.reviewer_key, safe='')}"
+        """The review page's address with the reviewer key (``/#key=...``): opening it signs the tab in. The key
+        rides in the fragment, which browsers never send, so it cannot reach the access log."""
+        return f"{self.base_url}/#key={quote(self.setup.reviewer_key, safe='')}"
 
     def banner(self) -> None:
         s, o = self.setup, self.opts
@@ -371,7 +373,9 @@ def run_demo(opts: DemoOptions, out: TextIO = sys.stdout) -> int:
     settings = Settings.model_validate(yaml.safe_load(setup.settings_path.read_text(encoding="utf-8")))
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     app = create_app(settings, load_config(setup.config_path))
-    server = uvicorn.Server(uvicorn.Config(app, host=opts.host, port=opts.port, log_level="warning",
+    from service.serving import uvicorn_config
+
+    server = uvicorn.Server(uvicorn_config(app, settings, opts.host, opts.port, log_level="warning",
                                            access_log=False))
     monitor = _Monitor(server, app, setup, opts, out)
     earlier = monitor._start_id

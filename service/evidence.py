@@ -21,7 +21,7 @@ from detector.zones import ZoneKind
 from service.config import CameraConfig, ZoneConfig
 from service.kinds import KINDS
 
-__all__ = ["ZONE_COLORS", "annotate", "draw_zones", "evidence_url", "file_sha256", "kind_color", "save_evidence",
+__all__ = ["ZONE_COLORS", "EvidenceWriteError", "annotate", "draw_zones", "evidence_url", "file_sha256", "kind_color", "save_evidence",
            "zone_color"]
 
 # BGR per zone kind: forbidden red, allowed green, bike parking blue, watch areas amber, exclusions grey.
@@ -105,13 +105,37 @@ def annotate(frame: Frame, camera: CameraConfig, detections: Detections) -> np.n
     return draw_detections(image, detections, lookup)
 
 
+class EvidenceWriteError(OSError):
+    """An evidence image could not be written (disk full, folder read-only, encoder failure); names the file."""
+
+
+def _write_jpeg(path: Path, image: np.ndarray, quality: int) -> None:
+    """Write `image` as JPEG to `path`, owner-only; raise `EvidenceWriteError` when it did not happen.
+
+    ``cv2.imwrite`` reports most failures (no space, no permission) only by returning False, and some by raising
+    ``cv2.error``: both are turned into one error naming the file, never ignored.
+    """
+    try:
+        ok = cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    except cv2.error as exc:
+        raise EvidenceWriteError(f"{path}: not written: {str(exc).strip().splitlines()[-1]}") from None
+    if not ok or not path.is_file():
+        raise EvidenceWriteError(f"{path}: not written (disk full, folder not writable, or encoder failure)")
+    path.chmod(0o600)  # evidence shows people and plates: readable by the service's user only
+
+
 def save_evidence(out_dir: Path, violation: Violation, frame: Frame, camera: CameraConfig,
                   detections: Detections, stem: str | None = None) -> dict[str, str]:
     """Write the annotated full frame, the original frame and a crop of the violation's boxes.
 
-    Files are ``<stem>.jpg``, ``<stem>.orig.jpg`` and ``<stem>.crop.jpg`` (default stem: the violation id).
+    Files are ``<stem>.jpg``, ``<stem>.orig.jpg`` and ``<stem>.crop.jpg`` (default stem: the violation id),
+    readable by their owner only, in folders made owner-only. All three are written or none: on a failure the
+    ones already written are removed, so no evidence row can point at a file that is not there.
+
+    Raises:
+        EvidenceWriteError: A file could not be written (an OSError: the folder could not be made, too).
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
+    _make_private_dirs(out_dir)
     stem = _slug(stem or violation.violation_id)
     annotated = annotate(frame, camera, detections)
     for box in violation.xyxy:
@@ -119,14 +143,31 @@ def save_evidence(out_dir: Path, violation: Violation, frame: Frame, camera: Cam
         cv2.rectangle(annotated, (x1, y1), (x2, y2), kind_color(violation.kind), 3, cv2.LINE_AA)
     paths = {"annotated": out_dir / f"{stem}.jpg", "original": out_dir / f"{stem}.orig.jpg",
              "crop": out_dir / f"{stem}.crop.jpg"}
-    cv2.imwrite(str(paths["annotated"]), annotated, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    cv2.imwrite(str(paths["original"]), frame.image, [cv2.IMWRITE_JPEG_QUALITY, 95])
     x1, y1 = np.floor(violation.xyxy[:, :2].min(axis=0)).astype(int)
     x2, y2 = np.ceil(violation.xyxy[:, 2:].max(axis=0)).astype(int)
     pad = int(0.25 * max(x2 - x1, y2 - y1)) + 8
     crop = frame.image[max(0, y1 - pad):min(frame.height_px, y2 + pad), max(0, x1 - pad):min(frame.width_px, x2 + pad)]
-    cv2.imwrite(str(paths["crop"]), crop, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    try:
+        _write_jpeg(paths["annotated"], annotated, 90)
+        _write_jpeg(paths["original"], frame.image, 95)
+        _write_jpeg(paths["crop"], crop, 95)
+    except OSError:
+        for path in paths.values():
+            path.unlink(missing_ok=True)
+        raise
     return {k: str(v) for k, v in paths.items()}
+
+
+def _make_private_dirs(folder: Path) -> None:
+    """`folder` and its missing parents, created owner-only (existing folders are left as they are)."""
+    missing = []
+    for parent in (folder, *folder.parents):
+        if parent.exists():
+            break
+        missing.append(parent)
+    folder.mkdir(parents=True, exist_ok=True)
+    for made in missing:
+        made.chmod(0o700)
 
 
 def file_sha256(path: Path | str) -> str | None:

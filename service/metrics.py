@@ -63,7 +63,8 @@ def _counts_by_status(session: Session, column, statuses: Iterable[str]) -> dict
 
 def render_metrics(session_factory: sessionmaker[Session], push: PushCounters,
                    runtimes: Mapping[str, Any] | None = None,
-                   outbox_outcomes: Mapping[tuple[str, str], int] | None = None) -> str:
+                   outbox_outcomes: Mapping[tuple[str, str], int] | None = None,
+                   evidence: Any = None) -> str:
     """The whole exposition text, ending with a newline.
 
     Args:
@@ -71,6 +72,7 @@ def render_metrics(session_factory: sessionmaker[Session], push: PushCounters,
         push: Pushed-frame counters.
         runtimes: Camera id -> `service.workers.CameraRuntime` (cameras run by this process).
         outbox_outcomes: (adapter, outcome) -> delivery attempts finished by this process.
+        evidence: `service.evidence_guard.EvidenceState` of this process's evidence writes (None: left out).
     """
     with session_factory() as session:
         cases = _counts_by_status(session, Case.status, CASE_STATUSES)
@@ -139,4 +141,16 @@ def render_metrics(session_factory: sessionmaker[Session], push: PushCounters,
     lines += _family("streetwatch_outbox_deliveries_total", "counter",
                      "Delivery attempts finished by this process, per adapter and outcome (sent, retry, dead).",
                      (({"adapter": a, "outcome": o}, n) for (a, o), n in sorted((outbox_outcomes or {}).items())))
+    if evidence is not None:
+        lines += _family("streetwatch_evidence_write_failures_total", "counter",
+                         "Evidence image sets that could not be written (the case was kept without them).",
+                         [({}, evidence.write_failures_total)])
+        lines += _family("streetwatch_evidence_skipped_total", "counter",
+                         "Evidence image sets not written, by reason (low_disk: below the free-space watermark).",
+                         [({"reason": "low_disk"}, evidence.skipped_low_disk_total)])
+        lines += _family("streetwatch_evidence_written_total", "counter", "Evidence image sets written.",
+                         [({}, evidence.written_total)])
+        if evidence.free_bytes is not None:
+            lines += _family("streetwatch_evidence_disk_free_bytes", "gauge", "Free space on the evidence disk.",
+                             [({}, evidence.free_bytes)])
     return "\n".join(lines) + "\n"

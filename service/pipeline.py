@@ -144,7 +144,7 @@ def tracked_classes(config: AppConfig, camera: CameraConfig) -> frozenset[str]:
 def make_push_source(settings: "Settings", camera: CameraConfig) -> PushSource:
     """The started push buffer of a camera whose source is ``push``, with the settings' upload limits."""
     return PushSource(camera.id, max_bytes=settings.max_push_bytes, max_pixels=settings.max_push_pixels,
-                      sample_fps=camera.sample_fps).start()
+                      max_future_s=settings.max_push_future_s, sample_fps=camera.sample_fps).start()
 
 
 def load_camera_model(selection: ModelSelection, threads: int = 0) -> OnnxDetector:

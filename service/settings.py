@@ -2,7 +2,11 @@
 
 Validated like the configuration file: unknown keys are errors, every field is described and bounded.
 API keys are kept as SHA-256 hashes only: give ``key_sha256`` (``streetwatch`` never needs the key itself),
-or ``key`` for tests and throw-away setups, which is hashed at once and not kept.
+or the key itself, which is hashed at once and not kept: ``key`` (tests and throw-away setups), ``key_file`` (a
+file holding it, readable by the service's user only) or ``key_env`` (the name of an environment variable holding
+it). The outbox secrets take the same three forms (``secret``/``secret_file``/``secret_env`` of the webhook,
+``api_key``/``api_key_file``/``api_key_env`` of Open311). The keys printed in ``examples/settings.yaml`` are
+refused (`EXAMPLE_KEYS`): everyone can read them.
 
 Example:
     >>> settings = Settings(database_path="/tmp/sw/cases.db", evidence_dir="/tmp/sw/evidence",
@@ -14,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -22,11 +27,48 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.config import ID_PATTERN
 
-__all__ = ["ApiKeyConfig", "FlightsSettings", "Open311Config", "OutboxSettings", "Role", "Settings", "WebhookConfig",
-           "flights_dir", "hash_api_key"]
+__all__ = ["EXAMPLE_KEYS", "ApiKeyConfig", "AuthLimitSettings", "FlightsSettings", "HttpSettings",
+           "RetentionSettings", "ReviewSettings", "Open311Config", "OutboxSettings", "Role", "Settings",
+           "WebhookConfig", "flights_dir", "hash_api_key"]
 
 Role = Literal["admin", "reviewer", "camera", "pilot"]
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+# The keys of examples/settings.yaml (published with the code, so they protect nothing).
+EXAMPLE_KEYS = ("change-me-admin-key-0001", "change-me-reviewer-key-0001")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+def _secret_from_file_or_env(data: Any, name: str) -> Any:
+    """`data` with ``NAME_file`` or ``NAME_env`` replaced by ``NAME`` read from that file or variable.
+
+    Raises:
+        ValueError: More than one form given, or the file or variable is missing or empty (the message names it).
+    """
+    if not isinstance(data, dict):
+        return data
+    forms = [k for k in (name, f"{name}_file", f"{name}_env") if k in data]
+    if len(forms) > 1:
+        raise ValueError(f"{name}: give one of {', '.join(forms)}, not several")
+    if not forms or forms[0] == name:
+        return data
+    data = dict(data)
+    source = data.pop(forms[0])
+    if forms[0].endswith("_file"):
+        path = Path(str(source)).expanduser()
+        try:
+            value = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValueError(f"{name}_file: cannot read {path}: {exc.strerror or exc}") from None
+        if not value:
+            raise ValueError(f"{name}_file: {path} is empty")
+    else:
+        if not isinstance(source, str) or not _ENV_NAME.match(source):
+            raise ValueError(f"{name}_env: must be an environment variable name, got {source!r}")
+        value = os.environ.get(source, "").strip()
+        if not value:
+            raise ValueError(f"{name}_env: the environment variable {source} is not set or empty")
+    data[name] = value
+    return data
 
 
 def hash_api_key(key: str) -> str:
@@ -48,16 +90,22 @@ class ApiKeyConfig(BaseModel):
     camera_id: str | None = Field(None, pattern=ID_PATTERN,
                                   description="The camera a camera key is bound to (required for role camera, "
                                               "not allowed otherwise).")
-    key_sha256: str = Field("", description="Hex SHA-256 of the key (see `hash_api_key`).")
+    key_sha256: str = Field("", description="Hex SHA-256 of the key (see `hash_api_key`); or give the key as "
+                                            "`key`, `key_file` (a file holding it) or `key_env` (an environment "
+                                            "variable holding it), hashed at once.")
 
     @model_validator(mode="before")
     @classmethod
     def _hash_plain_key(cls, data: Any) -> Any:
+        data = _secret_from_file_or_env(data, "key")
         if isinstance(data, dict) and "key" in data:
             data = dict(data)
             key = data.pop("key")
             if not isinstance(key, str) or len(key) < 16:
                 raise ValueError("key: must be a string of at least 16 characters")
+            if key in EXAMPLE_KEYS:
+                raise ValueError("key: this is the example key of examples/settings.yaml, which everyone can read; "
+                                 "make your own (python -c 'import secrets; print(secrets.token_urlsafe(32))')")
             if data.get("key_sha256"):
                 raise ValueError("give either key or key_sha256, not both")
             data["key_sha256"] = hash_api_key(key)
@@ -84,7 +132,13 @@ class WebhookConfig(BaseModel):
 
     url: str = Field(pattern=_HTTP_URL, max_length=2000, description="Where confirmed cases are POSTed (JSON).")
     secret: str = Field(min_length=16, max_length=500,
-                        description="Shared HMAC-SHA256 secret; the signature goes in X-Streetwatch-Signature.")
+                        description="Shared HMAC-SHA256 secret; the signature goes in X-Streetwatch-Signature. Or "
+                                    "secret_file / secret_env: a file or environment variable holding it.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_sources(cls, data: Any) -> Any:
+        return _secret_from_file_or_env(data, "secret")
     timeout_s: float = Field(10.0, gt=0, le=120, description="Timeout of one delivery attempt.")
 
 
@@ -95,7 +149,9 @@ class Open311Config(BaseModel):
 
     endpoint: str = Field(pattern=_HTTP_URL, max_length=2000,
                           description="Base URL of the GeoReport v2 API; requests.json is appended.")
-    api_key: str = Field(min_length=1, max_length=500, description="The city's API key.")
+    api_key: str = Field(min_length=1, max_length=500, description="The city's API key. Or api_key_file / "
+                                                                   "api_key_env: a file or environment variable "
+                                                                   "holding it.")
     service_codes: dict[str, str] = Field(default_factory=dict,
                                           description="Category code -> the city's service_code (missing: sent "
                                                       "as it is).")
@@ -105,6 +161,11 @@ class Open311Config(BaseModel):
                                               description="attribute[NAME] carrying the idempotency key (null: not "
                                                           "sent).")
     timeout_s: float = Field(10.0, gt=0, le=120, description="Timeout of one delivery attempt.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _api_key_sources(cls, data: Any) -> Any:
+        return _secret_from_file_or_env(data, "api_key")
 
 
 class OutboxSettings(BaseModel):
@@ -121,6 +182,13 @@ class OutboxSettings(BaseModel):
     lease_s: float = Field(300.0, ge=1, le=86400,
                            description="A row left 'sending' this long by a crashed process is sent again.")
     poll_s: float = Field(1.0, gt=0, le=60, description="Sleep between polls when nothing is due.")
+    reconcile_after_s: float = Field(60.0, ge=1, le=86400,
+                                     description="A post whose outcome is unknown (crash or timeout after sending) "
+                                                 "is checked at the receiver no earlier than this after it started, "
+                                                 "before any new post; must exceed the adapters' timeouts.")
+    max_reconcile_attempts: int = Field(8, ge=1, le=1000,
+                                        description="Failed queries of the receiver (GET requests.json) before the "
+                                                    "row goes needs_check for a person to resolve.")
 
     @model_validator(mode="after")
     def _checks(self) -> "OutboxSettings":
@@ -130,6 +198,9 @@ class OutboxSettings(BaseModel):
             adapter = getattr(self, name)
             if adapter is not None and adapter.timeout_s >= self.lease_s:
                 raise ValueError(f"lease_s: must exceed {name}.timeout_s, or a slow attempt is sent twice")
+            if adapter is not None and adapter.timeout_s >= self.reconcile_after_s:
+                raise ValueError(f"reconcile_after_s: must exceed {name}.timeout_s, or the receiver is asked about a "
+                                 "post it may still be creating")
         return self
 
     def configured(self) -> tuple[str, ...]:
@@ -161,8 +232,61 @@ class FlightsSettings(BaseModel):
                                      description="How long a report link made for a browser stays valid.")
 
 
+class AuthLimitSettings(BaseModel):
+    """Failed-authentication limit per client address (a token bucket; `service.api.ratelimit`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    burst: int = Field(20, ge=1, le=10000, description="Failed attempts (missing or unknown key) an address may "
+                                                       "make in a row; then 429 with Retry-After.")
+    per_minute: float = Field(10.0, gt=0, le=60000, description="Failed attempts an address regains per minute.")
+    max_clients: int = Field(10000, ge=10, le=1_000_000,
+                             description="Addresses remembered at once (the oldest is forgotten first).")
+
+
+class ReviewSettings(BaseModel):
+    """The review page's safety net: undo of a reviewer's own decision (`service.undo`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    undo_window_s: float = Field(600.0, ge=0, le=3600,
+                                 description="A reviewer may undo their own confirmation or rejection this long "
+                                             "after it (0: no undo). A confirmed case's delivery to the case "
+                                             "system waits this long, so that an undo in the window finds "
+                                             "nothing sent; bounded at an hour so cases are not held back longer.")
+
+
+class RetentionSettings(BaseModel):
+    """How long evidence images of reviewed cases are kept (`service.retention`); the cases themselves stay."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rejected_days: float | None = Field(30.0, gt=0, le=36500,
+                                        description="Delete the evidence of a rejected case this many days after "
+                                                    "its last change (null: keep).")
+    confirmed_days: float | None = Field(365.0, gt=0, le=36500,
+                                         description="Delete the evidence of a confirmed, posted or merged case "
+                                                     "this many days after its last change, once no delivery is "
+                                                     "pending (null: keep).")
+    sweep_interval_s: float = Field(3600.0, ge=10, le=7 * 86400, description="How often the sweep runs.")
+
+
+class HttpSettings(BaseModel):
+    """Connection limits of ``streetwatch serve`` (`service.serving`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    keep_alive_s: float = Field(5.0, gt=0, le=300, description="An idle keep-alive connection is closed after this.")
+    header_timeout_s: float = Field(10.0, gt=0, le=300,
+                                    description="A connection that has not sent a whole request head (line and "
+                                                "headers) this long after connecting, or after its previous "
+                                                "response, is closed (slow or half-open clients).")
+    max_header_bytes: int = Field(65536, ge=4096, le=1024 ** 2, description="Largest request head (h11 limit).")
+
+
 class Settings(BaseModel):
-    """Everything `create_app` needs; nothing is read from the environment implicitly."""
+    """Everything `create_app` needs; nothing is read from the environment implicitly (keys and secrets only
+    from the variables a ``*_env`` field names)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -176,6 +300,27 @@ class Settings(BaseModel):
                                 description="Largest accepted pushed frame, bytes (larger: 413).")
     max_push_pixels: int = Field(40_000_000, ge=1, le=400_000_000,
                                  description="Largest accepted pushed frame, pixels declared by the JPEG.")
+    max_push_future_s: float = Field(300.0, ge=0, le=86400,
+                                     description="A pushed frame stamped more than this ahead of the server clock "
+                                                 "is refused (422 naming ts) and does not hold up later frames.")
+    max_json_bytes: int = Field(1024 ** 2, ge=1024, le=64 * 1024 ** 2,
+                                description="Largest request body of every route but frame pushes (max_push_bytes) "
+                                            "and flight uploads (flights.max_upload_bytes); larger: 413, refused "
+                                            "before the body is read and before the key is checked.")
+    auth_limit: AuthLimitSettings = Field(default_factory=AuthLimitSettings,
+                                          description="Failed-authentication limit per client address (429).")
+    allow_file_cameras: bool = Field(False, description="Let admins add or change cameras through the API with a "
+                                                        "local file or folder as source (file://, a path); off: "
+                                                        "only push and stream URLs (rtsp, rtsps, rtmp, http(s)). "
+                                                        "The configuration file may name files either way.")
+    evidence_min_free_bytes: int = Field(1024 ** 3, ge=0, le=1024 ** 4,
+                                         description="Watermark: below this much free space on the evidence disk no "
+                                                     "new evidence image is written (the case is still kept) and "
+                                                     "health says degraded.")
+    review: ReviewSettings = Field(default_factory=ReviewSettings, description="Undo of review decisions.")
+    retention: RetentionSettings = Field(default_factory=RetentionSettings,
+                                         description="How long evidence of reviewed cases is kept.")
+    http: HttpSettings = Field(default_factory=HttpSettings, description="Connection limits of the server.")
     adapters: tuple[str, ...] = Field((), max_length=20,
                                       description="Outbox adapters a confirmed case is queued for (one row each); "
                                                   "default: those configured under outbox.")
@@ -190,7 +335,19 @@ class Settings(BaseModel):
                                        description="While a violation stays open, keep a new evidence frame at "
                                                    "most this often.")
     evidence_base_url: str = Field("", max_length=2000,
-                                   description="Public base URL of the API, for evidence links sent to case systems.")
+                                   description="Replaced by public_base_url (links that needed a reviewer key); "
+                                               "refused when set.")
+    public_base_url: str = Field("", max_length=2000, pattern=r"^(https?://[^\s?#]+)?$",
+                                 description="The service's address as case systems reach it (e.g. "
+                                             "https://streetwatch.city.example), for the signed evidence links "
+                                             "/evidence/{case}/{file}?exp=&sig= in Open311 media_url and webhook "
+                                             "payloads; required by serve with an open311 or webhook outbox.")
+    evidence_link_secret: str = Field("", max_length=500,
+                                      description="HMAC key of the evidence links (at least 32 characters); empty: "
+                                                  "made on first start into evidence-links.key beside the evidence "
+                                                  "folder, owner-only.")
+    evidence_link_ttl_s: float = Field(30 * 86400.0, ge=60, le=365 * 86400,
+                                       description="How long an evidence link sent to a case system stays valid.")
     busy_timeout_s: float = Field(10.0, gt=0, le=600, description="SQLite writer lock wait.")
     file_camera_speed: float = Field(1.0, gt=0, le=100,
                                      description="A video file configured as a camera source loops, played this "
@@ -206,6 +363,11 @@ class Settings(BaseModel):
                 if name not in self.outbox.configured():
                     raise ValueError(f"adapters: {name!r} has no outbox.{name} section (or set outbox.deliver: "
                                      f"false when another process delivers)")
+        if self.evidence_base_url:
+            raise ValueError("evidence_base_url: replaced by public_base_url, the service's public address without "
+                             "/api/v1 (evidence links are now signed /evidence/... URLs a city opens without a key)")
+        if self.evidence_link_secret and len(self.evidence_link_secret) < 32:
+            raise ValueError("evidence_link_secret: must be at least 32 characters (or leave it empty)")
         hashes = [k.key_sha256 for k in self.api_keys]
         if len(set(hashes)) != len(hashes):
             raise ValueError("api_keys: the same key is configured twice")
@@ -218,6 +380,23 @@ def flights_dir(settings: Settings) -> Path:
     if folder is None:
         folder = Path(settings.evidence_dir).parent / "flights"
     return Path(folder).resolve()
+
+
+def evidence_link_secret_path(settings: Settings) -> Path:
+    """Where the evidence link secret is kept when the settings give none: beside the evidence folder."""
+    return Path(settings.evidence_dir).resolve().parent / "evidence-links.key"
+
+
+def public_url_problem(settings: Settings) -> str | None:
+    """Why `serve` must not start with these settings' outbox, or None: a case system given evidence needs
+    links it can open, so delivering to Open311 or a webhook needs ``public_base_url``."""
+    if not settings.outbox.deliver or settings.public_base_url:
+        return None
+    used = [name for name in effective_adapters(settings) if name in ("open311", "webhook")]
+    if not used:
+        return None
+    return (f"public_base_url: required with the {' and '.join(f'outbox.{n}' for n in used)} adapter "
+            "(evidence links for the case system, e.g. https://streetwatch.city.example); set it in the settings")
 
 
 def effective_adapters(settings: Settings) -> tuple[str, ...]:

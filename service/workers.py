@@ -32,6 +32,7 @@ from detector.sources import SourceBase, SourceHealth, open_source
 from detector.sources.base import one_line
 from detector.types import Detections, Frame
 from service.evidence import save_evidence
+from service.evidence_guard import EvidenceGuard
 from service.pipeline import build_pipeline, camera_case_origin, load_camera_model
 
 if TYPE_CHECKING:
@@ -137,6 +138,7 @@ class WorkerContext:
         restart_backoff_s: Waits before restarting a failed worker, the last one repeated.
         read_timeout_s: How long one read waits before the worker checks for shutdown again.
         file_speed: A video file configured as a camera plays this many times faster than real time.
+        evidence_guard: Watches evidence writes and free space (None: write unwatched).
     """
 
     config: Callable[[], "AppConfig"]
@@ -150,6 +152,7 @@ class WorkerContext:
     restart_backoff_s: tuple[float, ...] = (2.0, 5.0, 10.0, 30.0, 60.0)
     read_timeout_s: float = 0.5
     file_speed: float = 1.0
+    evidence_guard: EvidenceGuard | None = None
 
 
 def _camera_of(config: "AppConfig", camera_id: str) -> "CameraConfig | None":
@@ -316,11 +319,7 @@ class CameraWorker:
         for event in events:
             evidence: dict[str, str] = {}
             if frame is not None and detections is not None and self._evidence_due(event, frame):
-                try:
-                    evidence = self._save_evidence(event, frame, camera, detections)
-                except OSError as exc:  # a full disk must not lose the case itself
-                    log.error("camera %s: evidence for %s not written: %s", self.camera_id, event.violation_id,
-                              one_line(exc))
+                evidence = self._write_evidence(event, frame, camera, detections)
             try:
                 verdict = (verdicts or {}).get(event.violation_id)
                 self.ctx.cases.ingest(event, evidence, origin,
@@ -344,6 +343,29 @@ class CameraWorker:
             self._last_evidence_s[event.violation_id] = frame.ts_s
             return True
         return False
+
+    def _write_evidence(self, event: Violation, frame: Frame, camera: "CameraConfig",
+                        detections: Detections) -> dict[str, str]:
+        """The evidence files of `event`, or none when they could not be written: the case is kept either way,
+        the failure is counted and logged, and the violation's next event tries again."""
+        guard = self.ctx.evidence_guard
+        if guard is not None and not guard.may_write():
+            self._last_evidence_s.pop(event.violation_id, None)
+            log.warning("camera %s: evidence for %s skipped: evidence disk below the watermark", self.camera_id,
+                        event.violation_id)
+            return {}
+        try:
+            paths = self._save_evidence(event, frame, camera, detections)
+        except OSError as exc:  # EvidenceWriteError too: a full or read-only disk must not lose the case itself
+            self._last_evidence_s.pop(event.violation_id, None)
+            if guard is not None:
+                guard.failed(one_line(exc))
+            log.error("camera %s: evidence for %s not written: %s", self.camera_id, event.violation_id,
+                      one_line(exc))
+            return {}
+        if guard is not None:
+            guard.written()
+        return paths
 
     def _save_evidence(self, event: Violation, frame: Frame, camera: "CameraConfig",
                        detections: Detections) -> dict[str, str]:

@@ -3,11 +3,13 @@ with streetwatch's signed webhook.
 
     python tests/webhook_server.py --port 8312 --secret SECRET --record received.json [--fail-first 3]
 
-``POST`` (any path) must carry ``Content-Type: application/json``, an ``Idempotency-Key`` header and
-``X-Streetwatch-Signature: sha256=<hex>``, the HMAC-SHA256 of the exact body bytes with the shared secret
-(checked in constant time, as a receiver should); a bad or missing signature gets ``401``, a missing key or a
-body that is not JSON ``400``. With ``--fail-first N`` the first N requests get ``503``. A delivery is
-deduplicated by its idempotency key: a repeat gets the id of the first, ``201`` ``{"id": "WH-000001"}``.
+``POST`` (any path) must carry ``Content-Type: application/json``, the Standard Webhooks headers
+``webhook-id``, ``webhook-timestamp`` and ``webhook-signature`` (``v1,<base64 HMAC-SHA256 of
+"<id>.<timestamp>.<body>">``) and ``X-Streetwatch-Signature: sha256=<hex>`` (HMAC-SHA256 of the exact body
+bytes), both with the shared secret and checked in constant time, as a receiver should; a bad or missing
+signature gets ``401``, a missing ``webhook-id`` or a body that is not JSON ``400``. With ``--fail-first N`` the
+first N requests get ``503``. A delivery is deduplicated by its ``webhook-id``, as streetwatch requires of
+receivers: a repeat gets the id of the first, ``201`` ``{"id": "WH-000001"}``.
 The record file (rewritten atomically after each accepted request) maps each idempotency key to
 ``{"id", "received", "created", "body"}``: ``received`` counts accepted deliveries, ``created`` the records made
 (1 for a deduplicated resend). Prints ``listening on PORT`` once ready.
@@ -16,6 +18,7 @@ The record file (rewritten atomically after each accepted request) maps each ide
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import hmac
 import json
@@ -64,9 +67,14 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
             expected = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
             if not hmac.compare_digest(expected, self.headers.get("X-Streetwatch-Signature") or ""):
                 return self._answer(401, {"error": "bad signature"})
-            key = self.headers.get("Idempotency-Key")
+            key = self.headers.get("webhook-id")
             if not key:
-                return self._answer(400, {"error": "Idempotency-Key header is required"})
+                return self._answer(400, {"error": "webhook-id header is required"})
+            stamp = self.headers.get("webhook-timestamp") or ""
+            signed = f"{key}.{stamp}.".encode("utf-8") + body
+            standard = "v1," + base64.b64encode(hmac.new(secret, signed, hashlib.sha256).digest()).decode("ascii")
+            if not any(hmac.compare_digest(standard, v) for v in (self.headers.get("webhook-signature") or "").split()):
+                return self._answer(401, {"error": "bad webhook-signature"})
             if not self.headers.get("Content-Type", "").startswith("application/json"):
                 return self._answer(400, {"error": "expected application/json"})
             try:

@@ -24,8 +24,11 @@ class MjpegProtocolError(ConnectionError):
 
 
 def image_error_reason(error: ImageReadError) -> str:
-    """The health counter name for an image that failed to decode: "truncated", "empty" or "corrupt"."""
+    """The health counter name for an image that failed to decode: "truncated", "empty", "oversized" or
+    "corrupt"."""
     message = str(error)
+    if "exceeds the limit" in message:
+        return "oversized"
     if "truncated" in message:
         return "truncated"
     if "empty" in message:

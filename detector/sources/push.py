@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 import time
 from datetime import datetime
+from typing import Callable
 
 from detector.errors import ImageReadError, StreetwatchError
-from detector.imageio import decode_image
+from detector.imageio import decode_image, jpeg_size
 from detector.sources.base import SampleClock, SourceBase, SourceHealth, SourceState
 from detector.sources.guard import FrameGuard
 from detector.sources.mjpeg import image_error_reason
@@ -19,7 +20,7 @@ __all__ = ["PushSource", "PushRejected", "jpeg_size"]
 class PushRejected(StreetwatchError):
     """A pushed frame was refused; `reason` is a short code for the API, `str()` a one-line explanation.
 
-    Reasons: "oversized", "not_jpeg", "bad_ts", "out_of_order", "truncated", "corrupt", "empty", "black",
+    Reasons: "oversized", "not_jpeg", "bad_ts", "future_ts", "out_of_order", "truncated", "corrupt", "empty", "black",
     "uniform", "frozen", "stopped".
     """
 
@@ -33,7 +34,9 @@ class PushSource(SourceBase):
 
     `push()` checks cheap things first (size, JPEG signature, timestamp order, declared pixel count) and
     decodes last, so a flood of bad requests costs little. Timestamps must increase strictly: a retried or
-    reordered request is refused as "out_of_order" rather than fed twice or backwards into dwell times.
+    reordered request is refused as "out_of_order" rather than fed twice or backwards into dwell times. A
+    timestamp more than `max_future_s` ahead of the clock is refused as "future_ts" and not remembered: one
+    frame stamped in the year 9999 would otherwise make every later, correct frame "out_of_order".
     When the consumer is behind, the oldest queued frame is dropped (counted): latency never grows.
 
     Health: "connecting" until the first accepted frame, "streaming" while frames arrive, "stale" after
@@ -48,6 +51,9 @@ class PushSource(SourceBase):
         max_pixels: JPEGs declaring more pixels are refused as "oversized" before decoding (decompression
             bombs: a few KB can declare 65535 x 65535).
         stale_after_s: Seconds without an accepted frame after which health says "stale".
+        max_future_s: Largest accepted lead of a frame's timestamp over `clock_s` (camera clocks drift a
+            little); None accepts any.
+        clock_s: The wall clock, seconds since the epoch (tests pass a fake one).
         guard: Black/frozen frame guard (default `FrameGuard()`).
         stop_event: A service-wide stop event.
 
@@ -72,11 +78,14 @@ class PushSource(SourceBase):
 
     def __init__(self, camera_id: str, max_queue: int = 4, *, sample_fps: float | None = None,
                  max_bytes: int = 10_000_000, max_pixels: int = 40_000_000, stale_after_s: float = 30.0,
+                 max_future_s: float | None = 300.0, clock_s: Callable[[], float] = time.time,
                  guard: FrameGuard | None = None, stop_event: threading.Event | None = None):
         super().__init__(camera_id, live=True, queue_size=max_queue, guard=guard, stop_event=stop_event)
         self.max_bytes = int(max_bytes)
         self.max_pixels = int(max_pixels)
         self.stale_after_s = float(stale_after_s)
+        self.max_future_s = None if max_future_s is None else float(max_future_s)
+        self._clock_s = clock_s
         self._clock = SampleClock(sample_fps)
         self._push_lock = threading.Lock()
         self._last_ts: datetime | None = None
@@ -129,6 +138,10 @@ class PushSource(SourceBase):
             raise PushRejected("not_jpeg", f"{self.source_id}: not a JPEG (no JPEG start-of-image marker)")
         if not isinstance(ts, datetime) or ts.tzinfo is None:
             raise PushRejected("bad_ts", f"{self.source_id}: timestamp must be a timezone-aware datetime, got {ts!r}")
+        if self.max_future_s is not None and ts.timestamp() > self._clock_s() + self.max_future_s:
+            raise PushRejected("future_ts", f"{self.source_id}: timestamp {ts.isoformat()} is more than "
+                                            f"{self.max_future_s:g} s ahead of the server clock (check the "
+                                            f"camera's clock)")
         if self._last_ts is not None and ts <= self._last_ts:
             raise PushRejected("out_of_order", f"{self.source_id}: timestamp {ts.isoformat()} is not after the "
                                                f"previous frame's {self._last_ts.isoformat()}")
@@ -168,37 +181,3 @@ class PushSource(SourceBase):
             if time.monotonic() - self._last_accept_s > self.stale_after_s:
                 self._set_state(SourceState.STALE, connected=False)
         return super().health()
-
-
-def jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) declared by a JPEG's start-of-frame marker, without decoding; None if not found.
-
-    Example:
-        >>> import cv2, numpy as np
-        >>> jpeg_size(cv2.imencode(".jpg", np.zeros((30, 40, 3), np.uint8))[1].tobytes())
-        (40, 30)
-    """
-    i = 2
-    n = len(data)
-    while i + 4 <= n:
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:
-            i += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            i += 2
-            continue
-        length = int.from_bytes(data[i + 2:i + 4], "big")
-        # SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC) carry the frame size.
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            if i + 9 > n:
-                return None
-            height = int.from_bytes(data[i + 5:i + 7], "big")
-            width = int.from_bytes(data[i + 7:i + 9], "big")
-            return width, height
-        if marker in (0xDA, 0xD9):
-            return None
-        i += 2 + length
-    return None

@@ -1,14 +1,20 @@
-"""The adapter protocol and the classification of delivery outcomes (pure)."""
+"""The adapter protocol and the classification of delivery outcomes (pure).
+
+An adapter may also implement `Reconciler` (``reconcile(message, since)``): asked after a post whose outcome is
+unknown (the worker died while it was in flight, or the answer never came), it finds out from the receiver
+whether that post arrived, so that the outbox posts again only when it did not (see `service.outbox`).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal, Mapping, Protocol, runtime_checkable
 
 from detector.errors import StreetwatchError
 
-__all__ = ["Adapter", "OutboundMessage", "PermanentSendError", "SendError", "SendResult", "TransientSendError",
-           "classify_http_status", "HttpOutcome"]
+__all__ = ["Adapter", "OutboundMessage", "OutcomeUnknownError", "PermanentSendError", "ReconcileError", "Reconciler",
+           "SendError", "SendResult", "TransientSendError", "classify_http_status", "HttpOutcome"]
 
 HttpOutcome = Literal["ok", "permanent", "transient"]
 
@@ -51,6 +57,15 @@ class TransientSendError(SendError):
     """The receiver may accept it later (5xx, 408, 429, timeout, connection refused): retry with back-off."""
 
 
+class OutcomeUnknownError(TransientSendError):
+    """The request may have reached the receiver (a timeout or a lost connection after it was sent): the outbox
+    reconciles with the receiver before it posts again."""
+
+
+class ReconcileError(StreetwatchError):
+    """The receiver could not be asked whether a post arrived (query refused, failed or unreadable)."""
+
+
 def classify_http_status(status_code: int) -> HttpOutcome:
     """2xx → ok; 408 and 429 and 5xx → transient; other 4xx (and anything else) → permanent."""
     if 200 <= status_code < 300:
@@ -68,4 +83,16 @@ class Adapter(Protocol):
 
     def send(self, message: OutboundMessage) -> SendResult:
         """Deliver one message; raise PermanentSendError or TransientSendError on failure."""
+        ...
+
+
+@runtime_checkable
+class Reconciler(Protocol):
+    """An adapter that can find out whether a post whose outcome is unknown reached the receiver."""
+
+    name: str
+
+    def reconcile(self, message: OutboundMessage, since: datetime) -> SendResult | None:
+        """The receiver's record of `message` posted at or after `since`: a `SendResult` with its id, or None
+        when the receiver has none (posting again is safe). Raises ReconcileError when it cannot be asked."""
         ...

@@ -5,7 +5,8 @@ name), nothing else; the flight routes check the ownership (`service.api.routers
 
 Keys are held as SHA-256 hashes only. A presented key is hashed and compared with every configured hash with
 `hmac.compare_digest` (no early exit), so neither the comparison nor the lookup leaks how much of a key
-matched. No key or an unknown key: 401; a known key of the wrong role (or another camera's key): 403.
+matched. No key or an unknown key: 401; a known key of the wrong role (or another camera's key): 403. Failed
+attempts are limited per client address (`service.api.ratelimit`): past the limit, 429 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -56,12 +57,23 @@ def _unauthorized(detail: str) -> HTTPException:
 def authenticate(request: Request,
                  bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
                  api_key: Annotated[str | None, Depends(_api_key_header)]) -> Principal:
-    """The caller's principal; 401 without a key or with an unknown one."""
+    """The caller's principal; 401 without a key or with an unknown one, 429 after too many of those."""
+    services = request.app.state.services
+    limiter = services.auth_limiter
+    address = request.client.host if request.client is not None else "unknown"
+    wait_s = limiter.retry_after_s(address) if limiter is not None else None
+    if wait_s is not None:
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
+                            detail=f"Authorization: too many failed attempts from {address}; try again in "
+                                   f"{wait_s:.0f} s", headers={"Retry-After": f"{wait_s:.0f}"})
     presented = bearer.credentials if bearer is not None else api_key
-    if not presented:
-        raise _unauthorized("Authorization: missing API key (send 'Authorization: Bearer <key>' or 'X-API-Key')")
-    principal = request.app.state.services.keys.lookup(presented)
+    principal = services.keys.lookup(presented) if presented else None
     if principal is None:
+        if limiter is not None:
+            limiter.failed(address)
+        if not presented:
+            raise _unauthorized("Authorization: missing API key (send 'Authorization: Bearer <key>' or "
+                                "'X-API-Key')")
         raise _unauthorized("Authorization: unknown API key")
     return principal
 

@@ -12,8 +12,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from detector.sources.push import PushSource
 from service.api.auth import KeyRing, Principal, require_roles
+from service.api.ratelimit import FailedAuthLimiter
 from service.cases import CaseStore
+from service.evidence_guard import EvidenceGuard
 from service.config import AppConfig
+from service.evidence_links import EvidenceLinks
 from service.flights import FlightStore, FlightWorker, ReportLinks
 from service.metrics import PushCounters
 from service.outbox import OutboxWorker
@@ -49,6 +52,12 @@ class Services:
     flights: FlightStore | None = None
     flight_worker: FlightWorker | None = None
     report_links: ReportLinks = field(default_factory=ReportLinks)
+    # Signs and checks the evidence links sent to case systems (None: no public_base_url, no links).
+    evidence_links: EvidenceLinks | None = None
+    # Failed authentications per client address (None: no limit).
+    auth_limiter: FailedAuthLimiter | None = None
+    # Evidence writes: failures, the disk-space watermark (health, readiness and metrics read it).
+    evidence_guard: EvidenceGuard | None = None
 
 
 def get_services(request: Request) -> Services:

@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from annotated_types import Interval
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from service.cases import AuditPublic, CasePublic, EvidencePublic
 from service.config import (CameraConfig, ModelSelection, PositionConfig, RulesConfig, TrackerSettings,
-                            ZoneConfig)
+                            ZoneConfig, check_zone_budget)
 
 __all__ = [
-    "AuditsPublic", "CameraCreate", "CameraDeleted", "CameraHealth", "CameraPublic", "CameraSaved", "CameraUpdate",
+    "MAX_DB_ID", "AuditsPublic", "CameraCreate", "CameraDeleted", "CameraHealth", "CameraPublic", "CameraSaved", "CameraUpdate",
     "CamerasPublic", "CaseClassChange", "CaseMerge", "CasePublic", "CaseReject", "CasesPublic", "ErrorItem",
     "ErrorPublic", "EvidencePublic", "FlightFromPath", "FlightLinks", "FlightProgressPublic", "FlightPublic",
-    "FlightsPublic", "FrameAccepted", "HealthPublic", "MePublic", "OutboxPublic", "OutboxRetried", "OutboxesPublic",
-    "ReportLinkPublic", "ZonesPublic", "ZonesUpdate",
+    "FlightsPublic", "FrameAccepted", "HealthPublic", "MePublic", "OutboxPublic", "OutboxResolve", "OutboxRetried",
+    "OutboxesPublic",
+    "DbId", "ReportLinkPublic", "ZonesPublic", "ZonesUpdate",
+    "DecisionPublic", "HistoryEntryPublic", "HistoryPublic", "UndoPublic",
 ]
+
+# The databases' integer keys are signed 64-bit (SQLite INTEGER, PostgreSQL BIGINT/SERIAL): a larger id or cursor
+# would overflow in the driver (a 500), so every id and cursor of a path, query or body is checked against this.
+MAX_DB_ID = 2 ** 63 - 1
+DbId = Annotated[int, Interval(ge=1, le=MAX_DB_ID)]
+"""A database id or cursor (1..2^63-1); out of range: 422 naming the parameter. Use it for every id in a path, a
+query or a body (``case_id: DbId``, ``cursor: Annotated[DbId | None, Query(...)] = None``)."""
 
 _PERSISTED = ("True when the change was written to the configuration file (settings.config_path); false when "
               "the service has no configuration file and keeps the change in memory only (lost at restart).")
@@ -48,6 +58,39 @@ class CasesPublic(BaseModel):
     next_cursor: int | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
 
 
+class DecisionPublic(BaseModel):
+    """The latest decision on a case (from its audit trail)."""
+
+    audit_id: int = Field(description="The audit row of the decision.")
+    action: str = Field(description="confirm, reject or merge.")
+    actor: str = Field(description="Who decided (the API key's holder).")
+    at: datetime
+
+
+class UndoPublic(BaseModel):
+    """Whether the caller may undo the decision now (`POST /cases/{id}/undo`), and why not."""
+
+    allowed: bool
+    code: str = Field(description="ok, or why not: not_decided, not_undoable (a merge), not_own, disabled, "
+                                  "expired, posted, in_flight.")
+    reason: str = Field(description="One line in English naming the case and the reason.")
+    until: datetime | None = Field(description="When the undo window of the decision ends (null: no undoable "
+                                                "decision, or undo is off).")
+
+
+class HistoryEntryPublic(BaseModel):
+    case: CasePublic
+    decision: DecisionPublic
+    undo: UndoPublic
+
+
+class HistoryPublic(BaseModel):
+    data: list[HistoryEntryPublic]
+    count: int = Field(description="Number of cases on this page.")
+    next_cursor: int | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+    undo_window_s: float = Field(description="How long after a decision its reviewer may undo it (0: no undo).")
+
+
 class AuditsPublic(BaseModel):
     data: list[AuditPublic]
     count: int
@@ -69,7 +112,7 @@ class CaseClassChange(_Body):
 
 
 class CaseMerge(_Body):
-    case_ids: list[int] = Field(min_length=1, max_length=100,
+    case_ids: list[DbId] = Field(min_length=1, max_length=100,
                                 description="Pending cases folded into the case of the path.")
 
 
@@ -155,7 +198,15 @@ class CamerasPublic(BaseModel):
 
 
 class ZonesUpdate(_Body):
-    zones: list[ZoneConfig] = Field(max_length=200, description="The camera's new zones (replace the old ones).")
+    zones: list[ZoneConfig] = Field(max_length=200, description="The camera's new zones (replace the old ones); at "
+                                                                "most 2000 polygon points in all "
+                                                                "(`service.config.check_zone_budget`).")
+
+    @field_validator("zones", mode="before")
+    @classmethod
+    def _within_budget(cls, value: Any) -> Any:
+        check_zone_budget(value)  # before any polygon is checked: the budget bounds that work
+        return value
 
 
 class ZonesPublic(BaseModel):
@@ -185,14 +236,36 @@ class OutboxPublic(BaseModel):
     case_id: int
     adapter: str = Field(description="The case system: webhook or open311.")
     idempotency_key: str = Field(description="Sent on every attempt; the receiver dedupes by it.")
-    status: str = Field(description="pending, sending, sent, or dead (gave up; last_error says why).")
+    status: str = Field(description="pending, sending, sent, dead (gave up; last_error says why), or needs_check "
+                                    "(a post's outcome is unknown and the receiver could not be asked: never posted "
+                                    "again automatically; check the receiver, then POST /outbox/{id}/resolve).")
     attempts: int = Field(description="Attempts of the current series.")
     next_attempt_at: datetime = Field(description="When a pending row is tried next.")
     last_error: str | None = Field(description="The latest failure, one line.")
     remote_id: str | None = Field(description="The receiver's id (Open311 service_request_id or token).")
     sent_at: datetime | None
+    attempt_started_at: datetime | None = Field(
+        description="When the earliest post whose outcome is still unknown started (null: none in doubt); such a "
+                    "post is checked at the receiver before any new one.")
     created_at: datetime
     updated_at: datetime
+
+
+class OutboxResolve(_Body):
+    """How a person settled a needs_check delivery after looking at the receiver."""
+
+    action: Literal["sent", "repost"] = Field(description="sent: the receiver has the case (give remote_id); "
+                                                          "repost: it does not, post it again now.")
+    remote_id: str | None = Field(None, min_length=1, max_length=200,
+                                  description="The receiver's id for the case (required with sent).")
+
+    @model_validator(mode="after")
+    def _remote_id_with_sent(self) -> "OutboxResolve":
+        if self.action == "sent" and self.remote_id is None:
+            raise ValueError("remote_id: required with action 'sent'")
+        if self.action == "repost" and self.remote_id is not None:
+            raise ValueError("remote_id: only with action 'sent'")
+        return self
 
 
 class OutboxesPublic(BaseModel):

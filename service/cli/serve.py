@@ -146,6 +146,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if found is None:
         return EXIT_USER_ERROR
     settings, keys_path = found
+    from service.settings import public_url_problem
+
+    problem = public_url_problem(settings)
+    if problem is not None:  # a case system would get evidence links it cannot open
+        _error(f"{args.settings or 'settings'}: {problem}")
+        return EXIT_USER_ERROR
     import uvicorn
 
     from service.app import create_app
@@ -156,7 +162,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
               f"an admin and a reviewer key in {keys_path}", file=sys.stderr)
     print(f"streetwatch: serving on http://{args.host}:{args.port}  (review page at /, API docs at /docs)",
           file=sys.stderr, flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    from service.serving import uvicorn_config
+
+    # Files this process creates (database, evidence, flight uploads, key files) are its user's only.
+    os.umask(0o077)
+    uvicorn.Server(uvicorn_config(app, settings, args.host, args.port, log_level="info")).run()
     return EXIT_OK
 
 

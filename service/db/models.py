@@ -20,7 +20,9 @@ __all__ = [
 ]
 
 CASE_STATUSES = ("pending", "confirmed", "rejected", "posted", "post_failed", "merged")
-OUTBOX_STATUSES = ("pending", "sending", "sent", "dead")
+# needs_check: the outcome of a post is unknown and the receiver could not be asked (migration 0005): a person
+# decides (POST /outbox/{id}/resolve); never posted again automatically.
+OUTBOX_STATUSES = ("pending", "sending", "sent", "dead", "needs_check")
 EVIDENCE_KINDS = ("annotated", "original", "crop")
 # queued → running → done | failed | cancelled (a drone job; a flight first met through ingest is "done").
 FLIGHT_STATUSES = ("queued", "running", "done", "failed", "cancelled")
@@ -238,7 +240,7 @@ class OutboxMessage(Base):
     adapter: Mapped[str] = mapped_column(String(64))
     idempotency_key: Mapped[str] = mapped_column(String(200))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sending | sent | dead
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # one of OUTBOX_STATUSES
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime]
     # While `sending`: the claim expires here; a row still `sending` after it was left by a crashed worker.
@@ -249,3 +251,10 @@ class OutboxMessage(Base):
     sent_at: Mapped[Optional[datetime]]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Migration 0005 (exactly once at receivers that do not deduplicate): when the earliest post whose outcome
+    # is still unknown started, committed before the request leaves (None: no post in doubt), and the
+    # streetwatch id that post carried (what reconciliation looks for at the receiver).
+    attempt_started_at: Mapped[Optional[datetime]]
+    attempt_ref: Mapped[Optional[str]] = mapped_column(String(200))
+    # Failed queries of the receiver in a row while reconciling (after `max_reconcile_attempts`: needs_check).
+    reconcile_failures: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,4 +1,4 @@
-/* The review page: API key once per tab (typed in, or `?key=` in the address), the queue of pending cases, one
+/* The review page: API key once per tab (typed in, or `#key=` in the address), the queue of pending cases, one
    case at a time, keyboard shortcuts. Talks to /api/v1 with the key in the Authorization header; evidence images
    are fetched with the key and shown through blob URLs (an <img> cannot send headers). No framework, no build
    step. */
@@ -10,15 +10,18 @@
   var LANG_STORE = "streetwatch.lang";    // localStorage: remembered
   var PAGE = 200;
 
-  // A key in the address (`/?key=...`, as `streetwatch demo` prints it) signs in like the form does: it is kept
-  // for this tab, then removed from the address bar and the history so it is not bookmarked or shared.
+  // A key in the address (`/#key=...`, as `streetwatch demo` prints it; a fragment never reaches the server's
+  // access log; `/?key=...` still works) signs in like the form does: it is kept for this tab, then removed from
+  // the address bar and the history so it is not bookmarked or shared.
   function keyFromAddress() {
     var params = new URLSearchParams(location.search);
-    var key = (params.get("key") || "").trim();
-    if (!params.has("key")) return;
+    var hash = /^#key=([^&]*)$/.exec(location.hash);
+    var key = hash ? decodeURIComponent(hash[1]).trim() : (params.get("key") || "").trim();
+    if (!params.has("key") && !hash) return;
     params.delete("key");
     var query = params.toString();
-    history.replaceState(history.state, "", location.pathname + (query ? "?" + query : "") + location.hash);
+    history.replaceState(history.state, "", location.pathname + (query ? "?" + query : "") +
+                         (hash ? "" : location.hash));
     if (key) sessionStorage.setItem(KEY_STORE, key);
   }
   keyFromAddress();
@@ -40,7 +43,7 @@
   var state = {
     key: sessionStorage.getItem(KEY_STORE) || "",
     role: "",         // of the key (GET /me): admin, reviewer or pilot (pilots see the flights view only)
-    view: "",         // the view shown: review, zones or flights
+    view: "",         // the view shown: review, history, zones or flights
     openCase: caseFromAddress(),
     lang: localStorage.getItem(LANG_STORE) === "en" ? "en" : "zh",
     cameras: [],
@@ -49,8 +52,11 @@
     current: null,    // full CasePublic of the current case
     busy: false,
     blobUrls: [],
+    shown: null,      // the evidence row whose image is shown (its boxes are drawn)
+    clean: false,     // show the original frame (no boxes burnt in) with the page's own drawing
     loadToken: 0
   };
+  var VIEWS = ["review", "history", "zones", "flights"];
 
   function $(id) { return document.getElementById(id); }
   function t(key, params) { return I.t(state.lang, key, params); }
@@ -110,29 +116,39 @@
     if (state.current) renderCase(state.current, false);
     if (window.SW_ZONES) window.SW_ZONES.relabel();
     if (window.SW_FLIGHTS) window.SW_FLIGHTS.relabel();
+    if (window.SW_HISTORY) window.SW_HISTORY.relabel();
   }
 
   // --- views: the review queue, the zone editor (zones.js) ------------------------------------------------
 
+  // The view an address names: `#zones`, `#flights`, `#history`; anything else (none, `#review`) the queue.
+  function viewOfHash(hash) {
+    var name = (hash || "").replace(/^#/, "");
+    return VIEWS.indexOf(name) >= 0 ? name : "review";
+  }
+
   function showView(name) {
     if (state.role === "pilot") name = "flights";  // a pilot key reads nothing else
     if (name === "zones" && !window.SW_ZONES) name = "review";
-    var zones = name === "zones", flights = name === "flights";
-    state.view = zones ? "zones" : flights ? "flights" : "review";
-    $("review").hidden = zones || flights;
+    if (name === "history" && !window.SW_HISTORY) name = "review";
+    if (VIEWS.indexOf(name) < 0) name = "review";
+    var zones = name === "zones", flights = name === "flights", past = name === "history";
+    state.view = name;
+    $("review").hidden = name !== "review";
+    $("history-view").hidden = !past;
     $("zones-view").hidden = !zones;
     $("flights-view").hidden = !flights;
-    $("nav-review").classList.toggle("active", !zones && !flights);
-    $("nav-zones").classList.toggle("active", zones);
-    $("nav-flights").classList.toggle("active", flights);
+    VIEWS.forEach(function (v) { $("nav-" + v).classList.toggle("active", v === name); });
     if (!flights && window.SW_FLIGHTS) window.SW_FLIGHTS.close();
-    if (zones || flights) {
+    if (name !== "review") {
       toggleHelp(false);
       if (location.hash !== "#" + name) history.replaceState(null, "", "#" + name);
       if (zones) window.SW_ZONES.open(state.cameras);
+      else if (past) window.SW_HISTORY.open();
       else if (window.SW_FLIGHTS) window.SW_FLIGHTS.open();  // else flights.js opens itself when it loads
-    } else if (location.hash) {
-      history.replaceState(null, "", location.pathname + location.search);
+    } else {
+      if (location.hash) history.replaceState(null, "", location.pathname + location.search);
+      drawBoxes();  // the evidence is laid out again once the view is visible
     }
   }
 
@@ -180,6 +196,25 @@
     return c && c.name ? id + " · " + c.name : id;
   }
 
+  // The zone of a case as the camera's configuration has it (null for a flight case or a zone since removed).
+  function zoneOf(c) {
+    var cam = c.camera_id ? state.cameras.find(function (x) { return x.id === c.camera_id; }) : null;
+    return cam && cam.zones ? cam.zones.find(function (z) { return z.id === c.zone_id; }) || null : null;
+  }
+
+  // Reviewers know a zone by its name ("夜市疏导点"), not its id; the id stays beside it for the configuration.
+  function zoneName(c) {
+    var z = zoneOf(c);
+    if (!z) return c.zone_id;
+    var kind = I.zoneKindLabel(state.lang, z.kind);
+    return z.name ? z.name + " (" + z.id + ") · " + kind : z.id + " · " + kind;
+  }
+
+  function kindColor(kind) {
+    var k = I.KINDS[kind];
+    return k && k.color ? k.color : "#ffcc00";
+  }
+
   // Where a case comes from: its camera, or (a case with no camera) the drone flight that found it.
   function originName(c) {
     return c.camera_id ? cameraName(c.camera_id) : t("flight") + " " + c.flight_id;
@@ -189,6 +224,7 @@
 
   function showLogin(message) {
     $("review").hidden = true;
+    $("history-view").hidden = true;
     $("zones-view").hidden = true;
     $("flights-view").hidden = true;
     if (window.SW_FLIGHTS) window.SW_FLIGHTS.close();
@@ -219,10 +255,9 @@
       $("login").hidden = true;
       $("sign-out").hidden = false;
       $("nav").hidden = false;
-      $("nav-review").hidden = $("nav-zones").hidden = state.role === "pilot";
+      $("nav-review").hidden = $("nav-zones").hidden = $("nav-history").hidden = state.role === "pilot";
       fillKindSelects();
-      var wanted = location.hash === "#zones" ? "zones" : location.hash === "#flights" ? "flights" : "review";
-      showView(state.openCase ? "review" : wanted);
+      showView(state.openCase ? "review" : viewOfHash(location.hash));
       return state.role === "pilot" ? null : loadQueue();
     }).catch(function (err) {
       if (err instanceof ApiError && err.status !== 401) {
@@ -281,7 +316,8 @@
       title.textContent = "#" + c.id + " " + kindText(c.corrected_kind || c.kind, c.category_code);
       var meta = document.createElement("span");
       meta.className = "meta";
-      meta.textContent = originName(c) + " · " + localTime(c.last_seen);
+      var z = zoneOf(c);
+      meta.textContent = originName(c) + (z && z.name ? " · " + z.name : "") + " · " + localTime(c.last_seen);
       li.appendChild(title); li.appendChild(meta);
       li.addEventListener("click", function () { go(i - state.index); });
       list.appendChild(li);
@@ -328,7 +364,7 @@
     var rows = [
       [t("kind"), kindText(kind, c.category_code)],
       c.camera_id ? [t("camera"), cameraName(c.camera_id)] : [t("flight"), c.flight_id],
-      [t("zone"), c.zone_id],
+      [t("zone"), zoneName(c)],
       [t("firstSeen"), localTime(c.first_seen)],
       [t("lastSeen"), localTime(c.last_seen)],
       [t("dwell"), dwell(c.dwell_s)],
@@ -346,11 +382,18 @@
     });
     $("class-select").value = kind;
     if (reloadImages) loadImages(c); else drawBoxes();
+    renderLegend(c);
   }
 
   function releaseBlobs() {
     state.blobUrls.forEach(function (u) { URL.revokeObjectURL(u); });
     state.blobUrls = [];
+  }
+
+  // The latest image of a kind (a case collects evidence as it goes on; the newest frame is the one shown).
+  function latest(c, kind) {
+    var rows = c.evidence.filter(function (e) { return e.kind === kind; });
+    return rows.length ? rows[rows.length - 1] : null;
   }
 
   function loadImages(c) {
@@ -359,9 +402,12 @@
     img.removeAttribute("src"); crop.removeAttribute("src");
     img.hidden = true; $("crop-figure").hidden = true;
     clearCanvas();
-    var main = c.evidence.find(function (e) { return e.kind === "annotated"; }) ||
-               c.evidence.find(function (e) { return e.kind === "original"; });
-    var cropEv = c.evidence.find(function (e) { return e.kind === "crop"; });
+    var annotated = latest(c, "annotated"), original = latest(c, "original");
+    $("clean-toggle").hidden = !(annotated && original);
+    $("show-clean").checked = state.clean;
+    var main = (state.clean ? original || annotated : annotated || original);
+    var cropEv = latest(c, "crop");
+    state.shown = main;
     $("no-evidence").hidden = !!main;
     var token = state.loadToken;
     function fetchInto(ev, el, onShown) {
@@ -374,33 +420,144 @@
       }).catch(function (err) { $("case-error").textContent = describe(err); });
     }
     if (main) fetchInto(main, img, function () { img.hidden = false; img.dataset.loaded = String(c.id); drawBoxes(); });
-    if (cropEv) fetchInto(cropEv, crop, function () { $("crop-figure").hidden = false; });
+    if (cropEv) fetchInto(cropEv, crop, function () { $("crop-figure").hidden = false; drawBoxes(); });
   }
 
   function clearCanvas() {
     var canvas = $("overlay");
     canvas.width = 0; canvas.height = 0;
+    canvas.style.width = "0px"; canvas.style.height = "0px";
+  }
+
+  // The evidence frame as large as the column allows (small frames enlarged; before, it stopped at 800 px on
+  // any screen), beside the crop, and never so tall that the legend and the action buttons below it leave the
+  // window.
+  function fitEvidence() {
+    var img = $("evidence-img");
+    if (img.hidden || !img.naturalWidth) return;
+    var crop = $("crop-figure");
+    var room = $("case-body").clientWidth - (crop.hidden ? 0 : crop.offsetWidth + 17);  // the crop, the gap
+    var top = img.parentNode.getBoundingClientRect().top + window.scrollY;
+    var tall = Math.max(240, window.innerHeight - top - 120);  // the legend, the toggle, the action buttons
+    img.style.width = Math.max(160, Math.floor(Math.min(room, tall * img.naturalWidth / img.naturalHeight))) + "px";
+  }
+
+  // The boxes of the shown frame: its evidence row's (the frame they were seen in); the case's own boxes only
+  // for rows written before evidence kept them (they follow later events and may sit elsewhere on this frame).
+  function shownBoxes(c) {
+    var ev = state.shown;
+    if (ev && Array.isArray(ev.boxes)) {
+      return ev.boxes.map(function (b) { return { xyxy: b.xyxy, track: b.track_id, cls: b.class_name }; });
+    }
+    return (c.boxes || []).map(function (b, i) {
+      return { xyxy: b, track: c.track_ids ? c.track_ids[i] : undefined, cls: c.class_name };
+    });
+  }
+
+  // Where each box's label goes so that no two labels overlap (boxes of bikes parked side by side overlap, and
+  // labels drawn at each box's corner covered each other). Tries above, below and inside each box's corners,
+  // then stacked further up, down and beside it; takes the first free place, else the least covered one. Pure:
+  // canvas pixels in and out, labels kept inside the canvas.
+  function placeLabels(boxes, sizes, width, height) {
+    var placed = [];
+    function area(a, b) {
+      var w = Math.min(a.x + a.w, b.x + b.w) - Math.max(a.x, b.x);
+      var h = Math.min(a.y + a.h, b.y + b.h) - Math.max(a.y, b.y);
+      return w > 0 && h > 0 ? w * h : 0;
+    }
+    return boxes.map(function (b, i) {
+      var s = sizes[i], left = b.x, right = b.x + b.w - s.w, top = b.y - s.h, below = b.y + b.h;
+      var spots = [[left, top], [right, top], [left, below], [right, below], [left, b.y], [right, b.y + b.h - s.h]];
+      for (var k = 1; k <= 8; k++) {
+        spots.push([left, b.y - (k + 1) * s.h], [left, below + k * s.h], [b.x + b.w + 2, b.y + (k - 1) * s.h],
+                   [b.x - s.w - 2, b.y + (k - 1) * s.h]);
+      }
+      var best = null, bestCover = Infinity;
+      spots.forEach(function (p) {
+        if (bestCover === 0) return;
+        var r = { x: Math.max(0, Math.min(p[0], width - s.w)), y: Math.max(0, Math.min(p[1], height - s.h)),
+                  w: s.w, h: s.h };
+        var cover = placed.reduce(function (sum, q) { return sum + area(r, q); }, 0);
+        if (cover < bestCover) { best = r; bestCover = cover; }
+      });
+      placed.push(best);
+      return best;
+    });
   }
 
   function drawBoxes() {
     var img = $("evidence-img"), canvas = $("overlay"), c = state.current;
-    if (!c || img.hidden || !img.naturalWidth) { clearCanvas(); return; }
+    if (!c || img.hidden || !img.naturalWidth || $("review").hidden) { clearCanvas(); return; }
+    fitEvidence();
     var w = img.clientWidth, h = img.clientHeight, sx = w / img.naturalWidth, sy = h / img.naturalHeight;
-    canvas.width = w; canvas.height = h;
+    var dpr = window.devicePixelRatio || 1;  // a sharp layer on high-density screens
+    canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr);
     canvas.style.width = w + "px"; canvas.style.height = h + "px";
     var ctx = canvas.getContext("2d");
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, w, h);
-    ctx.lineWidth = 2;
-    ctx.strokeStyle = "#ffcc00";
-    ctx.fillStyle = "#ffcc00";
-    ctx.font = "12px sans-serif";
-    (c.boxes || []).forEach(function (b, i) {  // frame pixels x1, y1, x2, y2
-      var x = b[0] * sx, y = b[1] * sy, bw = (b[2] - b[0]) * sx, bh = (b[3] - b[1]) * sy;
-      ctx.strokeRect(x, y, bw, bh);
-      var label = c.track_ids && c.track_ids[i] !== undefined ? "#" + c.track_ids[i] : "";
-      if (label) ctx.fillText(label, x + 2, Math.max(10, y - 3));
+    var kind = c.corrected_kind || c.kind, color = kindColor(kind);
+    if (state.clean) drawZone(ctx, c, w, h);
+    var boxes = shownBoxes(c).map(function (b) {  // frame pixels x1, y1, x2, y2 → layer pixels
+      return { x: b.xyxy[0] * sx, y: b.xyxy[1] * sy, w: (b.xyxy[2] - b.xyxy[0]) * sx, h: (b.xyxy[3] - b.xyxy[1]) * sy,
+               text: [b.track !== undefined && b.track !== null ? "#" + b.track : "", b.cls || ""].join(" ").trim() };
     });
-    canvas.dataset.boxes = String((c.boxes || []).length);
+    ctx.lineWidth = 3;
+    ctx.strokeStyle = color;
+    boxes.forEach(function (b) { ctx.strokeRect(b.x, b.y, b.w, b.h); });
+    ctx.font = "bold 13px system-ui, sans-serif";
+    var sizes = boxes.map(function (b) { return { w: ctx.measureText(b.text).width + 8, h: 18 }; });
+    var spots = placeLabels(boxes, sizes, w, h);
+    boxes.forEach(function (b, i) {
+      if (!b.text) return;
+      var r = spots[i];
+      ctx.fillStyle = color;
+      ctx.fillRect(r.x, r.y, r.w, r.h);
+      ctx.fillStyle = inkOn(color);
+      ctx.fillText(b.text, r.x + 4, r.y + 13);
+    });
+    canvas.dataset.boxes = String(boxes.length);
+    canvas.dataset.labels = JSON.stringify(spots.map(function (r) { return [r.x, r.y, r.w, r.h]; }));
+  }
+
+  // The case's zone drawn on the clean frame, with its name (the annotated frame has the zones burnt in).
+  function drawZone(ctx, c, w, h) {
+    var z = zoneOf(c);
+    if (!z || !z.polygon || !z.polygon.length) return;
+    var color = I.zoneKindColor(z.kind);
+    ctx.beginPath();
+    z.polygon.forEach(function (p, i) { if (i) ctx.lineTo(p[0] * w, p[1] * h); else ctx.moveTo(p[0] * w, p[1] * h); });
+    ctx.closePath();
+    ctx.globalAlpha = 0.12; ctx.fillStyle = color; ctx.fill(); ctx.globalAlpha = 1;
+    ctx.lineWidth = 2; ctx.strokeStyle = color; ctx.stroke();
+  }
+
+  // Black or white text, whichever reads better on `hex` (relative luminance, as WCAG weighs it).
+  function inkOn(hex) {
+    var n = parseInt(hex.slice(1), 16), r = (n >> 16) & 255, g = (n >> 8) & 255, b = n & 255;
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b > 150 ? "#111" : "#fff";
+  }
+
+  // What the colours mean: this case's boxes (its kind's colour, thick), the other detections burnt into the
+  // annotated frame (thin, coloured by class: not part of the case, e.g. properly parked bikes), the zone.
+  function renderLegend(c) {
+    var list = $("legend"), kind = c.corrected_kind || c.kind, z = zoneOf(c);
+    list.innerHTML = "";
+    function item(cls, color, text, key) {
+      var li = document.createElement("li"), sw = document.createElement("span");
+      sw.className = "box " + cls;
+      if (color) sw.style.borderColor = color;
+      li.dataset.legend = key;
+      li.appendChild(sw);
+      li.appendChild(document.createTextNode(text));
+      list.appendChild(li);
+    }
+    item("", kindColor(kind), t("legendCase", { kind: kindText(kind) }), "case");
+    if (!state.clean) item("thin", null, t("legendOther"), "other");
+    if (z) {
+      item("zone", I.zoneKindColor(z.kind),
+           t("legendZone", { zone: z.name || z.id, kind: I.zoneKindLabel(state.lang, z.kind) }), "zone");
+    }
   }
 
   // --- actions -----------------------------------------------------------------------------------------
@@ -490,7 +647,10 @@
       return;
     }
     if (event.key === "Escape") { toggleHelp(false); closeReject(); return; }
-    if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || (target && target.isContentEditable)) return;
+    // Typing fields keep their keys; a checkbox (the clean-frame toggle) does not swallow the shortcuts.
+    var typing = tag === "INPUT" ? ["checkbox", "radio", "button"].indexOf(target.type) < 0 : tag === "TEXTAREA" ||
+                 tag === "SELECT" || (target && target.isContentEditable);
+    if (typing) return;
     switch (event.key) {
       case "c": event.preventDefault(); confirmCase(); break;
       case "r": event.preventDefault(); openReject(); break;
@@ -512,7 +672,15 @@
       start();
     });
     $("sign-out").addEventListener("click", function () { signOut(); });
-    $("nav-review").addEventListener("click", function () { showView("review"); });
+    $("nav-review").addEventListener("click", function () {
+      showView("review");
+      loadQueue(state.current && state.current.id);  // decisions undone in the history are pending again
+    });
+    $("nav-history").addEventListener("click", function () { showView("history"); });
+    $("show-clean").addEventListener("change", function () {
+      state.clean = $("show-clean").checked;
+      if (state.current) { loadImages(state.current); renderLegend(state.current); }
+    });
     $("nav-zones").addEventListener("click", function () { showView("zones"); });
     $("nav-flights").addEventListener("click", function () { showView("flights"); });
     $("lang-toggle").addEventListener("click", function () {
@@ -532,11 +700,30 @@
     $("reject-cancel").addEventListener("click", closeReject);
     document.addEventListener("keydown", onKey);
     window.addEventListener("resize", drawBoxes);
-    window.addEventListener("hashchange", function () {  // `#case=42` typed or linked while the page is open
-      if (!/^#case=\d+$/.test(location.hash) || !state.key || state.role === "pilot") return;
-      state.openCase = caseFromAddress();
-      showView("review");
-      loadQueue();
+    if (window.ResizeObserver) {  // the column settles after the first layout (fonts, the queue's width)
+      var lastWidth = -1;  // its width only: the height follows the frame drawBoxes sizes (no feedback loop)
+      new ResizeObserver(function () {
+        var width = $("case-body").clientWidth;
+        if (width === lastWidth || $("review").hidden) return;
+        lastWidth = width;
+        drawBoxes();
+      }).observe($("case-body"));
+    }
+    // An address typed or linked while the page is open: `#case=42` opens that case; `#zones`, `#history`,
+    // `#flights` or `#review` switch the view (before, only `#case=` was heard and `/#zones` did nothing).
+    window.addEventListener("hashchange", function () {
+      if (!state.key || !state.role) return;
+      if (/^#case=\d+$/.test(location.hash)) {
+        if (state.role === "pilot") return;
+        state.openCase = caseFromAddress();
+        showView("review");
+        loadQueue();
+        return;
+      }
+      var wanted = viewOfHash(location.hash);
+      if (wanted === state.view) return;
+      showView(wanted);
+      if (wanted === "review" && state.role !== "pilot") loadQueue(state.current && state.current.id);
     });
     applyLanguage();
     if (state.key) start(); else showLogin();
@@ -545,7 +732,8 @@
   // What the zone editor (zones.js) and the flights view (flights.js) share with this page: the API with the key,
   // strings, errors, the key's role, times.
   window.SW_APP = {
-    api: api, t: t, describe: describe, ApiError: ApiError,
+    api: api, t: t, describe: describe, ApiError: ApiError, kindText: kindText, originName: originName,
+    showView: showView, placeLabels: placeLabels,
     lang: function () { return state.lang; },
     key: function () { return state.key; },
     role: function () { return state.role; },

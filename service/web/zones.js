@@ -126,9 +126,17 @@
 
   // --- geometry ----------------------------------------------------------------------------------------
 
+  function framed() {
+    var img = $("zc-img");
+    return !img.hidden && img.naturalWidth > 0;
+  }
+
+  // The drawing layer's size: the frame as laid out now. Call only after the stage's own size is settled (see
+  // render): measured while the stage still had the blank canvas's fixed 640x360, an 800x450 frame measured
+  // 640x360 and every zone was drawn 20 % too small, anchored top-left, until the next render.
   function size() {
     var img = $("zc-img");
-    if (!img.hidden && img.naturalWidth) return { w: img.clientWidth, h: img.clientHeight };
+    if (framed() && img.clientWidth > 0) return { w: img.clientWidth, h: img.clientHeight };
     return BLANK;
   }
 
@@ -164,15 +172,17 @@
   // --- drawing -----------------------------------------------------------------------------------------
 
   function render() {
-    var canvas = $("zc-canvas"), s = size();
+    var canvas = $("zc-canvas"), stage = $("zc-stage");
+    // The stage first (the frame's own size, or the blank canvas's), then the layer measured from the frame.
+    if (framed()) {
+      stage.style.width = ""; stage.style.height = "";
+    } else {
+      stage.style.width = BLANK.w + "px"; stage.style.height = BLANK.h + "px";
+    }
+    var s = size();
     canvas.width = s.w; canvas.height = s.h;
     canvas.style.width = s.w + "px"; canvas.style.height = s.h + "px";
-    var stage = $("zc-stage");
-    if ($("zc-img").hidden || !$("zc-img").naturalWidth) {
-      stage.style.width = s.w + "px"; stage.style.height = s.h + "px";
-    } else {
-      stage.style.width = ""; stage.style.height = "";
-    }
+    canvas.dataset.size = s.w + "x" + s.h;
     var ctx = canvas.getContext("2d");
     ctx.clearRect(0, 0, s.w, s.h);
     ctx.font = "12px sans-serif";
@@ -481,6 +491,15 @@
     canvas.addEventListener("dblclick", onDoubleClick);
     document.addEventListener("keydown", onKey);
     window.addEventListener("resize", function () { if (!$("zones-view").hidden) render(); });
+    // Whenever the frame's laid-out size changes (loaded, the view shown after loading while hidden, the column
+    // resized, fonts or the side panel settling), the drawing layer follows it.
+    if (window.ResizeObserver) {
+      new ResizeObserver(function () {
+        var img = $("zc-img"), canvas = $("zc-canvas");
+        if ($("zones-view").hidden || !framed()) return;
+        if (canvas.width !== img.clientWidth || canvas.height !== img.clientHeight) render();
+      }).observe($("zc-img"));
+    }
     relabel();
   }
 

@@ -46,6 +46,9 @@ def settings(tmp_path):
     return Settings(
         database_path=tmp_path / "cases.db", evidence_dir=tmp_path / "evidence", adapters=("open311",),
         max_push_bytes=MAX_PUSH_BYTES, run_cameras=False, run_flights=False, outbox={"deliver": False},
+        # The auth matrix makes hundreds of anonymous requests from one address; the failed-auth limit has its
+        # own tests (tests/service/test_hostile_input.py).
+        auth_limit={"burst": 10000},
         api_keys=[
             {"name": "root", "role": "admin", "key": KEYS["admin"]},
             {"name": "alice", "role": "reviewer", "key_sha256": hash_api_key(KEYS["alice"])},
@@ -137,6 +140,15 @@ def test_settings_keep_only_hashes_and_forbid_unknown_keys(settings, tmp_path):
     ("get", "/api/v1/outbox", None, PILOT, 403),
     ("put", "/api/v1/cameras/cam-1/zones", {"zones": []}, PILOT, 403),
     ("post", "/api/v1/cameras/cam-1/frames", None, PILOT, 403),
+    # history and undo of one's own decision: reviewers and admins (their undo answers: tests/service/test_undo.py)
+    ("get", "/api/v1/cases/history", None, {}, 401),
+    ("get", "/api/v1/cases/history", None, CAM1, 403),
+    ("get", "/api/v1/cases/history", None, PILOT, 403),
+    ("get", "/api/v1/cases/history", None, ALICE, 200),
+    ("get", "/api/v1/cases/history", None, ADMIN, 200),
+    ("post", "/api/v1/cases/{case}/undo", None, {}, 401),
+    ("post", "/api/v1/cases/{case}/undo", None, CAM1, 403),
+    ("post", "/api/v1/cases/{case}/undo", None, PILOT, 403),
 ])
 def test_auth_table(client, case_id, method, path, body, headers, expected):
     response = client.request(method, path.format(case=case_id), json=body, headers=headers)
@@ -211,8 +223,13 @@ def test_no_anonymous_write_and_no_camera_key_beyond_its_frames(client, case_id)
         url = path.replace("{camera_id}", "cam-1").replace("{case_id}", str(case_id)).replace(
             "{outbox_id}", "1").replace("{evidence_id}", "1")
         anonymous = client.request(method, url, json={})
-        if path in ("/health", "/metrics"):
+        if path in ("/health", "/ready", "/metrics"):
             assert anonymous.status_code == 200, (method, path)
+            continue
+        if path == "/evidence/{case_id}/{file}":  # no key: the link's signature is the permission
+            url = url.replace("{file}", "v1.jpg")
+            assert client.request(method, url).status_code == 422, (method, path)  # no signature
+            assert client.request(method, url, params={"exp": 2 ** 40, "sig": "0" * 64}).status_code == 403
             continue
         assert anonymous.status_code == 401, (method, path, anonymous.text)
         if path != "/api/v1/cameras/{camera_id}/frames":
@@ -334,7 +351,7 @@ def test_class_change_and_merge(client, services, case_id):
 
 
 def test_evidence_download_stays_under_the_evidence_dir(client, services, settings, tmp_path):
-    settings.evidence_dir.mkdir(parents=True)
+    settings.evidence_dir.mkdir(parents=True, exist_ok=True)  # create_app made it (owner-only)
     inside = settings.evidence_dir / "v1.annotated.jpg"
     inside.write_bytes(jpeg())
     outside = tmp_path / "secret.jpg"
@@ -510,7 +527,9 @@ def test_kinds_come_from_the_catalogue_with_the_citys_codes(client):
 def test_openapi_lists_every_route_with_schemas(client):
     spec = client.get("/openapi.json").json()
     operations = [(path, method, op) for path, ops in spec["paths"].items() for method, op in ops.items()]
-    assert len(operations) == 30  # 20 before GET /api/v1/kinds; 8 flight routes and GET /api/v1/me since
+    # 20 before GET /api/v1/kinds; 8 flight routes and GET /api/v1/me since; GET /api/v1/cases/history and POST
+    # .../undo (issue 18); 3 more of issue 18's other parts
+    assert len(operations) == 35
     for path, method, op in operations:
         assert op.get("summary"), (path, method)
         ok = next(code for code in op["responses"] if code.startswith("2"))

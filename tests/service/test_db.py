@@ -15,7 +15,7 @@ from service.db import (Camera, DatabaseSettings, Evidence, create_schema, make_
 from service.db.models import Base
 
 TABLES = {"cameras", "cases", "case_violations", "evidence", "audit", "flights", "outbox"}
-HEAD = "0004"
+HEAD = "0005"
 
 
 def alembic_run(engine, action: str, revision: str) -> None:

@@ -70,7 +70,7 @@ def test_demo_serves_the_review_page_and_exits_after_the_first_case(tmp_path):
         assert key, f"no reviewer key printed\n{output()}"
         page_url = _value_after(lines, "review page:")
         assert page_url == f"http://127.0.0.1:{port}/", output()
-        assert _value_after(lines, "signed in:") == f"{page_url}?key={key}", output()  # the page signs in with it
+        assert _value_after(lines, "signed in:") == f"{page_url}#key={key}", output()  # the page signs in with it
 
         # 2. While it runs: the page, and the API with the printed key (and not without it).
         page = httpx.get(page_url, timeout=10)

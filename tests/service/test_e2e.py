@@ -102,12 +102,13 @@ def test_rtsp_camera_to_open311_through_outage_and_kill9(tmp_path, stall_clip, r
     }
     settings = {
         "database_path": str(tmp_path / "cases.sqlite3"), "evidence_dir": str(tmp_path / "evidence"),
-        "config_path": str(tmp_path / "config.yaml"), "evidence_base_url": f"http://127.0.0.1:{api_port}/api/v1",
+        "config_path": str(tmp_path / "config.yaml"), "public_base_url": f"http://127.0.0.1:{api_port}",
+        "review": {"undo_window_s": 0},  # delivered at once: the undo window would hold it for 10 minutes
         "api_keys": [{"name": "reviewer-wang", "role": "reviewer", "key": REVIEWER_KEY},
                      {"name": "root", "role": "admin", "key": ADMIN_KEY}],
         "outbox": {"open311": {"endpoint": f"http://127.0.0.1:{city_port}", "api_key": CITY_API_KEY,
                                "service_codes": {"0504": "street-vending"}, "timeout_s": 2},
-                   "base_backoff_s": 1, "max_backoff_s": 3, "lease_s": 5, "poll_s": 0.5},
+                   "base_backoff_s": 1, "max_backoff_s": 3, "lease_s": 5, "reconcile_after_s": 3, "poll_s": 0.5},
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
     (tmp_path / "settings.yaml").write_text(yaml.safe_dump(settings, allow_unicode=True))
@@ -175,14 +176,17 @@ def test_rtsp_camera_to_open311_through_outage_and_kill9(tmp_path, stall_clip, r
         city.start()
         wait_for("the case to be posted", lambda: get(f"/api/v1/cases/{case['id']}")["status"] == "posted", 60,
                  service, city)
-        received = json.loads(record.read_text())
+        received = json.loads(record.read_text())["records"]
         assert list(received) == [f"streetwatch-{case['id']}-open311"]
         (entry,) = received.values()
         assert (entry["created"], entry["received"]) == (1, 1)  # posted once: no resend reached the city either
         fields = entry["fields"]
         assert fields["service_code"] == "street-vending" and fields["api_key"] == CITY_API_KEY
         assert (float(fields["lat"]), float(fields["long"])) == pytest.approx((31.2304, 121.4737))
-        assert fields["media_url"].startswith(f"http://127.0.0.1:{api_port}/api/v1/cases/{case['id']}/evidence/")
+        # a signed link the city opens without a key
+        assert fields["media_url"].startswith(f"http://127.0.0.1:{api_port}/evidence/{case['id']}/")
+        opened = httpx.get(fields["media_url"], timeout=10)
+        assert opened.status_code == 200 and opened.content[:2] == b"\xff\xd8"
 
         # 5. The restarted pipeline sees the stall again and folds it into the same (posted) case.
         def reattached() -> bool:
@@ -194,7 +198,7 @@ def test_rtsp_camera_to_open311_through_outage_and_kill9(tmp_path, stall_clip, r
         final = get(f"/api/v1/cases/{case['id']}")
         assert final["status"] == "posted" and final["last_seen"] > case["last_seen"]
         time.sleep(3)  # anything wrongly queued again would be sent within the back-off
-        final_entry = json.loads(record.read_text())[f"streetwatch-{case['id']}-open311"]
+        final_entry = json.loads(record.read_text())["records"][f"streetwatch-{case['id']}-open311"]
         assert (final_entry["created"], final_entry["received"]) == (1, 1)
     finally:
         api.close()

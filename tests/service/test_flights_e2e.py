@@ -50,6 +50,9 @@ def write_settings(tmp_path: Path, config: Path, city_port: int | None = None) -
         "config_path": str(config),
         "run_cameras": False,
         "outbox": outbox,
+        # evidence links the city opens are absolute (serve refuses an Open311 outbox without one)
+        "public_base_url": "http://streetwatch.test",
+        "review": {"undo_window_s": 0},  # delivered at once: the undo window would hold it for 10 minutes
         "flights": {"intra_op_threads": 1, "progress_interval_s": 0.2, "poll_s": 0.2},
         "api_keys": [{"name": "root", "role": "admin", "key": ADMIN_KEY},
                      {"name": "pilot-li", "role": "pilot", "key": PILOT_KEY}],
@@ -175,7 +178,7 @@ def test_a_flight_killed_mid_job_restarts_and_makes_each_case_once(tmp_path, tmp
         assert confirmed.status_code == 200, confirmed.text
         key = f"streetwatch-{case['id']}-open311"
         posted = wait_for("the city to receive the flight case", lambda: (
-            record.is_file() and json.loads(record.read_text()).get(key)), 60, log)
+            record.is_file() and json.loads(record.read_text())["records"].get(key)), 60, log)
         fields = posted["fields"]
         assert float(fields["lat"][0] if isinstance(fields["lat"], list) else fields["lat"]) == pytest.approx(
             case["lat_deg"], abs=1e-6)

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -108,7 +108,8 @@ def test_webhook_failures(answer, error):
 def test_open311_form():
     form = build_open311_form(MESSAGE, Open311Settings(endpoint="http://x", api_key="k",
                                                        service_codes={"0504": "STALL"}))
-    assert form == {"api_key": "k", "service_code": "STALL", "description": "Stall at 88 Nanjing Rd",
+    assert form == {"api_key": "k", "service_code": "STALL",
+                    "description": "Stall at 88 Nanjing Rd [streetwatch_id: streetwatch-5-webhook]",
                     "lat": "31.2304000", "long": "121.4737000", "address_string": "88 Nanjing Rd",
                     "media_url": "https://sw.example/cases/5/evidence/1",
                     "attribute[streetwatch_id]": "streetwatch-5-webhook"}
@@ -332,9 +333,9 @@ def free_port() -> int:
 class GeoReportServer:
     """tests/georeport_server.py as a subprocess."""
 
-    def __init__(self, tmp_path: Path, port: int, fail_first: int = 0):
-        self.port, self.fail_first = port, fail_first
-        self.record = tmp_path / "georeport.json"
+    def __init__(self, tmp_path: Path, port: int, fail_first: int = 0, *extra: str):
+        self.port, self.fail_first, self.extra = port, fail_first, extra
+        self.record = tmp_path / f"georeport-{port}.json"
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -344,7 +345,7 @@ class GeoReportServer:
     def start(self) -> "GeoReportServer":
         self.proc = subprocess.Popen(
             [sys.executable, str(REPO_ROOT / "tests" / "georeport_server.py"), "--port", str(self.port),
-             "--api-key", API_KEY, "--record", str(self.record), "--fail-first", str(self.fail_first)],
+             "--api-key", API_KEY, "--record", str(self.record), "--fail-first", str(self.fail_first), *self.extra],
             stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         assert line.startswith("listening"), line
@@ -358,6 +359,17 @@ class GeoReportServer:
             self.proc = None
 
     def records(self) -> dict[str, dict]:
+        """Streetwatch id -> what arrived for it (received posts, created service requests, their ids)."""
+        return self._data().get("records", {})
+
+    def requests(self) -> list[dict]:
+        """Every service request the receiver made, in order."""
+        return self._data().get("requests", [])
+
+    def gets(self) -> int:
+        return self._data().get("gets", 0)
+
+    def _data(self) -> dict:
         return json.loads(self.record.read_text(encoding="utf-8")) if self.record.is_file() else {}
 
 
@@ -365,8 +377,8 @@ class GeoReportServer:
 def georeport(tmp_path):
     servers: list[GeoReportServer] = []
 
-    def make(fail_first: int = 0, start: bool = True) -> GeoReportServer:
-        server = GeoReportServer(tmp_path, free_port(), fail_first)
+    def make(fail_first: int = 0, start: bool = True, extra: tuple[str, ...] = ()) -> GeoReportServer:
+        server = GeoReportServer(tmp_path, free_port(), fail_first, *extra)
         servers.append(server)
         return server.start() if start else server
 
@@ -379,8 +391,8 @@ def georeport(tmp_path):
 def open311():
     adapters: list[Open311Adapter] = []
 
-    def make(server: GeoReportServer, api_key: str = API_KEY) -> Open311Adapter:
-        adapters.append(Open311Adapter(Open311Settings(endpoint=server.endpoint, api_key=api_key, timeout_s=5,
+    def make(server: GeoReportServer, api_key: str = API_KEY, timeout_s: float = 5) -> Open311Adapter:
+        adapters.append(Open311Adapter(Open311Settings(endpoint=server.endpoint, api_key=api_key, timeout_s=timeout_s,
                                                        service_codes={"0504": "street-vending"})))
         return adapters[-1]
 
@@ -460,23 +472,27 @@ class CrashAfterSend:
         raise Crash()
 
 
-def test_crash_after_send_resends_once_and_receiver_dedupes(session_factory, georeport, open311):  # noqa: F811
-    clock = FakeClock()
+def test_crash_after_send_is_reconciled_not_posted_again(session_factory, georeport, open311):  # noqa: F811
+    # The receiver does not deduplicate: a blind resend after the crash would create the case twice.
+    clock = FakeClock(datetime.now(timezone.utc))  # the receiver stamps requests with the real time
     server = georeport()
     [case_id] = confirmed_cases(session_factory, clock, 1)
     with pytest.raises(Crash):
         OutboxWorker(session_factory, [CrashAfterSend(open311(server))], clock=clock, lease_s=300).run_once()
     [row] = outbox_rows(session_factory)
-    assert row.status == "sending"
+    assert (row.status, row.attempt_ref) == ("sending", f"streetwatch-{case_id}-open311")
+    assert row.attempt_started_at == clock.now  # committed before the request left
     fresh = OutboxWorker(session_factory, [open311(server)], clock=clock, lease_s=300)
     assert fresh.run_once() == 0  # the lease still holds
     clock.advance(301)
     assert fresh.run_once() == 1
     [row] = outbox_rows(session_factory)
     record = server.records()[f"streetwatch-{case_id}-open311"]
-    assert (record["received"], record["created"]) == (2, 1)
+    assert (record["received"], record["created"], server.gets()) == (1, 1, 1)
     assert (row.status, row.attempts, row.remote_id) == ("sent", 2, record["service_request_id"])
+    assert (row.attempt_started_at, row.attempt_ref) == (None, None)
     assert CaseStore(session_factory, clock=clock).get(case_id).status == "posted"
+    assert fresh.outcomes[("open311", "reconciled_sent")] == 1
 
 
 # --- against a real webhook receiver process ---------------------------------------------------------------
@@ -485,7 +501,7 @@ WEBHOOK_SECRET = "webhook-secret-0123456789"
 
 
 class WebhookReceiver:
-    """tests/webhook_server.py as a subprocess: checks the HMAC signature, dedupes by Idempotency-Key."""
+    """tests/webhook_server.py as a subprocess: checks the HMAC signatures, dedupes by webhook-id."""
 
     def __init__(self, tmp_path: Path, fail_first: int = 0):
         self.port, self.fail_first = free_port(), fail_first

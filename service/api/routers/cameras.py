@@ -37,6 +37,9 @@ _WRITE_ERRORS = {**_ERRORS, 422: {"model": ErrorPublic},
                                                             "was changed."}}
 # Camera fields a PATCH may set to null: the camera then falls back to the defaults.
 _NULLABLE = ("position", "model", "rules", "tracker")
+# Sources an admin may set through the API unless settings.allow_file_cameras: network streams and push. A local
+# file or folder as a camera would let an API key read host files through the snapshot endpoint.
+_STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https")
 # PushRejected.reason -> HTTP status; every other reason (corrupt, truncated, empty, black, ...) is 422.
 _PUSH_STATUS = {"oversized": 413, "not_jpeg": 415, "out_of_order": 409, "stopped": 503}
 
@@ -78,6 +81,17 @@ def _index(config: AppConfig, camera_id: str) -> int:
         raise HTTPException(status.HTTP_404_NOT_FOUND,
                             detail=f"camera_id: no camera {camera_id!r} in the configuration")
     return index
+
+
+def _check_source(services: Services, source: str | None) -> None:
+    """422 naming ``source`` for a local file or folder source, unless the settings allow them."""
+    if source is None or source == "push" or services.settings.allow_file_cameras:
+        return
+    scheme = source.partition("://")[0].lower() if "://" in source else ""
+    if scheme not in _STREAM_SCHEMES:
+        raise problem(422, "source", "must be 'push' or a stream URL (rtsp://, rtsps://, rtmp://, http(s)://); local "
+                                     "files and folders need settings.allow_file_cameras", "source_not_allowed",
+                      ["body", "source"])
 
 
 def _validated(raw: dict[str, Any], index: int) -> AppConfig:
@@ -150,6 +164,7 @@ def get_camera(camera_id: str, services: ServicesDep, _: ReviewerDep) -> CameraP
 @router.post("", response_model=CameraSaved, status_code=status.HTTP_201_CREATED, summary="Add a camera",
              responses={**_WRITE_ERRORS, 409: {"model": ErrorPublic}})
 def create_camera(body: CameraCreate, services: ServicesDep, who: AdminDep) -> CameraSaved:
+    _check_source(services, body.source)
     with services.config_lock:
         raw = config_document(services.config)
         if any(c.id == body.id for c in services.config.cameras):
@@ -163,6 +178,7 @@ def create_camera(body: CameraCreate, services: ServicesDep, who: AdminDep) -> C
 @router.patch("/{camera_id}", response_model=CameraSaved, summary="Change a camera's settings",
               responses=_WRITE_ERRORS)
 def update_camera(camera_id: str, body: CameraUpdate, services: ServicesDep, who: AdminDep) -> CameraSaved:
+    _check_source(services, body.source)
     with services.config_lock:
         index = _index(services.config, camera_id)
         raw = config_document(services.config)
@@ -299,7 +315,7 @@ async def push_frame(
     except PushRejected as exc:
         code = _PUSH_STATUS.get(exc.reason, 422)
         counters.rejected(camera_id, exc.reason)
-        field = "ts" if exc.reason in ("out_of_order", "bad_ts") else "body"
+        field = "ts" if exc.reason in ("out_of_order", "bad_ts", "future_ts") else "body"
         raise problem(code, field, str(exc), exc.reason, ["query" if field == "ts" else "body", field]) from None
     counters.accepted(camera_id)
     if frame is not None:  # snapshots work whether or not a pipeline worker consumes the push buffer

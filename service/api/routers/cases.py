@@ -1,8 +1,8 @@
-"""``/cases``: list, detail, reviewer actions (confirm, reject, class, merge), audit trail, evidence files."""
+"""``/cases``: list, detail, reviewer actions (confirm, reject, class, merge, undo), history, audit trail,
+evidence files."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
@@ -13,14 +13,17 @@ from starlette.concurrency import run_in_threadpool
 from service.api.deps import ReviewerDep, ServicesDep
 from service.api.errors import case_error_to_http, problem
 from service.api.schemas import (AuditsPublic, CaseClassChange, CaseMerge, CasePublic, CaseReject, CasesPublic,
-                                 ErrorPublic)
+                                 DbId, DecisionPublic, ErrorPublic, HistoryEntryPublic, HistoryPublic, UndoPublic)
 from service.cases import CaseError, CaseFilter, CaseNotFoundError
 from service.db.models import CASE_STATUSES
+from service.evidence_links import served_evidence_path
 from service.settings import flights_dir
+from service.undo import DECIDED_STATUSES
 
 router = APIRouter(prefix="/cases", tags=["cases"])
 
 CaseStatus = Literal[CASE_STATUSES]  # type: ignore[valid-type]
+DecidedStatus = Literal[DECIDED_STATUSES]  # type: ignore[valid-type]
 _ERRORS = {401: {"model": ErrorPublic}, 403: {"model": ErrorPublic}, 404: {"model": ErrorPublic}}
 _ACTION_ERRORS = {**_ERRORS, 409: {"model": ErrorPublic}, 422: {"model": ErrorPublic}}
 
@@ -37,7 +40,7 @@ def list_cases(
     seen_to: Annotated[AwareDatetime | None, Query(alias="to", description="Observed before (ISO 8601 with "
                                                                             "zone).")] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
-    cursor: Annotated[int | None, Query(ge=1, description="`next_cursor` of the previous page.")] = None,
+    cursor: Annotated[DbId | None, Query(description="`next_cursor` of the previous page.")] = None,
 ) -> CasesPublic:
     if seen_from is not None and seen_to is not None and seen_to <= seen_from:
         raise HTTPException(422,
@@ -48,8 +51,35 @@ def list_cases(
     return CasesPublic(data=page.items, count=len(page.items), next_cursor=page.next_cursor)
 
 
+# Before /{case_id}: "history" is not an id.
+@router.get("/history", response_model=HistoryPublic, summary="Decided cases, the latest decision first, with undo",
+            responses=_ERRORS)
+def case_history(
+    services: ServicesDep, reviewer: ReviewerDep,
+    status_: Annotated[list[DecidedStatus] | None, Query(alias="status", description="Only cases in these statuses "
+                                                         "(repeat the parameter); default: every decided status.")
+                       ] = None,
+    mine: Annotated[bool, Query(description="Only cases whose latest decision is the caller's.")] = False,
+    limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
+    cursor: Annotated[DbId | None, Query(description="`next_cursor` of the previous page.")] = None,
+) -> HistoryPublic:
+    try:
+        page = services.cases.history(reviewer.name, tuple(dict.fromkeys(status_ or DECIDED_STATUSES)), mine=mine,
+                                      limit=limit, cursor=cursor)
+    except CaseError as exc:
+        raise case_error_to_http(exc, "status") from None
+    data = [HistoryEntryPublic(case=e.case, decision=DecisionPublic(audit_id=e.decision.audit_id,
+                                                                    action=e.decision.action,
+                                                                    actor=e.decision.actor, at=e.decision.at),
+                               undo=UndoPublic(allowed=e.undo.allowed, code=e.undo.code, reason=e.undo.reason,
+                                               until=e.undo.until))
+            for e in page.items]
+    return HistoryPublic(data=data, count=len(data), next_cursor=page.next_cursor,
+                         undo_window_s=services.cases.settings.undo_window_s)
+
+
 @router.get("/{case_id}", response_model=CasePublic, summary="One case with its evidence", responses=_ERRORS)
-def get_case(case_id: int, services: ServicesDep, _: ReviewerDep) -> CasePublic:
+def get_case(case_id: DbId, services: ServicesDep, _: ReviewerDep) -> CasePublic:
     try:
         return services.cases.get(case_id)
     except CaseError as exc:
@@ -58,7 +88,7 @@ def get_case(case_id: int, services: ServicesDep, _: ReviewerDep) -> CasePublic:
 
 @router.post("/{case_id}/confirm", response_model=CasePublic, summary="Confirm a pending case (queues delivery)",
              responses=_ACTION_ERRORS)
-def confirm_case(case_id: int, services: ServicesDep, reviewer: ReviewerDep) -> CasePublic:
+def confirm_case(case_id: DbId, services: ServicesDep, reviewer: ReviewerDep) -> CasePublic:
     try:
         return services.cases.confirm(case_id, reviewer.name)
     except CaseError as exc:
@@ -67,7 +97,7 @@ def confirm_case(case_id: int, services: ServicesDep, reviewer: ReviewerDep) -> 
 
 @router.post("/{case_id}/reject", response_model=CasePublic, summary="Reject a pending case with a reason",
              responses=_ACTION_ERRORS)
-def reject_case(case_id: int, body: CaseReject, services: ServicesDep, reviewer: ReviewerDep) -> CasePublic:
+def reject_case(case_id: DbId, body: CaseReject, services: ServicesDep, reviewer: ReviewerDep) -> CasePublic:
     try:
         return services.cases.reject(case_id, reviewer.name, body.reason)
     except CaseError as exc:
@@ -76,7 +106,7 @@ def reject_case(case_id: int, body: CaseReject, services: ServicesDep, reviewer:
 
 @router.post("/{case_id}/class", response_model=CasePublic, summary="Correct the violation kind of a pending case",
              responses=_ACTION_ERRORS)
-def change_case_class(case_id: int, body: CaseClassChange, services: ServicesDep, reviewer: ReviewerDep) -> CasePublic:
+def change_case_class(case_id: DbId, body: CaseClassChange, services: ServicesDep, reviewer: ReviewerDep) -> CasePublic:
     try:
         return services.cases.change_class(case_id, reviewer.name, body.kind)
     except CaseError as exc:
@@ -85,7 +115,7 @@ def change_case_class(case_id: int, body: CaseClassChange, services: ServicesDep
 
 @router.post("/{case_id}/merge", response_model=CasePublic, summary="Merge pending cases into this one",
              responses=_ACTION_ERRORS)
-def merge_cases(case_id: int, body: CaseMerge, services: ServicesDep, reviewer: ReviewerDep) -> CasePublic:
+def merge_cases(case_id: DbId, body: CaseMerge, services: ServicesDep, reviewer: ReviewerDep) -> CasePublic:
     try:
         return services.cases.merge(body.case_ids, into=case_id, actor=reviewer.name)
     except CaseNotFoundError as exc:
@@ -97,9 +127,21 @@ def merge_cases(case_id: int, body: CaseMerge, services: ServicesDep, reviewer: 
         raise case_error_to_http(exc, "case_ids") from None
 
 
+@router.post("/{case_id}/undo", response_model=CasePublic,
+             summary="Undo one's own confirmation or rejection (back to pending) within the undo window",
+             responses=_ACTION_ERRORS)
+def undo_decision(case_id: DbId, services: ServicesDep, reviewer: ReviewerDep) -> CasePublic:
+    """409 naming the reason when the case is pending, merged or posted, the decision is another reviewer's, the
+    window (`review.undo_window_s`) has passed, or a delivery of the confirmation has started."""
+    try:
+        return services.cases.undo(case_id, reviewer.name)
+    except CaseError as exc:
+        raise case_error_to_http(exc) from None
+
+
 @router.get("/{case_id}/audit", response_model=AuditsPublic, summary="The audit trail of a case, oldest first",
             responses=_ERRORS)
-def case_audit(case_id: int, services: ServicesDep, _: ReviewerDep) -> AuditsPublic:
+def case_audit(case_id: DbId, services: ServicesDep, _: ReviewerDep) -> AuditsPublic:
     try:
         rows = services.cases.audit_trail(case_id)
     except CaseError as exc:
@@ -110,7 +152,7 @@ def case_audit(case_id: int, services: ServicesDep, _: ReviewerDep) -> AuditsPub
 @router.get("/{case_id}/evidence/{evidence_id}", response_class=FileResponse, response_model=None,
             summary="Download one evidence image of a case",
             responses={200: {"content": {"image/jpeg": {}}, "description": "The image file."}, **_ERRORS})
-async def case_evidence(case_id: int, evidence_id: int, services: ServicesDep, _: ReviewerDep) -> FileResponse:
+async def case_evidence(case_id: DbId, evidence_id: DbId, services: ServicesDep, _: ReviewerDep) -> FileResponse:
     try:
         case = await run_in_threadpool(services.cases.get, case_id)
     except CaseError as exc:
@@ -119,19 +161,10 @@ async def case_evidence(case_id: int, evidence_id: int, services: ServicesDep, _
     if evidence is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND,
                             detail=f"evidence_id: case {case_id} has no evidence {evidence_id}")
-    root = Path(services.settings.evidence_dir).resolve()
-    stored = Path(evidence.path)
-    path = (stored if stored.is_absolute() else root / stored).resolve()
-    if not stored.is_absolute() and not path.is_file() and (Path.cwd() / stored).resolve().is_file():
-        # Rows written before evidence paths were made absolute are relative to the service's working
-        # directory (e.g. "var/evidence/cam/day/x.jpg" with evidence_dir "var/evidence").
-        path = (Path.cwd() / stored).resolve()
-    # A drone flight's evidence stays in the flight's output folder (its report shows the same images).
-    if not path.is_relative_to(root) and not path.is_relative_to(flights_dir(services.settings)):
-        # Never serve a file outside the evidence folder, whatever the database says.
+    path = served_evidence_path(evidence.path, services.settings.evidence_dir, (flights_dir(services.settings),))
+    if path is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND,
-                            detail=f"evidence {evidence_id} of case {case_id} is not under the evidence folder")
-    if not path.is_file():
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"evidence {evidence_id} of case {case_id}: file missing")
+                            detail=f"evidence {evidence_id} of case {case_id}: file missing or not under the "
+                                   "evidence folder")
     media_type = "image/png" if path.suffix.lower() == ".png" else "image/jpeg"
     return FileResponse(path, media_type=media_type, filename=path.name)

@@ -1,4 +1,5 @@
-"""``/outbox`` (admin): the deliveries to case systems, dead ones with their error, and manual retry."""
+"""``/outbox`` (admin): the deliveries to case systems, dead and needs_check ones with their error, manual retry
+and resolve."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy import select
 
 from service.api.deps import AdminDep, ServicesDep
-from service.api.schemas import ErrorPublic, OutboxesPublic, OutboxPublic, OutboxRetried
+from service.api.schemas import DbId, ErrorPublic, OutboxesPublic, OutboxPublic, OutboxResolve, OutboxRetried
 from service.db.models import OUTBOX_STATUSES, OutboxMessage
 from service.outbox import OutboxError
 
@@ -24,10 +25,10 @@ def list_outbox(
     services: ServicesDep, _: AdminDep,
     status_: Annotated[OutboxStatus | None, Query(alias="status", description="Only rows in this status "
                                                                              "(dead: gave up).")] = None,
-    case_id: Annotated[int | None, Query(ge=1, description="Only the deliveries of this case.")] = None,
+    case_id: Annotated[DbId | None, Query(description="Only the deliveries of this case.")] = None,
     adapter: Annotated[str | None, Query(max_length=64, description="Only this case system.")] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
-    cursor: Annotated[int | None, Query(ge=1, description="`next_cursor` of the previous page.")] = None,
+    cursor: Annotated[DbId | None, Query(description="`next_cursor` of the previous page.")] = None,
 ) -> OutboxesPublic:
     query = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit + 1)
     if status_ is not None:
@@ -46,7 +47,7 @@ def list_outbox(
 
 @router.post("/{outbox_id}/retry", response_model=OutboxRetried, summary="Queue a dead delivery again",
              responses={**_ERRORS, 404: {"model": ErrorPublic}, 409: {"model": ErrorPublic}})
-def retry_outbox(outbox_id: int, services: ServicesDep, admin: AdminDep) -> OutboxRetried:
+def retry_outbox(outbox_id: DbId, services: ServicesDep, admin: AdminDep) -> OutboxRetried:
     with services.session_factory() as session:
         if session.get(OutboxMessage, outbox_id) is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"outbox_id: no outbox row {outbox_id}")
@@ -55,3 +56,19 @@ def retry_outbox(outbox_id: int, services: ServicesDep, admin: AdminDep) -> Outb
     except OutboxError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=f"outbox_id: {exc}") from None
     return OutboxRetried(id=outbox_id, status="pending")
+
+
+@router.post("/{outbox_id}/resolve", response_model=OutboxRetried,
+             summary="Settle a needs_check delivery by hand (sent with the receiver's id, or repost)",
+             responses={**_ERRORS, 404: {"model": ErrorPublic}, 409: {"model": ErrorPublic},
+                        422: {"model": ErrorPublic}})
+def resolve_outbox(outbox_id: DbId, body: OutboxResolve, services: ServicesDep, admin: AdminDep) -> OutboxRetried:
+    """A person looked at the receiver: the case is there (``sent`` + its id) or is not (``repost``)."""
+    with services.session_factory() as session:
+        if session.get(OutboxMessage, outbox_id) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"outbox_id: no outbox row {outbox_id}")
+    try:
+        services.outbox.resolve(outbox_id, body.action, remote_id=body.remote_id, actor=admin.name)
+    except OutboxError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=f"outbox_id: {exc}") from None
+    return OutboxRetried(id=outbox_id, status="sent" if body.action == "sent" else "pending")

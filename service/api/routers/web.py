@@ -1,7 +1,8 @@
 """The reviewers' web page: ``/`` and ``/review`` serve ``service/web/index.html``, ``/static/<name>`` its files.
 
-The page has three views: the review queue (app.js; ``/review?case=<id>`` opens one case), the zone editor
-(zones.js, ``/#zones``) and the drone flights (flights.js, ``/#flights``: progress, upload, reports).
+The page has four views: the review queue (app.js; ``/review?case=<id>`` opens one case), the history of
+decisions with undo (history.js, ``/#history``), the zone editor (zones.js, ``/#zones``) and the drone flights
+(flights.js, ``/#flights``: progress, upload, reports).
 
 Plain HTML, CSS and JavaScript with no build step; the page itself is public (it holds no data) and calls the
 API with the key the reviewer pastes. Only the files of `STATIC_FILES` are served (no directory walking), with a
@@ -22,6 +23,7 @@ WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 STATIC_FILES = {
     "app.js": "text/javascript; charset=utf-8",
     "flights.js": "text/javascript; charset=utf-8",
+    "history.js": "text/javascript; charset=utf-8",
     "i18n.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
     "zones.js": "text/javascript; charset=utf-8",
