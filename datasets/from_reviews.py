@@ -68,6 +68,7 @@ from typing import Any, Iterable, Literal, Mapping, Sequence
 import cv2
 import numpy as np
 
+from datasets.progress import Progress, no_progress
 from datasets.yolo import (
     LABEL_DECIMALS,
     DatasetError,
@@ -424,7 +425,7 @@ def _assign_splits(planned: list[_Planned], options: ExportOptions) -> list[str]
 
 def export_reviewed_cases(cases: Iterable[ReviewedCase], out_dir: Path, options: ExportOptions,
                           evidence_root: Path | None = None, not_reviewed: Mapping[str, int] | None = None,
-                          source: str = "") -> dict[str, Any]:
+                          source: str = "", progress: Progress = no_progress) -> dict[str, Any]:
     """Write the dataset of `cases` to `out_dir` (new or empty); returns the summary also written as
     ``summary.json``.
 
@@ -437,6 +438,8 @@ def export_reviewed_cases(cases: Iterable[ReviewedCase], out_dir: Path, options:
             service's ``evidence_dir``).
         not_reviewed: Counts of the store's other cases by status, recorded in the summary.
         source: The store the cases came from (a URL without password), for messages and the summary.
+        progress: Wraps the two passes that take time: ``check`` over the cases (evidence found and hashed)
+            and ``export`` over the kept ones (images copied or masked and written).
 
     Raises:
         DatasetError: No reviewed cases, or none of them could be exported (the reasons are named).
@@ -461,7 +464,7 @@ def export_reviewed_cases(cases: Iterable[ReviewedCase], out_dir: Path, options:
 
     from detector.runtime.card import sha256_of  # here: detector.runtime loads onnxruntime
 
-    for case in cases:
+    for case in progress(cases, "check"):
         positive = case.status in POSITIVE_STATUSES
         label: str | None = None
         why = "rejected"
@@ -553,7 +556,7 @@ def export_reviewed_cases(cases: Iterable[ReviewedCase], out_dir: Path, options:
 
     warnings = _assign_splits(planned, options)
     records = []
-    for p in planned:
+    for p in progress(planned, "export"):
         stem = f"case_{p.case.case_id:07d}"
         if options.scope == "frame":
             image_path = out_dir / "images" / p.split / f"{stem}{p.source.suffix.lower()}"

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
+from datasets.progress import Progress, no_progress
 from detector.imageio import read_image
 from detector.runtime.card import ModelCard
 from detector.runtime.preprocess import make_blob, prepare_image
@@ -82,7 +83,7 @@ CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 
 def quantize_static_int8(card: ModelCard, out_onnx: Path, calibration: Sequence[Path],
                          per_channel: bool = True, method: str = "minmax", percentile: float = 99.999,
-                         float_head_outputs: bool = False) -> Path:
+                         float_head_outputs: bool = False, progress: Progress = no_progress) -> Path:
     """Write a statically quantised copy of the card's model to `out_onnx`.
 
     Args:
@@ -96,6 +97,7 @@ def quantize_static_int8(card: ModelCard, out_onnx: Path, calibration: Sequence[
         percentile: For ``percentile``: the share of values kept inside the range.
         float_head_outputs: Keep the head's output convolutions (`head_output_convs`) in float too: their
             outputs are the box distributions and class logits, whose fine steps int8 rounds away.
+        progress: Wraps the calibration images as the model runs over them (label ``calibrate``).
     """
     if method not in CALIBRATION_METHODS:
         raise ValueError(f"method must be one of {CALIBRATION_METHODS}, got {method!r}")
@@ -115,7 +117,7 @@ def quantize_static_int8(card: ModelCard, out_onnx: Path, calibration: Sequence[
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self._it: Iterator[Path] = iter(calibration)
+            self._it: Iterator[Path] = iter(progress(calibration, "calibrate"))
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             path = next(self._it, None)

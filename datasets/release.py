@@ -15,6 +15,7 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from datasets.evaluate import evaluate_model
+from datasets.progress import Progress, no_progress
 from datasets.yolo import load_dataset
 from detector.runtime import OnnxDetector
 from detector.runtime.card import InputSpec, ModelCard, Thresholds, TilingHints, sha256_of
@@ -142,14 +143,14 @@ def release_model(weights_pt: Path, data_yaml: Path, name: str, out_root: Path, 
                   violation_classes: dict[str, str] | None = None, notes: str = "",
                   keep_weights: bool = True, tiled_full_frame_pass: bool = True,
                   nms_iou_candidates: Sequence[float] = NMS_IOU_CANDIDATES,
-                  use: Mapping[str, str] | None = None) -> ModelCard:
+                  use: Mapping[str, str] | None = None, progress: Progress = no_progress) -> ModelCard:
     """Export `weights_pt` to `out_root/<name>/<name>.onnx`, choose thresholds on val, write the card.
 
     `tiled_full_frame_pass` False marks a model trained at tile scale only (card ``tiling.full_frame_pass``).
     `nms_iou_candidates` are tried per class on val (one val pass each); empty keeps the default 0.45 for all.
     `use` gives the card's ``intended_use``, ``out_of_scope_use`` and ``limitations``; by default they are carried
     over from the model of the same name already in `out_root` (a fine-tune is used where its parent was), else
-    left empty for a person to write.
+    left empty for a person to write. `progress` wraps the images of each val pass (`choose_operating_point`).
     """
     from datasets.train import export_onnx
 
@@ -190,17 +191,20 @@ def release_model(weights_pt: Path, data_yaml: Path, name: str, out_root: Path, 
         tiling=TilingHints(full_frame_pass=tiled_full_frame_pass),
         **{k: v for k, v in use.items() if k in USE_FIELDS},
     )
-    card = choose_operating_point(card, Path(data_yaml), nms_iou_candidates)
+    card = choose_operating_point(card, Path(data_yaml), nms_iou_candidates, progress)
     write_card(card, folder)
     return card
 
 
 def choose_operating_point(card: ModelCard, data_yaml: Path,
-                           nms_iou_candidates: Sequence[float] = NMS_IOU_CANDIDATES) -> ModelCard:
+                           nms_iou_candidates: Sequence[float] = NMS_IOU_CANDIDATES,
+                           progress: Progress = no_progress) -> ModelCard:
     """The card with NMS IoUs and score thresholds chosen on the val split of `data_yaml`, and its val metrics.
 
     Per class: the NMS IoU of `nms_iou_candidates` with the best AP50 (`pick_nms_ious`), then the score of best
     F1 at that IoU; `track_score` is the highest per-class threshold. Empty candidates keep one IoU for all.
+    `progress` wraps the images of each val pass (one per candidate IoU, then the final card's unless the default
+    IoU's pass already is it), labelled ``val nms_iou=<iou>`` or ``val final``.
     """
     default_iou = card.thresholds.nms_iou
     nms_choice: dict[str, Any] = {}
@@ -210,7 +214,8 @@ def choose_operating_point(card: ModelCard, data_yaml: Path,
         for iou in sorted({default_iou, *map(float, nms_iou_candidates)}):
             trial = card.model_copy(update={"thresholds": card.thresholds.model_copy(
                 update={"nms_iou": iou, "nms_iou_per_class": {}})})
-            trials[iou] = evaluate_model(OnnxDetector(trial), data_yaml, "val")
+            trials[iou] = evaluate_model(OnnxDetector(trial), data_yaml, "val",
+                                         progress=lambda items, d=f"val nms_iou={iou:g}": progress(items, d))
         ap50_by_iou = {iou: {r.name: r.ap50 for r in run.report.classes if r.instances} for iou, run in trials.items()}
         nms_per_class = pick_nms_ious(ap50_by_iou, default_iou)
         nms_choice = {"nms_iou_val_ap50": {str(iou): {k: round(v, 4) for k, v in by_class.items()}
@@ -220,7 +225,8 @@ def choose_operating_point(card: ModelCard, data_yaml: Path,
     if trials and not nms_per_class:
         run = trials[default_iou]  # no class left the default: that trial is the final card's val run
     else:
-        run = evaluate_model(OnnxDetector(card), data_yaml, "val")
+        run = evaluate_model(OnnxDetector(card), data_yaml, "val",
+                             progress=lambda items: progress(items, "val final"))
     per_class = {}
     for row in run.report.classes:
         conf = DEFAULT_CONF if row.best_f1_conf is None else min(MAX_CONF, max(MIN_CONF, row.best_f1_conf))

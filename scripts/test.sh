@@ -16,6 +16,9 @@ fi
 
 export YOLO_OFFLINE=1
 
+# Lint first (configuration in pyproject.toml, [tool.ruff]): a finding fails the run before the slow tests start.
+.venv/bin/ruff check .
+
 # The store tests run on SQLite and on PostgreSQL: unless STREETWATCH_TEST_PG_URL names a server already,
 # start a throw-away cluster (scripts/pg_test_server.sh) and remove it when the tests end, however they end.
 # A cluster that cannot start fails the run: the PostgreSQL tests must not quietly skip.

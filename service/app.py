@@ -40,7 +40,7 @@ from service.api.deps import Services
 from service.api.errors import install_error_handlers
 from service.api.limits import BodyLimitMiddleware, BodyLimits, RouteLimit
 from service.api.ratelimit import FailedAuthLimiter
-from service.api.routers import cameras, cases, evidence, flights, kinds, me, outbox, system, web
+from service.api.routers import cameras, cases, docs, evidence, flights, kinds, me, outbox, system, web
 from service.cases import CaseSettings, CaseStore, utc_now
 from service.config import AppConfig, load_config
 from service.db import DatabaseSettings, make_engine, make_session_factory, upgrade_schema
@@ -141,7 +141,8 @@ def create_app(settings: Settings, config: AppConfig | None = None) -> FastAPI:
                 source.stop()
             services.engine.dispose()
 
-    app = FastAPI(title="streetwatch", version="1", lifespan=lifespan,
+    # docs_url=None: /docs comes from service.api.routers.docs with Swagger UI served locally (no CDN).
+    app = FastAPI(title="streetwatch", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Candidate cases from city cameras, reviewed by humans, posted to the city's case "
                               "system.")
     app.state.services = services
@@ -160,6 +161,7 @@ def create_app(settings: Settings, config: AppConfig | None = None) -> FastAPI:
     app.include_router(system.router)
     app.include_router(evidence.router)
     app.include_router(web.router)
+    app.include_router(docs.router)
     return app
 
 

@@ -371,12 +371,15 @@ def run_demo(opts: DemoOptions, out: TextIO = sys.stdout) -> int:
     import yaml
 
     settings = Settings.model_validate(yaml.safe_load(setup.settings_path.read_text(encoding="utf-8")))
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    if not logging.getLogger().handlers:  # `streetwatch demo` set logging up already (service.logging_setup)
+        from service.logging_setup import configure_logging
+
+        configure_logging("warning")
     app = create_app(settings, load_config(setup.config_path))
     from service.serving import uvicorn_config
 
-    server = uvicorn.Server(uvicorn_config(app, settings, opts.host, opts.port, log_level="warning",
-                                           access_log=False))
+    # No log_level: the root logger's level (--log-level) decides for uvicorn's loggers too.
+    server = uvicorn.Server(uvicorn_config(app, settings, opts.host, opts.port, access_log=False))
     monitor = _Monitor(server, app, setup, opts, out)
     earlier = monitor._start_id
     if earlier:

@@ -53,10 +53,23 @@ class RedactSecretsFilter(logging.Filter):
         if isinstance(record.msg, str):
             record.msg = redact(record.msg)
         if isinstance(record.args, tuple):
-            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+            record.args = tuple(_redact_arg(a) for a in record.args)
         elif isinstance(record.args, dict):
-            record.args = {k: redact(v) if isinstance(v, str) else v for k, v in record.args.items()}
+            record.args = {k: _redact_arg(v) for k, v in record.args.items()}
         return True
+
+
+def _redact_arg(value: Any) -> Any:
+    """A log argument with secrets redacted. Not only strings: httpx logs each request with its ``httpx.URL``
+    (an Open311 ``api_key=`` in the query); such an argument becomes its redacted text only when it holds a
+    secret, so numbers stay numbers for ``%d``."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, (int, float)) or value is None:
+        return value
+    text = str(value)
+    cleaned = redact(text)
+    return value if cleaned == text else cleaned
 
 
 def install_log_redaction() -> None:
@@ -118,11 +131,15 @@ def uvicorn_config(app: Any, settings: Settings, host: str, port: int, **options
         settings: Its settings (``settings.http``).
         host: Address to bind.
         port: Port to bind (0: any free one).
-        **options: Further ``uvicorn.Config`` options (``log_level``, ``lifespan``, ...).
+        **options: Further ``uvicorn.Config`` options (``log_level``, ``lifespan``, ...); ``log_config``
+            defaults to None (logging is set up by `service.logging_setup.configure_logging`).
     """
     import uvicorn
 
     install_log_redaction()
+    # No dictConfig of uvicorn's own: its loggers propagate to the one handler of
+    # `service.logging_setup.configure_logging` (timestamps, JSON, redaction for all loggers alike).
+    options.setdefault("log_config", None)
     h = settings.http
     config = uvicorn.Config(app, host=host, port=port, http=HeaderTimeoutH11Protocol,
                             timeout_keep_alive=max(1, round(h.keep_alive_s)),

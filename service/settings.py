@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.config import ID_PATTERN
 
-__all__ = ["EXAMPLE_KEYS", "ApiKeyConfig", "AuthLimitSettings", "FlightsSettings", "HttpSettings",
+__all__ = ["EXAMPLE_KEYS", "ApiKeyConfig", "AuthLimitSettings", "FlightsSettings", "HttpSettings", "LogSettings",
            "RetentionSettings", "ReviewSettings", "Open311Config", "OutboxSettings", "Role", "Settings",
            "WebhookConfig", "flights_dir", "hash_api_key"]
 
@@ -284,6 +284,17 @@ class HttpSettings(BaseModel):
     max_header_bytes: int = Field(65536, ge=4096, le=1024 ** 2, description="Largest request head (h11 limit).")
 
 
+class LogSettings(BaseModel):
+    """What ``streetwatch serve`` logs (`service.logging_setup`); ``--log-level`` / ``--log-format`` override."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    level: Literal["debug", "info", "warning", "error", "critical"] = Field(
+        "info", description="Lowest level logged (the audit trail is info).")
+    format: Literal["text", "json"] = Field("text", description="Text lines or JSON lines, each with an ISO-8601 "
+                                                                "UTC timestamp.")
+
+
 class Settings(BaseModel):
     """Everything `create_app` needs; nothing is read from the environment implicitly (keys and secrets only
     from the variables a ``*_env`` field names)."""
@@ -321,6 +332,7 @@ class Settings(BaseModel):
     retention: RetentionSettings = Field(default_factory=RetentionSettings,
                                          description="How long evidence of reviewed cases is kept.")
     http: HttpSettings = Field(default_factory=HttpSettings, description="Connection limits of the server.")
+    log: LogSettings = Field(default_factory=LogSettings, description="Log level and format of serve.")
     adapters: tuple[str, ...] = Field((), max_length=20,
                                       description="Outbox adapters a confirmed case is queued for (one row each); "
                                                   "default: those configured under outbox.")

@@ -33,6 +33,7 @@ from detector.sources.base import one_line
 from detector.types import Detections, Frame
 from service.evidence import save_evidence
 from service.evidence_guard import EvidenceGuard
+from service.metrics import SecondsHistogram
 from service.pipeline import build_pipeline, camera_case_origin, load_camera_model
 
 if TYPE_CHECKING:
@@ -78,6 +79,8 @@ class CameraRuntime:
         frames_processed: Samples through the pipeline since the service started.
         inferred: Samples on which the detector ran (the rest were skipped by the motion gate).
         inference_ms: Recent detector times (milliseconds), newest last.
+        inference_s: Every detector time since the service started, in histogram buckets (/metrics).
+        model: ``name@version`` of the model the camera's pipeline runs (None before it is loaded).
         lag_s: Wall-clock time minus the frame's timestamp when the last sample was processed (live
             sources only; how far behind real time the camera is).
         events: Violation events handed to the case store.
@@ -91,6 +94,8 @@ class CameraRuntime:
     frames_processed: int = 0
     inferred: int = 0
     inference_ms: deque = field(default_factory=lambda: deque(maxlen=100))
+    inference_s: SecondsHistogram = field(default_factory=SecondsHistogram)
+    model: str | None = None
     lag_s: float | None = None
     events: int = 0
     restarts: int = 0
@@ -157,6 +162,12 @@ class WorkerContext:
 
 def _camera_of(config: "AppConfig", camera_id: str) -> "CameraConfig | None":
     return next((c for c in config.cameras if c.id == camera_id), None)
+
+
+def _model_label(detector: object) -> str | None:
+    """``name@version`` of a detector's model card (None for a detector without one, e.g. a test double)."""
+    card = getattr(detector, "card", None)
+    return None if card is None else f"{card.name}@{card.version}"
 
 
 class CameraWorker:
@@ -257,6 +268,7 @@ class CameraWorker:
             return True
         detector = self.ctx.detectors.get(config.model_for(camera))
         pipeline = build_pipeline(config, camera, detector=detector)
+        self.runtime.model = _model_label(detector)
         source, owned = self._open(camera)
         self._source = source
         self.runtime.state = "running"
@@ -291,6 +303,7 @@ class CameraWorker:
             return config, new_camera, pipeline
         detector = self.ctx.detectors.get(config.model_for(new_camera))
         rebuilt = build_pipeline(config, new_camera, detector=detector)
+        self.runtime.model = _model_label(detector)
         if rebuilt.detector is pipeline.detector:
             rebuilt.tracker = pipeline.tracker
         log.info("camera %s: configuration changed; rules rebuilt", self.camera_id)
@@ -306,6 +319,7 @@ class CameraWorker:
         if step.inferred:
             rt.inferred += 1
             rt.inference_ms.append(step.inference_ms)
+            rt.inference_s.observe(step.inference_ms / 1000.0)
         if source.live:
             rt.lag_s = max(0.0, time.time() - frame.ts_s)
         rt.queue_depth = source.queue_depth()

@@ -18,7 +18,7 @@ from service.evidence_guard import EvidenceGuard
 from service.config import AppConfig
 from service.evidence_links import EvidenceLinks
 from service.flights import FlightStore, FlightWorker, ReportLinks
-from service.metrics import PushCounters
+from service.metrics import BuildInfo, PushCounters, read_build_info
 from service.outbox import OutboxWorker
 from service.settings import Settings
 from service.workers import CameraRuntime, LatestFrames, ServiceWorkers
@@ -58,6 +58,8 @@ class Services:
     auth_limiter: FailedAuthLimiter | None = None
     # Evidence writes: failures, the disk-space watermark (health, readiness and metrics read it).
     evidence_guard: EvidenceGuard | None = None
+    # Version and git commit for streetwatch_build_info, read once when the app is made.
+    build: BuildInfo = field(default_factory=read_build_info)
 
 
 def get_services(request: Request) -> Services:

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from service.cli.common import EXIT_OK, EXIT_USER_ERROR, _error
+from service.cli.common import EXIT_OK, EXIT_USER_ERROR, _error, progress_bar
 
 
 _BUILT_IN_KIND_CLASSES = "{built-in kind classes}"
@@ -169,7 +169,8 @@ def cmd_dataset_from_reviews(args: argparse.Namespace) -> int:
     db, evidence_dir = _from_reviews_source(args)
     out = Path(args.out)
     found = read_reviewed_cases(db, options.since)  # the service reads the store; datasets/ writes the dataset
-    summary = export_reviewed_cases(found.cases, out, options, evidence_dir, found.not_reviewed, found.source)
+    summary = export_reviewed_cases(found.cases, out, options, evidence_dir, found.not_reviewed, found.source,
+                                    progress=progress_bar(args.quiet, unit="case"))
     skipped = sum(summary["skipped"].values())
     print(f"{out / summary['data_yaml']}: {summary['positives']} positives, {summary['negatives']} negatives "
           f"({', '.join(f'{k} {v}' for k, v in summary['images'].items())}); boxes "
@@ -605,4 +606,5 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="where relative evidence paths live (default: the working directory, then the settings' "
                         "evidence_dir)")
     p.add_argument("--copy", action="store_true", help="frame scope: copy images instead of hard-linking them")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_dataset_from_reviews)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from service.cli.common import EXIT_OK, EXIT_USER_ERROR, _error
+from service.logging_setup import add_logging_arguments
 
 __all__ = ["add_parsers", "cmd_drone"]
 
@@ -32,6 +33,9 @@ def cmd_drone(args: argparse.Namespace) -> int:
     if args.path is None or args.out is None:
         _error("give the flight (a video or a folder of stills) and --out DIR (or --list-cameras)")
         return EXIT_USER_ERROR
+    from service.logging_setup import configure_logging
+
+    configure_logging(args.log_level, args.log_format or "text")
     config = load_config(args.config) if args.config else AppConfig(config_version=1)
     drone = config.drone or DroneConfig()
     if args.camera:
@@ -104,4 +108,5 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=0, help="inference threads (0: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--list-cameras", action="store_true", help="list the known camera profiles and exit")
+    add_logging_arguments(p, default_level="warning")
     p.set_defaults(func=cmd_drone)

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from service.cli.common import EXIT_OK, EXIT_USER_ERROR, _error
+from service.logging_setup import add_logging_arguments, configure_logging
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -24,6 +25,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from service.pipeline import build_pipeline
     from service.run import run_camera
 
+    configure_logging(args.log_level, args.log_format or "text")
     config = load_config(Path(args.config))
     camera = next((c for c in config.cameras if c.id == args.camera), None)
     if camera is None:
@@ -146,6 +148,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if found is None:
         return EXIT_USER_ERROR
     settings, keys_path = found
+    # Before the app is made: its start (schema upgrade, keys, workers) logs too. The options override the
+    # settings' log section.
+    configure_logging(args.log_level or settings.log.level, args.log_format or settings.log.format)
     from service.settings import public_url_problem
 
     problem = public_url_problem(settings)
@@ -166,7 +171,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     # Files this process creates (database, evidence, flight uploads, key files) are its user's only.
     os.umask(0o077)
-    uvicorn.Server(uvicorn_config(app, settings, args.host, args.port, log_level="info")).run()
+    uvicorn.Server(uvicorn_config(app, settings, args.host, args.port,
+                                  log_level=args.log_level or settings.log.level)).run()
     return EXIT_OK
 
 
@@ -182,6 +188,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not 0 < args.speed <= 100:
         _error(f"--speed must lie within (0, 100], got {args.speed}")
         return EXIT_USER_ERROR
+    configure_logging(args.log_level, args.log_format or "text")
     options = DemoOptions(data_dir=Path(args.data_dir) if args.data_dir else default_data_dir(), host=args.host,
                           port=args.port, scenario=args.scenario, speed=args.speed, fps=args.fps, seed=args.seed,
                           fresh=args.fresh, exit_after_cases=args.exit_after_cases, timeout_s=args.timeout_s,
@@ -201,6 +208,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--start", default=None, metavar="ISO_TIME",
                    help="wall-clock time of a file's first frame (UTC, e.g. 2026-06-01T08:00:00Z)")
     p.add_argument("--threads", type=int, default=0)
+    add_logging_arguments(p, default_level="warning")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("serve", help="run the web service (API; cases; outbox)",
@@ -218,6 +226,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         "$XDG_DATA_HOME/streetwatch/serve, i.e. ~/.local/share/streetwatch/serve)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
+    add_logging_arguments(p)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="the whole service on built-in defaults: a scenario camera, cases, review page",
@@ -242,4 +251,5 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout-s", type=float, default=None, metavar="S",
                    help="give up after S seconds: status 1 when --exit-after-cases was not reached, else 0")
     p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0 = its default)")
+    add_logging_arguments(p, default_level="warning")
     p.set_defaults(func=cmd_demo)

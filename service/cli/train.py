@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from service.cli.common import EXIT_OK, EXIT_USER_ERROR, _error
+from service.cli.common import EXIT_OK, EXIT_USER_ERROR, _error, progress_bar
 
 
 def _models_root(args: argparse.Namespace) -> Path:
@@ -65,7 +65,7 @@ def cmd_release(args: argparse.Namespace) -> int:
     card = release_model(Path(args.weights), Path(args.data), args.name, _models_root(args), args.imgsz,
                          training=training_facts(Path(args.weights)),
                          training_data=args.training_data or str(args.data),
-                         tiled_full_frame_pass=args.tiled_full_pass)
+                         tiled_full_frame_pass=args.tiled_full_pass, progress=progress_bar(args.quiet))
     print(f"released {card.name} to {_models_root(args) / card.name}", file=sys.stderr)
     return EXIT_OK
 
@@ -81,7 +81,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     folder = _models_root(args) / name
     out = quantize_static_int8(card, folder / f"{name}.onnx", calibration_images(Path(args.calib), args.n),
                                method=args.calib_method, percentile=args.calib_percentile,
-                               float_head_outputs=args.float_head_outputs)
+                               float_head_outputs=args.float_head_outputs, progress=progress_bar(args.quiet))
     head = "head and its output convolutions in float" if args.float_head_outputs else "head in float"
     q_card = card.model_copy(update={
         "name": name, "file": out.name, "sha256": sha256_of(out), "card_path": str(folder / "card.yaml"),
@@ -383,6 +383,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tiled-full-pass", action=argparse.BooleanOptionalAction, default=True,
                    help="card: tiled inference also runs the whole frame shrunk (--no-tiled-full-pass for a model "
                         "trained on tile-sized chips only)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_release)
 
     p = sub.add_parser("quantize", help="static int8 copy of a model, calibrated on training images")
@@ -397,6 +398,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="keep the detection head's output convolutions (box and class logits) in float too")
     p.add_argument("--name", default=None, help="default: <model>-int8")
     p.add_argument("--models-dir", default=None)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_quantize)
 
     p = sub.add_parser(

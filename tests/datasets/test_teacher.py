@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from datasets.teacher import (
-    DEFAULT_DISTRACTORS,
     agree,
     output_class_names,
     pseudo_label_dataset,

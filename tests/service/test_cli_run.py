@@ -9,7 +9,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 import yaml
 
 from tests.service.test_cli_detect import streetwatch

@@ -23,7 +23,7 @@ from service.evidence_guard import EvidenceGuard
 from service.retention import sweep_evidence
 from service.settings import RetentionSettings, Settings
 from service.workers import CameraRuntime, CameraWorker, DetectorPool, LatestFrames, WorkerContext
-from tests.service.test_api import ALICE, KEYS, make_config
+from tests.service.test_api import KEYS, make_config
 from tests.service.test_cases import T0, make_camera, make_violation
 
 

@@ -156,7 +156,7 @@ def test_crash_before_the_post_left_posts_once_after_reconciling(session_factory
 
 
 def test_a_reply_that_never_came_is_reconciled_after_reconcile_after_s(session_factory, georeport,  # noqa: F811
-                                                                       open311):
+                                                                       open311):  # noqa: F811
     # The receiver creates the request at once and answers after 1.5 s; the adapter gives up after 0.5 s.
     clock = real_clock()
     server = georeport(extra=("--slow-s", "1.5"))
@@ -180,7 +180,7 @@ def test_a_reply_that_never_came_is_reconciled_after_reconcile_after_s(session_f
 
 @pytest.mark.parametrize("query_status", ["500", "404"])
 def test_an_unqueryable_receiver_gets_needs_check_and_no_second_post(session_factory, georeport,  # noqa: F811
-                                                                     open311, query_status):
+                                                                     open311, query_status):  # noqa: F811
     clock = real_clock()
     server = georeport(extra=("--query-fails", query_status))
     [case_id] = confirmed_cases(session_factory, clock, 1)
@@ -214,7 +214,7 @@ def test_an_unqueryable_receiver_gets_needs_check_and_no_second_post(session_fac
 
 
 def test_a_receiver_down_while_reconciling_is_asked_again_then_found(session_factory, georeport,  # noqa: F811
-                                                                     open311, tmp_path):
+                                                                     open311, tmp_path):  # noqa: F811
     clock = real_clock()
     server = georeport()
     [case_id] = confirmed_cases(session_factory, clock, 1)

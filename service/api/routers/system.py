@@ -1,4 +1,4 @@
-"""``/health`` and ``/ready`` (no auth) and ``/metrics`` (Prometheus text exposition).
+"""``/health`` and ``/ready`` (no auth) and ``/metrics`` (Prometheus text exposition, `service.metrics`).
 
 ``/health`` always answers 200 with ``status`` ``ok`` or ``degraded`` and the reasons in ``details``; ``/ready``
 answers the same body with 503 while degraded (database unreachable, evidence writes failing, or the evidence disk
@@ -58,5 +58,5 @@ def ready(services: ServicesDep) -> JSONResponse:
 async def metrics(services: ServicesDep) -> Response:
     evidence = services.evidence_guard.state() if services.evidence_guard is not None else None
     body = await run_in_threadpool(render_metrics, services.session_factory, services.push_counters,
-                                   services.runtimes, dict(services.outbox.outcomes), evidence)
+                                   services.runtimes, dict(services.outbox.outcomes), evidence, services.build)
     return Response(body, media_type=CONTENT_TYPE)

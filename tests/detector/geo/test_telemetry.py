@@ -421,7 +421,10 @@ def test_yaw_from_flight_when_no_gimbal_yaw():
 
 def test_yaw_from_track_with_hovering_keeping_the_last_heading():
     rng = np.random.default_rng(7)
-    jitter = lambda e, n: (e + rng.normal(0, 0.3), n + rng.normal(0, 0.3))  # GPS noise while hovering
+
+    def jitter(e: float, n: float) -> tuple[float, float]:  # GPS noise while hovering
+        return e + rng.normal(0, 0.3), n + rng.normal(0, 0.3)
+
     takeoff = [jitter(0.0, 0.0) for _ in range(8)]  # climbing on the spot: no course yet
     east = [(5.0 * k, 0.0) for k in range(1, 8)]  # 5 m/s east
     hover = [jitter(35.0, 0.0) for _ in range(20)]

@@ -1,7 +1,7 @@
 """Initial schema: cameras, cases, case_violations, evidence, audit, outbox.
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-22 01:54:27.530529
 """
 from alembic import op
