@@ -4,6 +4,10 @@
 #     the bindings belong to the system /usr/bin/python3, not to the virtualenv),
 #   - ffmpeg (making looped/transcoded test streams),
 #   - chromium (the review page's browser test drives it through Playwright; without it that test skips),
+#   - fonts-noto-cjk (a Chinese font: without one Chromium draws the zh-CN review page and its screenshots as
+#     boxes; Noto Sans CJK SC heads the page's font stack. Chosen over the smaller fonts-wqy-microhei (about 5 MB
+#     against 90) because it is maintained, is Debian's default CJK font and covers the rarer characters of
+#     street names and addresses; the page's CSS names WenQuanYi Micro Hei as well, for hosts that have it),
 #   - postgresql, server and client (scripts/test.sh starts a throw-away cluster with scripts/pg_test_server.sh
 #     so that the store tests run on PostgreSQL as well as SQLite; without it scripts/test.sh fails).
 # Idempotent: installs only what is missing, uses sudo only when not root. Without these packages the
@@ -21,6 +25,7 @@ PACKAGES=(
   gstreamer1.0-libav
   ffmpeg
   chromium
+  fonts-noto-cjk
   postgresql
 )
 

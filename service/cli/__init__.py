@@ -5,6 +5,7 @@
 * `service.cli.serve`: ``run``, ``serve``, ``demo``
 * `service.cli.dataset`: ``dataset ACTION``
 * `service.cli.drone`: ``drone`` (a flight: video + SRT, or geotagged stills)
+* `service.cli.backup`: ``backup``, ``restore`` (case database and evidence)
 
 Each job module exposes ``add_parsers(subparsers)`` and its ``cmd_*`` functions; `build_parser` asks every
 module in `JOBS` to add its commands, so a new job (``streetwatch drone``) is one module plus one entry there.
@@ -27,12 +28,12 @@ import argparse
 import os
 from typing import Callable, Sequence
 
-from service.cli import dataset, detect, drone, serve, train
+from service.cli import backup, dataset, detect, drone, serve, train
 from service.cli.common import EXIT_OK, EXIT_USER_ERROR, _error
 
 __all__ = ["EXIT_OK", "EXIT_USER_ERROR", "JOBS", "build_parser", "main"]
 
-JOBS = (detect, train, serve, drone, dataset)
+JOBS = (detect, train, serve, drone, dataset, backup)
 """The job modules, in the order their commands are listed by ``streetwatch --help``."""
 
 

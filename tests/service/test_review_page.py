@@ -396,7 +396,7 @@ def test_admin_draws_a_zone_on_the_snapshot_and_saves_it(editor_server):
                                                             "timezone": "Asia/Shanghai"})
                 assert created.status_code == 201, created.text
             page.reload()
-            expect(page.locator("#zones-view")).to_be_visible()  # the #zones address reopens the editor
+            expect(page.locator("#zones-view")).to_be_visible(timeout=15000)  # the #zones address reopens the editor (after /me, /cameras, /kinds: slow on a busy 2-core machine)
             page.select_option("#zc-camera", "cam-2")
             expect(page.locator("#zc-no-frame")).to_contain_text("No frame from this camera yet")
             expect(page.locator("#zc-no-frame")).to_contain_text("has no frame yet")
