@@ -28,7 +28,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shlex
@@ -44,6 +43,7 @@ from sqlalchemy import Engine, make_url, text
 
 from detector.errors import StreetwatchError
 from service.db import DatabaseSettings, make_engine, upgrade_schema
+from service.evidence import file_sha256
 
 __all__ = ["BackupError", "BackupManifest", "MANIFEST_NAME", "MANIFEST_VERSION", "RestoreReport", "backup_database",
            "libpq_url", "pg_dump_command", "read_manifest", "restore_backup"]
@@ -112,14 +112,6 @@ class RestoreReport:
 
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _is_sqlite(db: DatabaseSettings) -> bool:
@@ -264,7 +256,7 @@ def backup_database(db: DatabaseSettings, evidence_dir: Path | None, out_dir: Pa
         evidence_files = _copy_evidence(Path(evidence_dir), out_dir / EVIDENCE_FOLDER)
     manifest = BackupManifest(
         format_version=MANIFEST_VERSION, created_at=now().astimezone(timezone.utc).isoformat(), backend=backend,
-        database_file=database_file.name, database_sha256=_sha256(database_file), schema_revision=revision,
+        database_file=database_file.name, database_sha256=file_sha256(database_file), schema_revision=revision,
         cases=cases, outbox_rows=outbox,
         evidence_dir=str(Path(evidence_dir).resolve()) if evidence_dir is not None else None,
         evidence_files=evidence_files)
@@ -356,7 +348,7 @@ def read_manifest(backup_dir: Path) -> BackupManifest:
     database_file = Path(backup_dir) / manifest.database_file
     if Path(manifest.database_file).name != manifest.database_file or not database_file.is_file():
         raise BackupError(f"{path}: database_file {manifest.database_file!r} is not a file in {backup_dir}")
-    if _sha256(database_file) != manifest.database_sha256:
+    if file_sha256(database_file) != manifest.database_sha256:
         raise BackupError(f"{database_file}: SHA-256 differs from the manifest's (the file was changed or damaged)")
     return manifest
 
