@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.config import ID_PATTERN
 
-__all__ = ["EXAMPLE_KEYS", "ApiKeyConfig", "AuthLimitSettings", "FlightsSettings", "HttpSettings", "LogSettings",
+__all__ = ["EXAMPLE_KEYS", "load_settings_file", "ApiKeyConfig", "AuthLimitSettings", "FlightsSettings", "HttpSettings", "LogSettings",
            "RetentionSettings", "ReviewSettings", "Open311Config", "OutboxSettings", "Role", "Settings",
            "WebhookConfig", "flights_dir", "hash_api_key"]
 
@@ -414,3 +414,26 @@ def public_url_problem(settings: Settings) -> str | None:
 def effective_adapters(settings: Settings) -> tuple[str, ...]:
     """The adapters a confirmed case is queued for: ``adapters`` when given, else every configured one."""
     return settings.adapters or settings.outbox.configured()
+
+
+def load_settings_file(path: Path | str) -> "Settings":
+    """The settings in a YAML file, or one line naming the file (and field) and why not.
+
+    Raises:
+        FileNotFoundError: No such file.
+        ValueError: The YAML does not parse, or a field is invalid (the first one is named).
+    """
+    import yaml
+    from pydantic import ValidationError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such settings file")
+    try:
+        return Settings.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: cannot parse: {str(exc).splitlines()[0]}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(map(str, first["loc"])) or "settings"
+        raise ValueError(f"{path}: {field}: {first['msg'].removeprefix('Value error, ')}") from None

@@ -28,23 +28,14 @@ def _locations(args: argparse.Namespace):
 
         data_dir = Path(args.data_dir).expanduser() if args.data_dir else default_serve_dir()
         return DatabaseSettings(path=data_dir / "cases.sqlite3"), data_dir / "evidence"
-    import yaml
-    from pydantic import ValidationError
 
     from service.backup import BackupError
-    from service.settings import Settings
+    from service.settings import load_settings_file
 
-    path = Path(args.settings)
-    if not path.is_file():
-        raise BackupError(f"{path}: no such settings file")
     try:
-        settings = Settings.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
-    except yaml.YAMLError as exc:
-        raise BackupError(f"{path}: cannot parse: {str(exc).splitlines()[0]}") from exc
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(map(str, first["loc"])) or "settings"
-        raise BackupError(f"{path}: {field}: {first['msg'].removeprefix('Value error, ')}") from exc
+        settings = load_settings_file(args.settings)
+    except (FileNotFoundError, ValueError) as exc:
+        raise BackupError(str(exc)) from None
     return (DatabaseSettings(path=settings.database_path, url=settings.database_url, busy_timeout_s=settings.busy_timeout_s),
             Path(settings.evidence_dir))
 

@@ -112,22 +112,10 @@ def _from_reviews_source(args: argparse.Namespace) -> tuple[str, Path | None]:
     evidence_dir = Path(args.evidence_dir) if args.evidence_dir else None
     if args.db:
         return args.db, evidence_dir
-    import yaml
-    from pydantic import ValidationError
 
-    from service.settings import Settings
+    from service.settings import load_settings_file
 
-    path = Path(args.settings)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such settings file")
-    try:
-        settings = Settings.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: cannot parse: {str(exc).splitlines()[0]}") from None
-    except ValidationError as exc:
-        e = exc.errors()[0]
-        field = ".".join(map(str, e["loc"])) or "settings"
-        raise ValueError(f"{path}: {field}: {e['msg'].removeprefix('Value error, ')}") from None
+    settings = load_settings_file(args.settings)
     db = settings.database_url or str(settings.database_path)
     return db, evidence_dir or settings.evidence_dir
 
