@@ -9,7 +9,8 @@
 #     against 90) because it is maintained, is Debian's default CJK font and covers the rarer characters of
 #     street names and addresses; the page's CSS names WenQuanYi Micro Hei as well, for hosts that have it),
 #   - postgresql, server and client (scripts/test.sh starts a throw-away cluster with scripts/pg_test_server.sh
-#     so that the store tests run on PostgreSQL as well as SQLite; without it scripts/test.sh fails).
+#     so that the store tests run on PostgreSQL as well as SQLite; without it scripts/test.sh fails),
+#   - mosquitto (the MQTT outbox adapter is tested against a real broker the tests start on loopback).
 # Idempotent: installs only what is missing, uses sudo only when not root. Without these packages the
 # RTSP tests skip with a reason naming them; everything else still runs.
 set -euo pipefail
@@ -27,6 +28,7 @@ PACKAGES=(
   chromium
   fonts-noto-cjk
   postgresql
+  mosquitto
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then

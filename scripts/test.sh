@@ -11,8 +11,8 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-# [train] pulls ultralytics and a CUDA build of torch (~6 GB; it runs on CPU): the training tests need it.
-.venv/bin/python -m pip install --quiet -e '.[dev,train]'
+# [cluster] is Ray (the multi-node tests start a real local cluster). [train] pulls ultralytics and a CUDA build of torch (~6 GB; it runs on CPU): the training tests need it.
+.venv/bin/python -m pip install --quiet -e '.[dev,train,cluster]'
 
 export YOLO_OFFLINE=1
 
