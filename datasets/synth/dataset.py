@@ -96,7 +96,7 @@ def generate_dataset(kind: Literal["street", "aerial"], out_dir: Path, n_images:
                      shared_dir: Path | None = None, progress: bool = True, *, cache_dir: Path | None = None,
                      max_bike_crops: int | None = None, real_background_probability: float = 0.25,
                      real_assets: bool = True, overwrite: bool = False,
-                     aerial_views: AerialViewSampling | None = None) -> Path:
+                     aerial_views: AerialViewSampling | None = None, distractors: bool = False) -> Path:
     """Render `n_images` synthetic scenes into a YOLO dataset.
 
     Writes ``out_dir/images/{train,val}/*.jpg``, ``out_dir/labels/{train,val}/*.txt`` (``class cx cy w h``,
@@ -121,6 +121,8 @@ def generate_dataset(kind: Literal["street", "aerial"], out_dir: Path, n_images:
         overwrite: Replace an existing dataset in `out_dir`.
         aerial_views: Scales (ground sampling distance range) and share of oblique views of aerial chips; None
             keeps the generator's defaults. Aerial only.
+        distractors: Street only: also label people and cars (`STREET_CLASSES_WITH_DISTRACTORS`); the pictures
+            are the same as without.
 
     Returns:
         The path of ``data.yaml``.
@@ -140,11 +142,13 @@ def generate_dataset(kind: Literal["street", "aerial"], out_dir: Path, n_images:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     if aerial_views is not None and kind != "aerial":
         raise ValueError(f"aerial_views applies to aerial datasets only, not {kind!r}")
+    if distractors and kind != "street":
+        raise ValueError("distractors applies to street datasets (aerial datasets always label them)")
     size = tuple(int(v) for v in (image_size_px or DEFAULT_SIZES_PX[kind]))
     if len(size) != 2 or min(size) < 32:
         raise ValueError(f"image_size_px must be (width, height) of at least 32 px, got {image_size_px}")
     out_dir = Path(out_dir)
-    names = classes_for(kind)
+    names = classes_for(kind, distractors)
     _prepare(out_dir, overwrite)
 
     assets = StreetAssets()
@@ -161,7 +165,7 @@ def generate_dataset(kind: Literal["street", "aerial"], out_dir: Path, n_images:
     for index in tqdm(range(n_images), desc=f"synth {kind}", disable=not progress, unit="img"):
         rng = np.random.default_rng([seed, index])
         if kind == "street":
-            sample = render_street_scene(rng, size, assets=assets)
+            sample = render_street_scene(rng, size, assets=assets, label_distractors=distractors)
         else:
             sample = render_aerial_scene(rng, size, view_sampling=aerial_views or AerialViewSampling())
         stem = f"{kind}_s{seed}_{index:06d}"

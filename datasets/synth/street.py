@@ -21,7 +21,7 @@ from datasets.synth import objects as obj
 from datasets.synth import palette as pal
 from datasets.synth.bike_bank import BikeCropBank
 from datasets.synth.camera import NEAR_M, PinholeCamera
-from datasets.synth.classes import BICYCLE, EBIKE, STALL, STREET_CLASSES
+from datasets.synth.classes import BICYCLE, CAR, EBIKE, PERSON, STALL, STREET_CLASSES, STREET_CLASSES_WITH_DISTRACTORS
 from datasets.synth.compositor import Compositor
 from datasets.synth.footage import FootageBackground
 from datasets.synth.ground import fill_ground, paint_line
@@ -718,8 +718,13 @@ def _footprint(x: float, y: float, rx: float, ry: float, heading: float) -> np.n
 class _Builder:
     """Collects the objects of one scene."""
 
-    def __init__(self, rng: Rng, plan: _Plan, light: Light | None, assets: StreetAssets, lighting: Lighting):
+    def __init__(self, rng: Rng, plan: _Plan, light: Light | None, assets: StreetAssets, lighting: Lighting,
+                 label_distractors: bool = False):
         self.rng = rng
+        # People and cars are drawn in every scene; labelled only for a model that learns the distractor classes
+        # (unlabelled they are background, as every model before street v4 learnt them).
+        self.person_class: int | None = PERSON if label_distractors else None
+        self.car_class: int | None = CAR if label_distractors else None
         self.plan = plan
         self.light = light
         self.assets = assets
@@ -877,7 +882,7 @@ def _populate(rng: Rng, b: _Builder, *, real: bool) -> None:
                     sk = b.new_sketch()
                     obj.person(sk, rng, Pose(vx, vy, heading_rad=a + math.pi), walking=False)
                     b.occ.take(vx, vy, 0.3)
-                    b.add_sketch(sk, vx, vy, None, "vendor", 0.25, 0.25, 0.0)
+                    b.add_sketch(sk, vx, vy, b.person_class, "vendor", 0.25, 0.25, 0.0)
             break
 
     # bicycles: rows in painted boxes, clutter outside them, singles anywhere on the pavement
@@ -955,7 +960,7 @@ def _populate(rng: Rng, b: _Builder, *, real: bool) -> None:
                 sk = b.new_sketch()
                 obj.car(sk, rng, Pose(x, y, heading_rad=heading + _u(rng, -0.05, 0.05)))
                 b.occ.take(x, y, 2.5)
-                b.add_sketch(sk, x, y, None, "car", 2.3, 0.95, heading)
+                b.add_sketch(sk, x, y, b.car_class, "car", 2.3, 0.95, heading)
                 if not parked and rng.random() < 0.7:  # 8..15 m/s over a 1/50 s exposure
                     speed = _u(rng, 0.15, 0.3)
                     b.items[-1].motion_m = np.array([math.cos(heading), math.sin(heading)]) * speed
@@ -972,7 +977,7 @@ def _populate(rng: Rng, b: _Builder, *, real: bool) -> None:
             heading = _street_heading(rng, 0.1)
             obj.car(sk, rng, Pose(p[0], p[1], heading_rad=heading))
             b.occ.take(p[0], p[1], 2.5)
-            b.add_sketch(sk, p[0], p[1], None, "car", 2.3, 0.95, heading)
+            b.add_sketch(sk, p[0], p[1], b.car_class, "car", 2.3, 0.95, heading)
 
     # people: walking along the pavement, crossing, standing still; they occlude whatever is behind them
     for _ in range(int(rng.integers(0, 12) * density)):
@@ -986,7 +991,7 @@ def _populate(rng: Rng, b: _Builder, *, real: bool) -> None:
         sk = b.new_sketch()
         obj.person(sk, rng, Pose(p[0], p[1], heading_rad=heading), walking=walking, umbrella=umbrella)
         b.occ.take(p[0], p[1], 0.3)
-        b.add_sketch(sk, p[0], p[1], None, "person", 0.25, 0.2, heading)
+        b.add_sketch(sk, p[0], p[1], b.person_class, "person", 0.25, 0.2, heading)
 
     # facade awnings are drawn with the background; nothing else to do here
 
@@ -1136,7 +1141,7 @@ def build_street_background(rng: Rng, size_px: tuple[int, int], lighting: Lighti
 
 def render_street_scene(rng: Rng, size_px: tuple[int, int] = (1280, 720), *, assets: StreetAssets | None = None,
                         lighting: Lighting | None = None, omit_classes: frozenset[int] | set[int] = frozenset(),
-                        min_visible_fraction: float = 0.4) -> SceneSample:
+                        min_visible_fraction: float = 0.4, label_distractors: bool = False) -> SceneSample:
     """Render one street-camera scene with `STREET_CLASSES` labels.
 
     Args:
@@ -1146,6 +1151,8 @@ def render_street_scene(rng: Rng, size_px: tuple[int, int] = (1280, 720), *, ass
         lighting: Force a lighting condition; None draws one.
         omit_classes: Classes laid out as usual but not drawn (same scene otherwise): for tests that check
             labels sit on visible pixels.
+        label_distractors: Label the people and cars the scene draws anyway (`STREET_CLASSES_WITH_DISTRACTORS`);
+            the picture is the same either way.
         min_visible_fraction: Objects whose in-frame part is hidden by others beyond this share get no label
             (objects cut by the frame keep theirs while a quarter of them is inside).
 
@@ -1175,7 +1182,7 @@ def render_street_scene(rng: Rng, size_px: tuple[int, int] = (1280, 720), *, ass
     else:
         background = build_street_background(rng, (w, h), lighting)
         img, emission, plan, light = background.image, background.emission, background.plan, background.light
-    builder = _Builder(rng, plan, light, assets, lighting)
+    builder = _Builder(rng, plan, light, assets, lighting, label_distractors)
     _populate(rng, builder, real=use_real)
     items = sorted(builder.items, key=lambda it: -it.depth_m)
     comp = Compositor(img, emission)
@@ -1201,7 +1208,8 @@ def render_street_scene(rng: Rng, size_px: tuple[int, int] = (1280, 720), *, ass
                    "yaw_deg": round(plan.camera.yaw_deg, 3), "focal_px": round(plan.camera.focal_px, 2)},
         "tags": tags,
     }
-    return SceneSample(image=image, xyxy=xyxy, class_id=class_id, class_names=list(STREET_CLASSES),
+    names = STREET_CLASSES_WITH_DISTRACTORS if label_distractors else STREET_CLASSES
+    return SceneSample(image=image, xyxy=xyxy, class_id=class_id, class_names=list(names),
                        visible_fraction=visible, jpeg_quality=int(rng.integers(45, 96)), zones=zones, meta=meta)
 
 

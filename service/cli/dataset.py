@@ -253,7 +253,7 @@ def cmd_dataset_synth(args: argparse.Namespace) -> int:
         views = AerialViewSampling(gsd, default.oblique_probability if args.oblique is None else args.oblique)
     data_yaml = generate_dataset(args.kind, Path(args.out), args.n, args.seed, args.val_fraction, size,
                                  Path(args.shared) if args.shared else None, progress=not args.quiet,
-                                 aerial_views=views)
+                                 aerial_views=views, distractors=args.distractors)
     print(data_yaml)
     return EXIT_OK
 
@@ -447,6 +447,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="aerial: ground sampling distance range in m/px (default 0.025,0.07)")
     p.add_argument("--oblique", type=float, default=None, metavar="P",
                    help="aerial: share of oblique views, 0..1 (default 0.35)")
+    p.add_argument("--distractors", action="store_true",
+                   help="street: label the people and cars the scenes draw anyway (classes + person, motorcycle, car)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_dataset_synth)
     p = dsub.add_parser("scenario", help="render a scenario clip (mp4 + ground-truth timeline JSON)")

@@ -15,7 +15,7 @@ from datasets.synth import (AERIAL_CLASSES, STREET_CLASSES, AerialView, AerialVi
                             generate_dataset, load_street_assets, render_aerial_frame_4k, render_aerial_scene,
                             render_street_scene)
 from datasets.synth.bike_bank import cut_out_bicycle
-from datasets.synth.classes import BICYCLE
+from datasets.synth.classes import BICYCLE, CAR, PERSON
 from datasets.synth.compositor import Compositor
 from datasets.synth.dataset import split_of
 from datasets.synth.sample import yolo_label_text
@@ -284,3 +284,22 @@ def test_bike_cutout_is_deterministic_and_train_only(bicycles_dir):
     assert (first is None and second is None) or np.array_equal(first, second)
     with pytest.raises(ValueError, match="train split"):
         BikeCropBank.build(bicycles_dir / "val", max_crops=1)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 5])
+def test_street_distractor_labels_change_the_labels_not_the_picture(seed):
+    """The people and cars a street scene draws anyway get boxes of their own classes; nothing else changes."""
+    plain = render_street_scene(np.random.default_rng([seed, 0]), (640, 360))
+    labelled = render_street_scene(np.random.default_rng([seed, 0]), (640, 360), label_distractors=True)
+    assert np.array_equal(plain.image, labelled.image)
+    assert labelled.class_names == STREET_CLASSES + ["person", "motorcycle", "car"]
+    keep = labelled.class_id < len(STREET_CLASSES)
+    # the violation-class boxes are the same ones (a labelled person may hide part of nothing new: hiding is
+    # computed the same way for labelled and unlabelled layers)
+    assert np.array_equal(labelled.xyxy[keep], plain.xyxy) and np.array_equal(labelled.class_id[keep], plain.class_id)
+
+
+def test_street_distractors_occur_in_a_batch_of_scenes():
+    ids = np.concatenate([render_street_scene(np.random.default_rng([7, i]), (640, 360), label_distractors=True).class_id
+                          for i in range(12)])
+    assert {PERSON, CAR} <= set(ids.tolist())
