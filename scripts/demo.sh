@@ -2,6 +2,8 @@
 # Install streetwatch (inference only: no torch) into .venv and run the main job on the built-in defaults:
 # `streetwatch demo` (the service with one scenario camera, cases and the review page). Arguments are passed
 # on, e.g. `bash scripts/demo.sh --port 8001 --scenario mixed_demo --speed 4`. Ctrl-C stops it.
+# Each run starts without cases, so `--exit-after-cases N` works again on a second run; `--keep` keeps the
+# earlier cases (a stall found again joins its case, and counts as this run's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

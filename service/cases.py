@@ -9,7 +9,10 @@ is, or where the origin says this one case is (a drone finding's ground position
   not merged (see `DEDUPE_STATUSES`: a posted or rejected case also absorbs it) was last seen within ``cooldown_s`` of the event and its boxes overlap the event's
   (IoU ≥ ``dedupe_iou_min``): then the violation is attached to that case, which is updated (last seen,
   dwell, boxes, more evidence) and gets an audit entry. This catches a stall packed up and set up again, or
-  a track lost and re-detected, which the detector reports as a new violation.
+  a track lost and re-detected, which the detector reports as a new violation, or the same stall found again
+  after the service restarted.
+* A case's ``dwell_s`` is observed time (`case_dwell_s`): its violations' observed dwell, without the time
+  between them (the service stopped, the stall away) or the stream outages inside them.
 * ``updated`` and ``closed`` update the case their violation is attached to (each event is a full snapshot).
   An ``updated``/``closed`` for an unknown violation (its ``opened`` was lost) is treated as ``opened``.
 * Flight cases are not deduplicated by box overlap: the boxes of a moving drone's frames are not comparable.
@@ -51,9 +54,11 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from detector.errors import StreetwatchError
 from detector.geometry import box_iou
-from detector.rules import Violation
+from detector.rules import Violation, observed_s
+from service.adapters.base import EVENT_ADAPTERS
 from service.config import AppConfig
-from service.db.models import AuditEntry, Camera, Case, CaseViolation, Evidence, Flight, OutboxMessage
+from service.db.models import (EVIDENCE_KINDS, TIMELAPSE_KINDS, AuditEntry, Camera, Case, CaseViolation, Evidence,
+                               Flight, OutboxMessage)
 from service.evidence import file_sha256
 from service.evidence_links import evidence_file_name
 from service.kinds import default_category_codes, kind_title
@@ -64,7 +69,7 @@ __all__ = [
     "CaseError", "CaseFilter", "CaseNotFoundError", "CasePublic", "CaseSettings", "CaseStore", "CasesPage",
     "HistoryEntry", "HistoryPage", "UndoRefusedError",
     "AuditPublic", "CaseLocation", "CaseOrigin", "DedupeCandidate", "EvidencePublic", "InvalidTransitionError",
-    "OPEN_STATUSES", "TRANSITIONS", "build_case_payload", "check_transition", "choose_dedupe_target",
+    "OPEN_STATUSES", "TRANSITIONS", "build_case_payload", "case_dwell_s", "check_transition", "choose_dedupe_target",
     "dedupe_key", "evidence_boxes", "flight_dedupe_key", "idempotency_key", "utc_now",
 ]
 
@@ -231,6 +236,31 @@ def choose_dedupe_target(candidates: Iterable[DedupeCandidate], first_seen: date
         if best is None or key > best:
             best = key
     return None if best is None else best[2]
+
+
+def case_dwell_s(dwell_s: float, first_seen: datetime, last_seen: datetime, v: Violation) -> float:
+    """A case's observed dwell after event `v`: its `dwell_s` so far (over ``[first_seen, last_seen]``) plus what
+    `v` observed after `last_seen`.
+
+    Dwell is observed time (`detector.rules`): between a case's violations lies time nobody observed the
+    object there (the service was stopped, the camera down, the stall packed up), which is never added. Within
+    one violation the event's ``gaps`` (stream outages) are left out too. A case never dwells longer than it
+    spans.
+
+    Example:
+        The service stopped for 7 minutes; the stall found again after the restart joins its case::
+
+            case 10:00-10:10 (dwell 600 s) + violation 10:17-10:25 (dwell 480 s) -> 1080 s, not 1500 s
+    """
+    if v.last_seen <= last_seen:  # nothing newer than the case has counted already (an older violation's event)
+        added_s = 0.0
+    elif v.first_seen >= last_seen:  # a violation that began after the case was last seen: all of it is new
+        added_s = v.dwell_s
+    else:  # the next event of the same (or an overlapping) violation: the stretch since the case's last sighting
+        gaps = [(a.timestamp(), b.timestamp()) for a, b in v.gaps]
+        added_s = min(v.dwell_s, observed_s(last_seen.timestamp(), v.last_seen.timestamp(), gaps))
+    span_s = (max(last_seen, v.last_seen) - min(first_seen, v.first_seen)).total_seconds()
+    return max(0.0, min(span_s, dwell_s + added_s))
 
 
 # --- schemas at the boundary ----------------------------------------------------------------------------
@@ -441,7 +471,7 @@ class CaseStore:
         Args:
             violation: The event (``opened``, ``updated`` or ``closed``).
             evidence_paths: Evidence files of this event by kind (``annotated``, ``original``, ``crop``),
-                as `service.evidence.save_evidence` returns them.
+                as `service.evidence.save_evidence` returns them, and ``strip``, ``clip`` (`service.timelapse`).
             origin: The camera or flight the event comes from (`service.config.camera_origin` makes a
                 camera's); its id must be the violation's ``camera_id``. A camera origin is stored in
                 ``cameras``, a flight origin in ``flights``, and a new case is located at the origin or at
@@ -587,9 +617,9 @@ class CaseStore:
             case.score = float(v.score)
             case.class_name = _main_class(v.class_names) or case.class_name
             case.ended_at = v.last_seen if v.event == "closed" else None
+        case.dwell_s = case_dwell_s(case.dwell_s, case.first_seen, case.last_seen, v)  # observed time only
         case.first_seen = min(case.first_seen, v.first_seen)
         case.last_seen = max(case.last_seen, v.last_seen)
-        case.dwell_s = (case.last_seen - case.first_seen).total_seconds()
         case.updated_at = now
 
     @staticmethod
@@ -599,10 +629,12 @@ class CaseStore:
         # boxes follow later events and would no longer match the frame).
         boxes = evidence_boxes(v, second_look) if paths else None
         for kind, path in paths.items():
-            if kind not in ("annotated", "original", "crop"):
-                raise CaseError(f"case {case.id}: unknown evidence kind {kind!r} (annotated, original or crop)")
+            if kind not in EVIDENCE_KINDS:
+                raise CaseError(f"case {case.id}: unknown evidence kind {kind!r} ({', '.join(EVIDENCE_KINDS)})")
+            # A strip or clip shows crops over the dwell (`service.timelapse`), not this frame: no frame boxes.
             session.add(Evidence(case_id=case.id, violation_id=v.violation_id, kind=kind, path=str(path),
-                                 ts=v.last_seen, sha256=file_sha256(path), boxes=boxes))
+                                 ts=v.last_seen, sha256=file_sha256(path),
+                                 boxes=None if kind in TIMELAPSE_KINDS else boxes))
 
     # reviewer actions
 
@@ -675,7 +707,9 @@ class CaseStore:
                     link.case_id = into
                 target.first_seen = min(target.first_seen, source.first_seen)
                 target.last_seen = max(target.last_seen, source.last_seen)
-            target.dwell_s = (target.last_seen - target.first_seen).total_seconds()
+                # Sightings of one object: their observed times add up (never beyond the merged span).
+                target.dwell_s += source.dwell_s
+            target.dwell_s = min(target.dwell_s, (target.last_seen - target.first_seen).total_seconds())
             target.updated_at = now
             self._audit(session, target, actor, "merge_into", before_target,
                         _snapshot(target, before_target) | {"merged": list(dict.fromkeys(case_ids))}, now)
@@ -796,7 +830,9 @@ class CaseStore:
         out: dict[int, list[Delivery]] = {}
         if not case_ids:
             return out
-        rows = session.scalars(select(OutboxMessage).where(OutboxMessage.case_id.in_(list(case_ids)))
+        # Event notifications (MQTT) are no delivery: sent ones do not stop an undo, and an undo leaves them.
+        rows = session.scalars(select(OutboxMessage).where(OutboxMessage.case_id.in_(list(case_ids)),
+                                                           OutboxMessage.adapter.not_in(EVENT_ADAPTERS))
                                .order_by(OutboxMessage.id))
         for r in rows:
             out.setdefault(r.case_id, []).append(Delivery(r.id, r.adapter, r.status, r.attempts,

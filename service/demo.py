@@ -12,6 +12,14 @@ What it sets up, all under one data folder (default ``$XDG_DATA_HOME/streetwatch
   browser tab stays signed in across restarts; ``settings.yaml`` holds only their SHA-256.
 - ``settings.yaml`` (rewritten on each run): SQLite file ``cases.sqlite3``, ``evidence/``, the keys; a valid
   file for ``streetwatch serve --settings`` as well.
+- ``cases.sqlite3`` and ``evidence/``: emptied at the start of each run unless ``keep`` (``--keep``).
+
+Why each run starts without cases: a run plays its clip from the start, so the stall sets up again where it
+stood at the end of the last run. The service (rightly, for a real street) joins a thing found again within the
+dedupe cooldown to its case, even a confirmed or rejected one, so a second run would show the reviewer nothing
+new and ``--exit-after-cases`` would wait for ever. With ``keep`` the earlier cases stay and that joining is
+deliberate: the exit condition then counts the cases *touched in this run* (made, or found again: a violation
+of this run attached to them), and the stopped time between runs is not counted as dwell (`detector.rules`).
 
 Then it runs the same app as ``streetwatch serve`` (`service.app.create_app`: API, review page, camera worker,
 outbox) under uvicorn and prints the review page's address, the same address with the reviewer key
@@ -31,6 +39,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, TextIO
 from urllib.parse import quote
@@ -61,6 +70,7 @@ class DemoOptions:
     fps: float = 2.0
     seed: int = 0
     fresh: bool = False
+    keep: bool = False
     exit_after_cases: int | None = None
     timeout_s: float | None = None
     threads: int = 0
@@ -139,8 +149,12 @@ def _write_yaml(path: Path, data: dict, header: str) -> None:
 def prepare_demo(opts: DemoOptions, say: Callable[[str], None] = print) -> DemoSetup:
     """Create the data folder, the clip, the keys, ``config.yaml`` and ``settings.yaml`` (rewritten each run).
 
+    Without ``keep`` the case database and evidence of earlier runs are removed first (see the module docstring);
+    ``fresh`` also writes ``config.yaml`` anew.
+
     Raises:
-        ValueError: Unknown scenario, or a data folder whose path a camera URL cannot hold.
+        ValueError: Unknown scenario, ``fresh`` with ``keep``, or a data folder whose path a camera URL cannot
+            hold.
     """
     from datasets.synth import SCENARIOS
     from datasets.synth.scenario_eval import config_for_timeline
@@ -149,13 +163,18 @@ def prepare_demo(opts: DemoOptions, say: Callable[[str], None] = print) -> DemoS
 
     if opts.scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {opts.scenario!r} (known: {', '.join(SCENARIOS)})")
+    if opts.fresh and opts.keep:
+        raise ValueError("--fresh and --keep exclude each other (--fresh removes the cases and rewrites config.yaml)")
     data_dir = opts.data_dir.expanduser().resolve()
     if any(c.isspace() for c in str(data_dir)):
         raise ValueError(f"--data-dir {data_dir}: the path must not contain spaces (it goes into a file:// URL)")
     data_dir.mkdir(parents=True, exist_ok=True)
     opts = replace(opts, data_dir=data_dir)
     database_path, evidence_dir = data_dir / "cases.sqlite3", data_dir / "evidence"
-    if opts.fresh:
+    if not opts.keep:
+        if database_path.is_file():
+            say(f"demo: starting without cases (those of earlier runs are removed from {data_dir}; --keep keeps "
+                f"them)")
         for name in ("cases.sqlite3", "cases.sqlite3-wal", "cases.sqlite3-shm", "cases.sqlite3-journal"):
             (data_dir / name).unlink(missing_ok=True)
         shutil.rmtree(evidence_dir, ignore_errors=True)
@@ -219,8 +238,9 @@ def _url_host(host: str) -> str:
 
 
 class _Monitor:
-    """Watches the running app from a thread: prints the banner once the server is up, a line for each new
-    case and each decision, and stops the server when enough cases appeared or the time is up."""
+    """Watches the running app from a thread: prints the banner once the server is up, a line for each case
+    touched in this run (made, or found again: a violation of this run attached to it) and each decision, and
+    stops the server when enough cases were touched or the time is up."""
 
     def __init__(self, server: Any, app: Any, setup: DemoSetup, opts: DemoOptions, out: TextIO):
         self.server, self.setup, self.opts, self.out = server, setup, opts, out
@@ -229,9 +249,12 @@ class _Monitor:
         self.result: int | None = None
         self.message = ""
         self.new_cases = 0
+        self.touched_cases = 0
         self._statuses: dict[int, str] = {}
         self._errors_seen: set[str] = set()
         self._start_id = self._max_case_id()
+        # A violation attached from now on is this run's (CaseViolation.attached_at is the store's UTC clock).
+        self._started_at = datetime.now(timezone.utc)
 
     def say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
@@ -275,19 +298,26 @@ class _Monitor:
         self.say("\n".join(lines) + "\n")
 
     def _poll(self) -> None:
-        from sqlalchemy import select
+        from sqlalchemy import or_, select
 
-        from service.db.models import Case
+        from service.db.models import Case, CaseViolation
 
+        this_run = select(CaseViolation.case_id).where(CaseViolation.attached_at >= self._started_at)
         with self.services.session_factory() as session:
             rows = session.execute(select(Case.id, Case.kind, Case.zone_id, Case.camera_id, Case.status)
-                                   .where(Case.id > self._start_id).order_by(Case.id)).all()
+                                   .where(or_(Case.id > self._start_id, Case.id.in_(this_run)))
+                                   .order_by(Case.id)).all()
         for case_id, kind, zone_id, camera_id, status in rows:
             before = self._statuses.get(case_id)
             if before is None:
-                self.new_cases += 1
-                self.say(f"case {case_id}: {kind} in zone {zone_id} (camera {camera_id}), {status}; "
-                         f"review it at {self.base_url}/")
+                self.touched_cases += 1
+                if case_id > self._start_id:
+                    self.new_cases += 1
+                    self.say(f"case {case_id}: {kind} in zone {zone_id} (camera {camera_id}), {status}; "
+                             f"review it at {self.base_url}/")
+                else:
+                    self.say(f"case {case_id} (from an earlier run): {kind} in zone {zone_id} (camera {camera_id}) "
+                             f"found again and joined to it, {status}; review it at {self.base_url}/")
             elif before != status:
                 self.say(f"case {case_id}: {before} -> {status}")
             self._statuses[case_id] = status
@@ -303,7 +333,8 @@ class _Monitor:
             return f"camera {self.setup.camera_id}: starting"
         ms = runtime.median_inference_ms()
         return (f"camera {self.setup.camera_id}: {runtime.state}, {runtime.frames_processed} frames analysed"
-                f"{'' if ms is None else f', inference {ms:.0f} ms'}, {self.new_cases} new cases")
+                f"{'' if ms is None else f', inference {ms:.0f} ms'}, {self.new_cases} new cases"
+                f"{'' if self.touched_cases == self.new_cases else f', {self.touched_cases} touched'}")
 
     def _stop(self, result: int, message: str = "") -> None:
         self.result, self.message = result, message
@@ -333,15 +364,18 @@ class _Monitor:
                 last_status = now
                 self.say(self._camera_line())
             n = self.opts.exit_after_cases
-            if n is not None and self.new_cases >= n:
-                self._stop(EXIT_OK, f"demo: {self.new_cases} case(s) created; exiting (--exit-after-cases {n})")
+            if n is not None and self.touched_cases >= n:
+                again = self.touched_cases - self.new_cases
+                self._stop(EXIT_OK, f"demo: {self.new_cases} case(s) created"
+                                    f"{f' and {again} found again' if again else ''} in this run; exiting "
+                                    f"(--exit-after-cases {n})")
                 return
             if self.opts.timeout_s is not None and now - started >= self.opts.timeout_s:
                 if n is None:
                     self._stop(EXIT_OK, f"demo: ran {self.opts.timeout_s:g} s (--timeout-s); exiting")
                 else:
                     self._stop(EXIT_TIMEOUT, f"streetwatch: error: demo: timed out after {self.opts.timeout_s:g} s "
-                                             f"with {self.new_cases} of {n} case(s); {self._camera_line()}")
+                                             f"with {self.touched_cases} of {n} case(s); {self._camera_line()}")
                 return
             time.sleep(1.0)
 
@@ -383,7 +417,8 @@ def run_demo(opts: DemoOptions, out: TextIO = sys.stdout) -> int:
     monitor = _Monitor(server, app, setup, opts, out)
     earlier = monitor._start_id
     if earlier:
-        say(f"demo: {earlier} case(s) from earlier runs are in {setup.database_path} (--fresh starts empty)")
+        say(f"demo: {earlier} case(s) from earlier runs are in {setup.database_path} (--keep): a thing found "
+            f"again joins its case, and --exit-after-cases counts the cases made or found again in this run")
     say(f"demo: starting the service on {monitor.base_url} ...")
     thread = threading.Thread(target=monitor.run, name="demo-monitor", daemon=True)
     thread.start()

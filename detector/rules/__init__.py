@@ -16,8 +16,14 @@ Contract with the service that turns violations into cases
   (``last_seen``, ``dwell_s``, boxes) and need not keep anything else: each event is a full snapshot.
 * ``closed`` is emitted once the condition has not been observed for ``end_grace_s`` (the object left,
   moved, was packed up, the schedule ended). ``last_seen`` is the last time it *was* observed, so
-  ``dwell_s`` = last_seen − first_seen does not include the grace period. A violation absorbed by another
+  ``dwell_s`` does not include the grace period. A violation absorbed by another
   (two clusters merged) closes at once with ``merged_into`` naming the survivor.
+* Dwell is *observed* time: ``dwell_s`` = last_seen − first_seen minus the gaps in observation inside it
+  (consecutive samples further apart than the engine's ``max_gap_s``: the stream was down, frames stopped),
+  which each event lists (``gaps``, the latest few). A gap counts neither as dwell nor as absence: a stall
+  seen again after a 5-minute outage keeps its violation, without those 5 minutes. The same holds for a rule's
+  wait before a violation opens (``FrameView.observed_s``). Across a restart of the service the engine starts
+  empty; the case store adds a re-found object's new violation to its case without the stopped time.
 * Absence is not an end: a stall hidden behind a bus keeps its track (the tracker re-attaches it) and its
   violation stays open as long as it is seen again within ``end_grace_s``. After a close, the same
   tracks cannot open a new violation in the same zone for ``cooldown_s``.
@@ -32,9 +38,9 @@ one row of the service's kind catalogue (`service.kinds`); the configuration, th
 the review page derive everything else from them.
 """
 
-from detector.rules.base import (RULES, WEEK_S, BaseRule, Finding, FrameView, Rule, RuleParams, TrackView, Violation,
-                                 ViolationEvent, ViolationStatus, group_findings, make_rule, override, param,
-                                 param_bounds, param_doc, register_rule)
+from detector.rules.base import (MAX_REPORTED_GAPS, RULES, WEEK_S, BaseRule, Finding, FrameView, Rule, RuleParams,
+                                 TrackView, Violation, ViolationEvent, ViolationStatus, group_findings, make_rule,
+                                 observed_s, override, param, param_bounds, param_doc, register_rule)
 from detector.rules.engine import RuleEngine
 
 # Import order is registration order, which is the order of the configuration's `rules` section: stall first.
@@ -42,8 +48,8 @@ from detector.rules.stall import STALL_CLASSES, StallOccupationRule, StallRulePa
 from detector.rules.bikes import BIKE_CLASSES, BikeMisparkedRule, BikeRuleParams, cluster_boxes  # isort: skip
 
 __all__ = [
-    "BIKE_CLASSES", "RULES", "STALL_CLASSES", "WEEK_S", "BaseRule", "BikeMisparkedRule", "BikeRuleParams", "Finding",
+    "BIKE_CLASSES", "MAX_REPORTED_GAPS", "RULES", "STALL_CLASSES", "WEEK_S", "BaseRule", "BikeMisparkedRule", "BikeRuleParams", "Finding",
     "FrameView", "Rule", "RuleEngine", "RuleParams", "StallOccupationRule", "StallRuleParams", "TrackView",
-    "Violation", "ViolationEvent", "ViolationStatus", "cluster_boxes", "group_findings", "make_rule", "overlap_groups", "override",
+    "Violation", "ViolationEvent", "ViolationStatus", "cluster_boxes", "group_findings", "make_rule", "observed_s", "overlap_groups", "override",
     "param", "param_bounds", "param_doc", "register_rule",
 ]

@@ -16,9 +16,9 @@ from detector.schedule import WeeklySchedule
 from detector.zones import Zone, ZoneKind
 
 __all__ = [
-    "RULES", "WEEK_S", "BaseRule", "Finding", "FrameView", "Rule", "RuleParams", "TrackView", "Violation", "ViolationEvent",
-    "ViolationStatus", "components", "group_findings", "intersection_px2", "make_rule", "override", "param", "param_bounds", "param_doc",
-    "register_rule",
+    "MAX_REPORTED_GAPS", "RULES", "WEEK_S", "BaseRule", "Finding", "FrameView", "Rule", "RuleParams", "TrackView", "Violation", "ViolationEvent",
+    "ViolationStatus", "components", "group_findings", "intersection_px2", "make_rule", "observed_s", "override", "param", "param_bounds",
+    "param_doc", "register_rule",
 ]
 
 ViolationEvent = Literal["opened", "updated", "closed"]
@@ -39,11 +39,16 @@ class Violation:
         track_ids: Member track ids (one stall; every bike of a cluster), ascending.
         first_seen: UTC time the condition started (dwell counts from here).
         last_seen: UTC time it was last observed.
-        dwell_s: ``last_seen - first_seen`` in seconds.
+        dwell_s: Observed seconds from `first_seen` to `last_seen`: the span minus every gap in observation
+            inside it (see `gaps`), so a camera that was down, or a service that was stopped, adds no dwell.
         xyxy: (N, 4) float32 last known box of each member, frame pixels, in `track_ids` order.
         score: Median of the members' median recent scores.
         class_names: Class of each member, in `track_ids` order.
         merged_into: For a violation closed because another absorbed it, that one's id.
+        gaps: The latest gaps in observation (at most `MAX_REPORTED_GAPS`, oldest first) between `first_seen`
+            and `last_seen`: ``(start, end)`` UTC pairs of consecutive samples further apart than the engine's
+            gap bound. `dwell_s` excludes all of them (older ones too); the case store uses the recent ones to
+            add only observed time between two events of one violation.
     """
 
     violation_id: str
@@ -60,6 +65,7 @@ class Violation:
     score: float
     class_names: tuple[str, ...]
     merged_into: str | None = None
+    gaps: tuple[tuple[datetime, datetime], ...] = ()
 
     def __post_init__(self) -> None:
         expected = "closed" if self.event == "closed" else "open"
@@ -109,6 +115,16 @@ class FrameView:
     tracks: tuple[TrackView, ...]
     zones: tuple[Zone, ...]
     active_zone_ids: frozenset[str]
+    # Gaps in observation (start_s, end_s) the engine still needs: stretches with no samples, which add no dwell.
+    gaps: tuple[tuple[float, float], ...] = ()
+
+    def observed_s(self, from_s: float, to_s: float) -> float:
+        """Observed seconds between two sample times: the span minus the gaps in observation inside it.
+
+        Rules measure dwell with it (``frame.observed_s(since_s, track.last_seen_s)``) so that time the camera
+        delivered nothing (the stream was down, the service was stopped) is never counted.
+        """
+        return observed_s(from_s, to_s, self.gaps)
 
     def zones_of(self, track: TrackView, kinds: Iterable[ZoneKind], active: bool | None = None) -> list[Zone]:
         """Zones of the given kinds the track is inside, in configuration order; filtered by schedule state."""
@@ -128,6 +144,23 @@ class Finding:
     track_ids: frozenset[int]
     since_s: float
 
+
+
+MAX_REPORTED_GAPS = 8
+
+
+def observed_s(from_s: float, to_s: float, gaps: Iterable[tuple[float, float]]) -> float:
+    """Seconds of ``[from_s, to_s]`` not inside any gap ``(start_s, end_s)`` (gaps must not overlap).
+
+    Example:
+        >>> observed_s(0.0, 600.0, [(100.0, 400.0), (700.0, 900.0)])
+        300.0
+    """
+    span_s = to_s - from_s
+    if span_s <= 0:
+        return 0.0
+    hidden_s = sum(max(0.0, min(end_s, to_s) - max(start_s, from_s)) for start_s, end_s in gaps)
+    return max(0.0, span_s - hidden_s)
 
 
 # --- rule parameters ------------------------------------------------------------------------------------
@@ -171,7 +204,8 @@ class RuleParams:
         min_dwell_s: Seconds the condition must hold before a violation opens (a zone may override it).
         min_score: Minimum median of a track's recent scores.
         cooldown_s: After a close, the same tracks cannot open a new violation in that zone for this long.
-        end_grace_s: A violation closes once its condition has not been observed for this long.
+        end_grace_s: A violation closes once its condition has not been observed for this long (observed time:
+            a gap in the stream does not count).
         update_interval_s: Most frequent periodic ``updated`` event of an open violation.
         schedule: When the rule is enforced (None: always). Outside it nothing is due and dwell restarts.
         zone_ids: Only these zones (None: every zone of the kinds the rule reads).

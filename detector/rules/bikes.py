@@ -68,7 +68,7 @@ class BikeMisparkedRule(BaseRule):
                 continue
             # Misplaced *and* standing still: a bike wheeled across the square is neither.
             start_s = max(since_s, track.stationary_since_s)
-            if (track.last_seen_s - start_s >= self._min_dwell_s(watch[0])
+            if (frame.observed_s(start_s, track.last_seen_s) >= self._min_dwell_s(watch[0])
                     and track.median_score >= self.params.min_score):
                 by_zone.setdefault(watch[0].zone_id, []).append((track, start_s))
         return group_findings(by_zone, lambda xyxy: cluster_boxes(xyxy, self.params.cluster_distance))

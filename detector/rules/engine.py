@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+import statistics
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Mapping, Sequence
 
 import numpy as np
 
-from detector.rules.base import Finding, FrameView, Rule, TrackView, Violation, ViolationEvent
+from detector.rules.base import (MAX_REPORTED_GAPS, Finding, FrameView, Rule, TrackView, Violation, ViolationEvent,
+                                 observed_s)
 from detector.types import Detections
 from detector.zones import PolygonZone, Zone, ZoneKind
 
@@ -17,6 +20,13 @@ __all__ = ["RuleEngine"]
 
 # Columns the engine reads from the tracker's output (see detector.tracking.TRACK_COLUMNS).
 _REQUIRED_COLUMNS = ("stationary", "stationary_since_s", "median_score")
+# Without an explicit max_gap_s, an interval is a gap only when it is also this many times the camera's usual
+# sampling interval (median of the last _INTERVALS_KEPT intervals), so that a slow camera's (or a short
+# end_grace_s's) ordinary spacing between samples is not taken for an outage once it has been seen.
+_GAP_INTERVAL_FACTOR = 3.0
+_INTERVALS_KEPT = 15
+# Safety bound on the remembered gaps (a flapping stream for days); they are pruned long before in practice.
+_MAX_GAPS_KEPT = 4096
 
 
 # --- engine ---------------------------------------------------------------------------------------------
@@ -30,6 +40,7 @@ class _TrackMemory:
     stationary: bool
     stationary_since_s: float | None
     last_seen_s: float
+    first_seen_s: float  # first sample of this memory: how far back the gaps must be kept for its rules
 
 
 @dataclass
@@ -60,9 +71,14 @@ class RuleEngine:
         class_names: Class names by class id, used when `class_column` is absent.
         class_map: Maps the detector's class names to pipeline classes (a model card's
             ``violation_classes``, e.g. ``{"motorcycle": "ebike"}``); names not in it are kept.
+        max_gap_s: Consecutive samples further apart than this are a *gap in observation* (the stream was
+            down, frames stopped): the time between them counts neither as dwell nor as absence (end_grace_s,
+            track memory). None: the shortest ``end_grace_s`` of the rules, the same bound after which an unseen
+            object's violation ends, and at least three times the camera's usual sampling interval.
 
     Example:
         >>> from datetime import datetime, timedelta, timezone
+        >>> from detector.rules import StallOccupationRule, StallRuleParams
         >>> zone = Zone("nv-1", "no_vending", [(0, 0.5), (1, 0.5), (1, 1), (0, 1)], inertia_samples=1)
         >>> engine = RuleEngine("cam-1", [zone], [StallOccupationRule(StallRuleParams({"stall"}, min_dwell_s=60))],
         ...                     class_names=["stall"])
@@ -78,8 +94,11 @@ class RuleEngine:
 
     def __init__(self, camera_id: str, zones: Sequence[Zone], rules: Sequence[Rule], *,
                  class_column: str = "class_name", class_names: Sequence[str] | Mapping[int, str] | None = None,
-                 class_map: Mapping[str, str] | None = None):
+                 class_map: Mapping[str, str] | None = None, max_gap_s: float | None = None):
+        if max_gap_s is not None and not (isinstance(max_gap_s, (int, float)) and max_gap_s > 0):
+            raise ValueError(f"camera {camera_id!r}: max_gap_s must be positive seconds, got {max_gap_s!r}")
         self.camera_id = camera_id
+        self.max_gap_s = max_gap_s
         self.zones = tuple(zones)
         ids = [z.zone_id for z in self.zones]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
@@ -107,6 +126,9 @@ class RuleEngine:
         self._closed_s: dict[tuple[str, str, int], float] = {}
         self._seq = 0
         self._last_ts_s: float | None = None
+        self._grace_gap_s = min((r.params.end_grace_s for r in self.rules), default=math.inf)
+        self._intervals_s: deque[float] = deque(maxlen=_INTERVALS_KEPT)
+        self._gaps: list[tuple[float, float]] = []
 
     # --- public ------------------------------------------------------------------------------------
 
@@ -122,16 +144,19 @@ class RuleEngine:
         Raises:
             ValueError: Untracked detections, a missing column, a naive or backwards timestamp.
         """
+        previous_s = self._last_ts_s
         ts_s = self._check_time(ts)
         self._check_columns(detections)
         self._ensure_zones(frame_wh_px)
         names = self._class_names_of(detections)
+        self._note_interval(previous_s, ts_s)
 
         inside = np.zeros((len(detections), len(self.zones)), bool)
         for k, pz in enumerate(self._polygon_zones):
             inside[:, k] = pz.trigger(detections)
         since = detections.data["stationary_since_s"].astype(np.float64) if len(detections) else np.zeros(0)
         for row, tid in enumerate(detections.tracker_id.tolist()):
+            known = self._tracks.get(tid)
             self._tracks[tid] = _TrackMemory(
                 track_id=tid,
                 class_name=names[row],
@@ -140,6 +165,7 @@ class RuleEngine:
                 stationary=bool(detections.data["stationary"][row]),
                 stationary_since_s=None if math.isnan(since[row]) else float(since[row]),
                 last_seen_s=ts_s,
+                first_seen_s=ts_s if known is None else known.first_seen_s,
             )
             self._zones_of_track[tid] = frozenset(z.zone_id for z, hit in zip(self.zones, inside[row]) if hit)
         self._expire_tracks(ts_s)
@@ -153,12 +179,13 @@ class RuleEngine:
         )
         # Anything standing in an active exclusion zone (a shop's own forecourt, say) is invisible to rules.
         views = tuple(v for v in views if not (v.zone_ids & excluded))
-        frame = FrameView(ts, ts_s, views, self.zones, active)
+        frame = FrameView(ts, ts_s, views, self.zones, active, tuple(self._gaps))
 
         events: list[Violation] = []
         for rule in self.rules:
             events.extend(self._reconcile(rule, rule.evaluate(frame), frame))
         self._prune_cooldowns(ts_s)
+        self._prune_gaps()
         return events
 
     def finish(self, ts: datetime) -> list[Violation]:
@@ -171,6 +198,43 @@ class RuleEngine:
     def open_violations(self) -> list[Violation]:
         """Current snapshots of the open violations (event ``updated``), oldest first."""
         return [self._snapshot(v, "updated") for v in self._open.values()]
+
+    @property
+    def gaps(self) -> list[tuple[datetime, datetime]]:
+        """The gaps in observation the engine still remembers (``(start, end)`` UTC, oldest first)."""
+        return [(_utc(a), _utc(b)) for a, b in self._gaps]
+
+    def gap_bound_s(self) -> float:
+        """How far apart two consecutive samples must be to make a gap in observation now (see `max_gap_s`)."""
+        if self.max_gap_s is not None:
+            return float(self.max_gap_s)
+        usual_s = statistics.median(self._intervals_s) if self._intervals_s else 0.0
+        return max(self._grace_gap_s, _GAP_INTERVAL_FACTOR * usual_s)
+
+    # --- gaps in observation -----------------------------------------------------------------------
+
+    def _note_interval(self, previous_s: float | None, ts_s: float) -> None:
+        """Record the stretch since the previous sample as a gap when it is longer than the gap bound."""
+        if previous_s is None or ts_s <= previous_s:
+            return
+        if ts_s - previous_s > self.gap_bound_s():
+            self._gaps.append((previous_s, ts_s))
+            del self._gaps[:-_MAX_GAPS_KEPT]
+        # Every interval teaches the usual one: the median shrugs off an outage now and then, while a camera
+        # that only ever delivers a sample every few minutes makes that its usual spacing (not a gap each time).
+        self._intervals_s.append(ts_s - previous_s)
+
+    def _prune_gaps(self) -> None:
+        """Forget gaps older than everything that still measures time across them: remembered tracks (the
+        rules' dwell of a track starts no earlier than its memory) and open violations."""
+        if not self._gaps:
+            return
+        starts = [m.first_seen_s for m in self._tracks.values()] + [v.first_seen_s for v in self._open.values()]
+        horizon_s = min(starts, default=math.inf)
+        self._gaps = [g for g in self._gaps if g[1] > horizon_s]
+
+    def _observed_s(self, from_s: float, to_s: float) -> float:
+        return observed_s(from_s, to_s, self._gaps)
 
     # --- input checks ------------------------------------------------------------------------------
 
@@ -214,7 +278,8 @@ class RuleEngine:
         return [self.class_map.get(name, name) for name in raw]
 
     def _expire_tracks(self, ts_s: float) -> None:
-        expired = [tid for tid, m in self._tracks.items() if ts_s - m.last_seen_s > self._memory_s]
+        # Absence is measured in observed time: a stationary object is not forgotten while the stream was down.
+        expired = [tid for tid, m in self._tracks.items() if self._observed_s(m.last_seen_s, ts_s) > self._memory_s]
         for tid in expired:
             del self._tracks[tid]
             self._zones_of_track.pop(tid, None)
@@ -278,7 +343,7 @@ class RuleEngine:
             if absorbed_by is not None:
                 events.append(self._close(v, ts_s, merged_into=absorbed_by))
         for v in [v for v in self._open.values() if v.kind == rule.kind]:
-            if ts_s - v.last_seen_s > params.end_grace_s:
+            if self._observed_s(v.last_seen_s, ts_s) > params.end_grace_s:
                 events.append(self._close(v, ts_s))
         return events
 
@@ -311,11 +376,13 @@ class RuleEngine:
             track_ids=tuple(v.track_ids),
             first_seen=_utc(v.first_seen_s),
             last_seen=_utc(v.last_seen_s),
-            dwell_s=max(0.0, v.last_seen_s - v.first_seen_s),
+            dwell_s=self._observed_s(v.first_seen_s, v.last_seen_s),
             xyxy=np.stack([m.xyxy for m in members]).astype(np.float32) if members else np.zeros((0, 4), np.float32),
             score=float(np.median([m.median_score for m in members])) if members else 0.0,
             class_names=tuple(m.class_name for m in members),
             merged_into=merged_into,
+            gaps=tuple((_utc(a), _utc(b)) for a, b in self._gaps
+                       if a >= v.first_seen_s and b <= v.last_seen_s)[-MAX_REPORTED_GAPS:],
         )
 
 

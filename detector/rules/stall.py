@@ -79,7 +79,7 @@ class StallOccupationRule(BaseRule):
             since_s = self._holds(frame, track.track_id, zone is not None)
             if since_s is None:
                 continue
-            dwell_s = track.last_seen_s - since_s
+            dwell_s = frame.observed_s(since_s, track.last_seen_s)  # a camera outage adds no dwell
             if (dwell_s >= self._min_dwell_s(zone) and track.stationary
                     and track.median_score >= self.params.min_score):
                 by_zone.setdefault(zone.zone_id, []).append((track, since_s))

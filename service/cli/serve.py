@@ -185,13 +185,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.timeout_s is not None and not args.timeout_s > 0:
         _error("--timeout-s must be positive")
         return EXIT_USER_ERROR
+    if args.fresh and args.keep:
+        _error("--fresh and --keep exclude each other (--fresh removes the cases and rewrites config.yaml)")
+        return EXIT_USER_ERROR
     if not 0 < args.speed <= 100:
         _error(f"--speed must lie within (0, 100], got {args.speed}")
         return EXIT_USER_ERROR
     configure_logging(args.log_level, args.log_format or "text")
     options = DemoOptions(data_dir=Path(args.data_dir) if args.data_dir else default_data_dir(), host=args.host,
                           port=args.port, scenario=args.scenario, speed=args.speed, fps=args.fps, seed=args.seed,
-                          fresh=args.fresh, exit_after_cases=args.exit_after_cases, timeout_s=args.timeout_s,
+                          fresh=args.fresh, keep=args.keep, exit_after_cases=args.exit_after_cases,
+                          timeout_s=args.timeout_s,
                           threads=args.threads)
     return run_demo(options)
 
@@ -245,9 +249,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="play the clip X times faster than real time (dwell times pass X times faster)")
     p.add_argument("--fps", type=float, default=2.0, help="frame rate the clip is rendered at")
     p.add_argument("--seed", type=int, default=0, help="varies the rendered street and objects")
-    p.add_argument("--fresh", action="store_true", help="start with an empty database and no evidence")
+    p.add_argument("--fresh", action="store_true",
+                   help="also write config.yaml anew (each run starts without cases anyway, unless --keep)")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the cases of earlier runs: a stall still standing joins its case (without the "
+                        "stopped time in its dwell)")
     p.add_argument("--exit-after-cases", type=int, default=None, metavar="N",
-                   help="exit with status 0 once N new cases were created (headless runs, CI)")
+                   help="exit with status 0 once N cases were made, or with --keep found again, in this run "
+                        "(headless runs, CI)")
     p.add_argument("--timeout-s", type=float, default=None, metavar="S",
                    help="give up after S seconds: status 1 when --exit-after-cases was not reached, else 0")
     p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0 = its default)")

@@ -3,6 +3,7 @@ machine, reviewer actions and their audit rows, listing."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from sqlalchemy import select
 from detector.rules import Violation
 from service.cases import (CaseError, CaseFilter, CaseNotFoundError, CaseOrigin, CaseSettings, CaseStore,
                            DedupeCandidate, InvalidTransitionError, TRANSITIONS, box_iou, build_case_payload,
-                           check_transition, choose_dedupe_target, idempotency_key)
+                           case_dwell_s, check_transition, choose_dedupe_target, idempotency_key)
 from service.config import CameraConfig, camera_origin
 from service.db import make_engine, make_session_factory, upgrade_schema
 from service.db.models import Evidence, OutboxMessage
@@ -144,7 +145,7 @@ def test_dedupe_of_opened_events(store, second, same_case):
     assert len(cases) == (1 if same_case else 2)
     if same_case:
         assert again.first_seen == first.first_seen and again.last_seen == T0 + timedelta(seconds=1200)
-        assert again.dwell_s == 1200
+        assert again.dwell_s == 600  # observed: 300 s of each violation, not the 600 s between them
         assert [a.action for a in store.audit_trail(first.id)] == ["created", "dedupe_attach"]
 
 
@@ -177,6 +178,50 @@ def test_a_rejected_case_stops_absorbing_after_the_cooldown(store):
     store.reject(first.id, "alice", "not a stall")
     later_s = 300 + store.settings.cooldown_s + 60
     assert store.ingest(make_violation("v2", first_s=later_s, last_s=later_s + 300)).id != first.id
+
+
+# --- dwell is observed time (issue 18: 24 min 54 s of dwell, 7 min of it with the demo stopped) ------------
+
+def _seen(violation_id: str, first_s: float, last_s: float, dwell_s: float | None = None, gaps=(),
+          event: str = "opened") -> Violation:
+    """A violation event whose observed dwell leaves out `gaps` ((start_s, end_s) after T0)."""
+    at = lambda s: T0 + timedelta(seconds=s)  # noqa: E731
+    return replace(make_violation(violation_id, event, first_s=first_s, last_s=last_s),
+                   dwell_s=last_s - first_s if dwell_s is None else dwell_s,
+                   gaps=tuple((at(a), at(b)) for a, b in gaps))
+
+
+@pytest.mark.parametrize("case_s, event, expected_s", [
+    # (first_s, last_s, dwell_s) of the case; the event; the case's dwell after it
+    ((0, 600, 600), _seen("v2", 1020, 1500, 480), 1080),                    # found again after a 7 min restart
+    ((0, 300, 300), _seen("v1", 0, 600), 600),                              # the next event of its violation
+    ((0, 100, 100), _seen("v1", 0, 460, 160, gaps=[(100, 400)]), 160),      # the stream was down 5 min
+    ((0, 600, 600), _seen("v0", 0, 500), 600),                              # an older violation's event adds nothing
+    ((0, 600, 600), _seen("v3", 500, 900, 400), 900),                       # overlapping: only what is new
+    ((0, 100, 250), _seen("v1", 0, 150), 150),                              # never longer than the span
+])
+def test_case_dwell_s(case_s, event, expected_s):
+    first_s, last_s, dwell_s = case_s
+    at = lambda s: T0 + timedelta(seconds=s)  # noqa: E731
+    assert case_dwell_s(dwell_s, at(first_s), at(last_s), event) == expected_s
+
+
+def test_a_stall_found_again_after_a_restart_joins_its_case_without_the_stopped_time(store):
+    case = store.ingest(_seen("run1", 0, 60), origin=make_origin())
+    store.ingest(_seen("run1", 0, 600, event="updated"))
+    # The service stops for 7 minutes; the new engine's violation of the same stall opens 60 s after the restart.
+    again = store.ingest(_seen("run2", 1020, 1080), origin=make_origin())
+    assert again.id == case.id and again.dwell_s == 660
+    later = store.ingest(_seen("run2", 1020, 1500, event="updated"))
+    assert (later.first_seen, later.last_seen, later.dwell_s) == (T0, T0 + timedelta(seconds=1500), 1080)
+    assert [a.action for a in store.audit_trail(case.id)] == ["created", "dedupe_attach"]
+
+
+def test_merged_cases_add_their_observed_dwell(store):
+    first = store.ingest(make_violation("v1", first_s=0, last_s=300))
+    other = store.ingest(make_violation("v2", first_s=1000, last_s=1300, boxes=((600.0, 200.0, 700.0, 300.0),)))
+    merged = store.merge([first.id], other.id, "alice")
+    assert (merged.first_seen, merged.last_seen, merged.dwell_s) == (T0, T0 + timedelta(seconds=1300), 600)
 
 
 def test_updated_and_closed_events_update_the_case(store):

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -99,3 +100,53 @@ def test_demo_serves_the_review_page_and_exits_after_the_first_case(tmp_path):
         assert Path(path).is_file() and Path(path).is_relative_to(data_dir / "evidence")
     assert (data_dir / "settings.yaml").is_file() and (data_dir / "config.yaml").is_file()
     assert (data_dir / "keys.json").stat().st_mode & 0o077 == 0  # the plain keys: owner only
+
+
+def _demo(data_dir: Path, *extra: str, limit_s: float = 200) -> tuple[int, list[str]]:
+    """One headless `streetwatch demo` run to its end: (exit status, output lines)."""
+    args = [sys.executable, "-m", "service.cli", "demo", "--data-dir", str(data_dir), "--port", str(free_port()),
+            "--scenario", "stall_2min", "--exit-after-cases", "1", "--timeout-s", str(limit_s), *extra]
+    done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=limit_s + 120,
+                          env={**os.environ, "YOLO_OFFLINE": "1"})
+    return done.returncode, (done.stdout + done.stderr).splitlines()
+
+
+def _cases(data_dir: Path) -> list[tuple]:
+    with sqlite3.connect(data_dir / "cases.sqlite3") as db:
+        return db.execute("SELECT id, status, first_seen, last_seen, dwell_s FROM cases ORDER BY id").fetchall()
+
+
+@pytest.mark.timeout(600)
+def test_each_run_makes_a_fresh_case_and_keep_joins_the_earlier_one_without_the_stopped_time(tmp_path):
+    """Issue 18: a second `scripts/demo.sh --exit-after-cases 1` never succeeded (the stall joined the open case
+    of the first run), and that case's dwell counted the minutes the demo was stopped."""
+    data_dir = tmp_path / "demo"
+    rc, lines = _demo(data_dir)
+    assert rc == 0, "\n".join(lines[-40:])
+    (case_id, _, first_seen, last_seen, dwell_s), = _cases(data_dir)
+
+    # --keep: the stall found again joins case 1 and counts as this run's case; the stopped time is no dwell.
+    stopped_at = time.time()
+    time.sleep(3.0)
+    rc, lines = _demo(data_dir, "--keep")
+    assert rc == 0, "\n".join(lines[-40:])
+    assert any(line.startswith(f"case {case_id} (from an earlier run): stall_occupation in zone no_vending_1")
+               for line in lines), "\n".join(lines[-40:])
+    assert any("0 case(s) created and 1 found again in this run" in line for line in lines), "\n".join(lines[-40:])
+    (kept_id, _, kept_first, kept_last, kept_dwell_s), = _cases(data_dir)
+    assert (kept_id, kept_first) == (case_id, first_seen) and kept_last > last_seen
+    span_s = (datetime.fromisoformat(kept_last) - datetime.fromisoformat(kept_first)).total_seconds()
+    restarted_s = 3.0  # at least the sleep above; the new run's violation began later still (startup, min dwell)
+    assert dwell_s <= kept_dwell_s <= span_s - restarted_s, (dwell_s, kept_dwell_s, span_s, time.time() - stopped_at)
+
+    # A plain second run starts without cases, makes its own case 1 and exits 0.
+    rc, lines = _demo(data_dir)
+    assert rc == 0, "\n".join(lines[-40:])
+    assert any(line.startswith("demo: starting without cases") for line in lines), "\n".join(lines[-40:])
+    assert any(line.startswith("case 1: stall_occupation in zone no_vending_1") for line in lines)
+    assert [(c[0], c[1]) for c in _cases(data_dir)] == [(1, "pending")]
+
+
+def test_fresh_and_keep_exclude_each_other(tmp_path):
+    rc, lines = _demo(tmp_path / "demo", "--fresh", "--keep", limit_s=30)
+    assert rc == 2 and any("--fresh and --keep exclude each other" in line for line in lines), lines
