@@ -13,10 +13,15 @@ from typing import Any, Literal, Mapping, Protocol, runtime_checkable
 
 from detector.errors import StreetwatchError
 
-__all__ = ["Adapter", "OutboundMessage", "OutcomeUnknownError", "PermanentSendError", "ReconcileError", "Reconciler",
-           "SendError", "SendResult", "TransientSendError", "classify_http_status", "HttpOutcome"]
+__all__ = ["EVENT_ADAPTERS", "MQTT_ADAPTER", "Adapter", "OutboundMessage", "OutcomeUnknownError", "PermanentSendError",
+           "ReconcileError", "Reconciler", "SendError", "SendResult", "TransientSendError", "classify_http_status", "HttpOutcome"]
 
 HttpOutcome = Literal["ok", "permanent", "transient"]
+
+MQTT_ADAPTER = "mqtt"
+# Adapters whose outbox rows are event notifications (`service.adapters.mqtt`), not deliveries to a case system:
+# they never make a case posted or post_failed and never stop an undo (service.outbox, CaseStore._deliveries).
+EVENT_ADAPTERS: tuple[str, ...] = (MQTT_ADAPTER,)
 
 
 @dataclass(frozen=True)
