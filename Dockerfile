@@ -10,8 +10,10 @@ FROM python:3.11-slim
 
 # fonts-noto-cjk: a Chinese font for whatever the container renders itself (the font the install scripts install;
 # issue 18). Today the evidence labels are ASCII and the review page is drawn by the reviewer's browser.
+# opencv-data: OpenCV's Haar cascades, with which service.privacy blurs faces and plates (without them no evidence
+# is served while privacy.blur_faces/blur_plates are on).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends fonts-noto-cjk \
+    && apt-get install -y --no-install-recommends fonts-noto-cjk opencv-data \
     && rm -rf /var/lib/apt/lists/*
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

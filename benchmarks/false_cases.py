@@ -325,15 +325,17 @@ class PipelineTap:
     def __init__(self, pipeline: CameraPipeline, counts: RunCounts) -> None:
         self.pipeline = pipeline
         self.counts = counts
-        detect = pipeline.detect
+        # `process` and `detect` both detect through `_detect_timed` (which laps the per-stage clock): tapping it
+        # counts every detection pass once.
+        detect_timed = pipeline._detect_timed
 
-        def counted_detect(frame: Frame) -> Detections:
-            detections = detect(frame)
+        def counted_detect(frame: Frame, clock: Any) -> Detections:
+            detections = detect_timed(frame, clock)
             counts.add_detections(detections)
             return detections
 
         # Instance attributes shadow the method and the engine for this pipeline object only.
-        pipeline.detect = counted_detect  # type: ignore[method-assign]
+        pipeline._detect_timed = counted_detect  # type: ignore[method-assign]
         pipeline.engine = _EngineTap(pipeline.engine, counts.add_tracked, counts.add_engine_events)
 
     def process(self, frame: Frame) -> PipelineStep:

@@ -15,6 +15,19 @@ Measured per run, over the window after every camera delivered its first sample:
   CPU        this process's CPU time / wall time / N (fraction of one core per stream; the RTSP servers are
              separate processes and not counted)
   RSS        sampled every --rss-interval-s: start / end / max and slope (MB/min, least squares)
+  stages     where the CPU goes, per camera-second: decode (the source's `DecodeTiming`: codec and BGR
+             conversion of the sampled picture) and the pipeline's stages (`PipelineStep.stage_cpu_ms`: motion,
+             preprocess, inference, postprocess, tracking, rules, second look; with a BatchingDetector its
+             runners' CPU is inference), thread-CPU milliseconds summed over the window / window / N (CPU, not
+             wall time: on a shared machine wall time also counts waiting for a core); "other" is this process's
+             CPU not in a timed stage (RTSP receive and demux, the frame guard, queues, thread switches).
+  servers    CPU of the RTSP server processes (the simulated cameras, not part of a node's work but sharing
+             its cores), in cores
+
+Defaults are the service's: motion gate on, the model's int8 copy where its card allows it
+(`detector.runtime.precision`). `--no-motion-gate --precision fp32` measures the configuration of 2026-11-29.
+`--batch-window-ms W` puts a `BatchingDetector` (detector.runtime.batch) between the cameras and the session
+(with --workers large enough that several samples are in flight at once).
 
 Modes:
   --n N                      one run with N cameras for --duration-s
@@ -26,6 +39,8 @@ Modes:
 Run (full scale, on an otherwise idle machine):
   python benchmarks/streams.py --find-max
   python benchmarks/streams.py --n 12 --soak-s 600 --out-name streams-soak
+  python benchmarks/streams.py --find-max --steps 32,48,64,80 --out-name streams_per_node
+  python benchmarks/streams.py --n 24 --no-motion-gate --precision fp32 --out-name streams_before_stages
 Smoke run (writes elsewhere so it is not mistaken for a result):
   python benchmarks/streams.py --n 2 --duration-s 20 --results-dir /tmp/streams-smoke
 Writes benchmarks/results/<out-name>.json and .md (default streams).
@@ -51,7 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import benchmarks.common as common  # noqa: E402
 from benchmarks.common import environment, md_table, shared_dir  # noqa: E402
 from detector.motion import MotionGate, MotionGateConfig  # noqa: E402
-from detector.pipeline import CameraPipeline  # noqa: E402
+from detector.pipeline import STAGES, CameraPipeline  # noqa: E402
 from detector.rules import (  # noqa: E402
     RULES,
     BikeMisparkedRule,
@@ -61,6 +76,9 @@ from detector.rules import (  # noqa: E402
     StallRuleParams,
 )
 from detector.runtime import OnnxDetector, RuntimeOptions, load_model  # noqa: E402
+from detector.runtime.batch import BatchingDetector  # noqa: E402
+from detector.runtime.precision import PRECISIONS, choose_precision  # noqa: E402
+from detector.sources.decode import DecodeTotals  # noqa: E402
 from detector.sources import RtspSource  # noqa: E402
 from detector.tracking import Tracker, TrackerConfig  # noqa: E402
 from detector.types import Frame  # noqa: E402
@@ -140,6 +158,8 @@ class CameraStats:
 
     # (wall time finished, lag s, inference ms or 0 when the motion gate skipped the detector)
     finished: list[tuple[float, float, float]] = field(default_factory=list)
+    # (wall time finished, {stage: CPU ms}) per sample
+    stages: list[tuple[float, dict[str, float]]] = field(default_factory=list)
     events: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -156,6 +176,7 @@ def feed_camera(source: RtspSource, pipeline: CameraPipeline, pool: concurrent.f
         step = pipeline.process(frame)
         now_s = time.time()
         stats.finished.append((now_s, now_s - frame.ts_s, step.inference_ms if step.inferred else 0.0))
+        stats.stages.append((now_s, dict(step.stage_cpu_ms)))
         stats.events += len(step.events)
 
     while not stop.is_set():
@@ -196,6 +217,54 @@ def percentile(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 3) if values else None
 
 
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of another process so far; 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def decode_totals(sources: list[RtspSource]) -> DecodeTotals:
+    total = DecodeTotals()
+    for source in sources:
+        total = total.plus(source.decode_timing.snapshot())
+    return total
+
+
+def runner_cpu_s(detector: object) -> float:
+    """CPU seconds a BatchingDetector's runners spent in session.run (0 without batching)."""
+    return detector.stats().run_cpu_s if isinstance(detector, BatchingDetector) else 0.0
+
+
+def stage_breakdown(stats: list[CameraStats], decoded: DecodeTotals, wall0: float, wall1: float, n: int,
+                    cpu_total_s: float, batch_runner_cpu_s: float = 0.0) -> dict:
+    """CPU milliseconds per camera-second in each stage over the window, and the CPU no stage accounts for."""
+    window_s = wall1 - wall0
+    sums = dict.fromkeys(("decode", *STAGES), 0.0)
+    sums["decode"] = decoded.cpu_s * 1000
+    sums["inference"] = batch_runner_cpu_s * 1000
+    for cam in stats:
+        for t, stage_ms in cam.stages:
+            if wall0 <= t < wall1:
+                for stage, ms in stage_ms.items():
+                    sums[stage] += ms
+    per_cam_s = {k: round(v / window_s / n, 2) for k, v in sums.items()}
+    cpu_ms = cpu_total_s * 1000 / window_s / n
+    processed = sum(1 for cam in stats for t, _ in cam.stages if wall0 <= t < wall1)
+    return {"ms_per_camera_s": per_cam_s, "cpu_ms_per_camera_s": round(cpu_ms, 2),
+            "other_ms_per_camera_s": round(cpu_ms - sum(per_cam_s.values()), 2),
+            # Per processed sample: what a camera at 1 fps costs when every sample is processed (on an overloaded
+            # machine samples are dropped, and per camera-second figures fall with them; decoding, paid for
+            # dropped samples too, is counted in full here).
+            "cpu_ms_per_sample": round(cpu_total_s * 1000 / processed, 2) if processed else None,
+            "decode_wall_ms_per_camera_s": round((decoded.decode_s + decoded.convert_s) * 1000 / window_s / n, 2),
+            "decoded_per_camera_s": round(decoded.decoded / window_s / n, 2),
+            "converted_per_camera_s": round(decoded.converted / window_s / n, 2)}
+
+
 # --- one run -----------------------------------------------------------------------------------------
 
 
@@ -230,6 +299,9 @@ def run_streams(n: int, duration_s: float, detector: OnnxDetector, video: Path, 
         time.sleep(1.0)  # let the first-sample burst settle
 
         health0 = [s.health() for s in sources]
+        decode0 = decode_totals(sources)
+        runner0 = runner_cpu_s(detector)
+        servers0 = sum(process_cpu_s(server.pid) for server in servers if server.pid)
         wall0, cpu0 = time.time(), cpu_s()
         rss: list[tuple[float, float]] = [(0.0, rss_mb())]
         next_rss_s = args.rss_interval_s
@@ -239,6 +311,9 @@ def run_streams(n: int, duration_s: float, detector: OnnxDetector, video: Path, 
                 rss.append((time.time() - wall0, rss_mb()))
                 next_rss_s += args.rss_interval_s
         wall1, cpu1 = time.time(), cpu_s()
+        decode1 = decode_totals(sources)
+        runner1 = runner_cpu_s(detector)
+        servers1 = sum(process_cpu_s(server.pid) for server in servers if server.pid)
         if wall1 - wall0 - rss[-1][0] > 1.0:
             rss.append((wall1 - wall0, rss_mb()))
         health1 = [s.health() for s in sources]
@@ -262,6 +337,7 @@ def run_streams(n: int, duration_s: float, detector: OnnxDetector, video: Path, 
     rejected = sum(h1.frames_rejected - h0.frames_rejected for h0, h1 in zip(health0, health1))
     reconnects = sum(h1.reconnects - h0.reconnects for h0, h1 in zip(health0, health1))
     inference_ms = [ms for cam in in_window for _, _, ms in cam if ms > 0]
+    load1, load5, _ = os.getloadavg()
     p95 = percentile(lags, 95)
     result = {
         "n_streams": n,
@@ -274,6 +350,9 @@ def run_streams(n: int, duration_s: float, detector: OnnxDetector, video: Path, 
         "inference_ms": {"p50": percentile(inference_ms, 50), "p95": percentile(inference_ms, 95)},
         "cpu_per_stream_frac": round((cpu1 - cpu0) / window_s / n, 4),
         "cpu_total_cores": round((cpu1 - cpu0) / window_s, 3),
+        "servers_cpu_cores": round((servers1 - servers0) / window_s, 3),
+        "loadavg_end": [round(load1, 2), round(load5, 2)],
+        "stages": stage_breakdown(stats, decode1.minus(decode0), wall0, wall1, n, cpu1 - cpu0, runner1 - runner0),
         "rss": rss_summary(rss),
         "violation_events": sum(s.events for s in stats),
         "first_errors": [e for s in stats for e in s.errors][:5],
@@ -292,7 +371,10 @@ def markdown(payload: dict) -> str:
     title = "# Live-stream capacity benchmark" + (" — SMOKE RUN (too short to quote)" if smoke else "")
     lines = [title + "\n",
              f"{env['date_utc']} · {env['cpu_model']} · {env['cpu_count']} cores · onnxruntime {env['onnxruntime']}"
-             f" · model `{cfg['model']}` · {cfg['workers']} workers (1 intra-op thread each)\n",
+             f" · model `{cfg['model']}` ({cfg.get('precision', 'fp32')}) · {cfg['workers']} workers (1 intra-op "
+             f"thread each)" + ("" if not cfg.get("batching") else
+                                f" · batching window {cfg['batching']['window_ms']:g} ms, "
+                                f"{cfg['batching']['runners']} runners") + "\n",
              f"Each camera: RTSP over TCP from a GStreamer server process, {WIDTH_PX}x{HEIGHT_PX} {FPS} fps H.264, "
              f"1 s GOP ({cfg['footage']}); sampled at {cfg['sample_fps']:g} fps; full pipeline (shared detector, "
              f"tracker + rules per camera); motion gate {'on' if cfg['motion_gate'] else 'off'}. "
@@ -309,6 +391,21 @@ def markdown(payload: dict) -> str:
     lines.append(md_table(["N", "lag p50 s", "lag p95 s", "lag max s", "samples done/expected", "missing",
                            "inferred", "dropped", "rejected", "inference p50 ms", "CPU/stream (1 core)",
                            "RSS start/end/max MB", "RSS MB/min", "meets target"], rows))
+    staged = [r for r in payload["runs"] if r.get("stages")]
+    if staged:
+        names = ["decode", *STAGES]
+        lines.append("\nWhere the CPU goes, core-milliseconds per camera-second (thread CPU time in each stage; see "
+                     "the script's docstring), this process's CPU per camera-second, and the rest of the machine:\n")
+        stage_rows = []
+        for r in staged:
+            st = r["stages"]
+            stage_rows.append([r["n_streams"], *(st["ms_per_camera_s"].get(k, 0.0) for k in names),
+                               st["other_ms_per_camera_s"], st["cpu_ms_per_camera_s"], st.get("cpu_ms_per_sample"),
+                               f"{r['samples']['inferred']}/{r['samples']['processed']}", r["cpu_total_cores"],
+                               r.get("servers_cpu_cores"), " / ".join(str(x) for x in r.get("loadavg_end", []))])
+        lines.append(md_table(["N", *names, "other", "process CPU", "process CPU per processed sample",
+                               "inferred/processed", "process cores",
+                               "RTSP servers cores", "load 1/5 min"], stage_rows))
     if payload.get("max_streams") is not None or payload["mode"] == "find-max":
         lines.append(f"\n**Largest N meeting the target: {payload.get('max_streams')}**")
     return "\n".join(lines)
@@ -326,7 +423,14 @@ def main() -> int:
     parser.add_argument("--model", default="street", help="model name; falls back to yolox-nano-coco if absent")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="pipeline worker threads")
     parser.add_argument("--sample-fps", type=float, default=1.0)
-    parser.add_argument("--motion-gate", action="store_true", help="gate inference with a MotionGate per camera")
+    parser.add_argument("--motion-gate", action=argparse.BooleanOptionalAction, default=True,
+                        help="gate inference with a MotionGate per camera (the service's default: on)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="auto: the model's int8 copy where its card allows it (the service's default)")
+    parser.add_argument("--batch-window-ms", type=float, default=None,
+                        help="batch the cameras' frames through a BatchingDetector with this gather window")
+    parser.add_argument("--batch-runners", type=int, default=2, help="BatchingDetector runner threads")
+    parser.add_argument("--batch-max", type=int, default=8, help="BatchingDetector images per session.run")
     parser.add_argument("--keep-classes", default=DEFAULT_KEEP_CLASSES, help="pipeline classes tracked")
     parser.add_argument("--rss-interval-s", type=float, default=10.0)
     parser.add_argument("--warmup-timeout-s", type=float, default=60.0)
@@ -355,7 +459,11 @@ def main() -> int:
 
     # Every client gets the file from its start, so it must outlast warm-up plus the window.
     video = make_stream_file(args.cache_dir, args.clip_s, duration_s + args.warmup_timeout_s + 60.0)
-    detector = load_model(model, options=RuntimeOptions(intra_op_threads=1))
+    choice = choose_precision(model, args.precision)
+    print(f"model {choice.name} ({choice.precision}: {choice.reason})", file=sys.stderr)
+    detector = load_model(choice.name, options=RuntimeOptions(intra_op_threads=1))
+    if args.batch_window_ms is not None:
+        detector = BatchingDetector(detector, args.batch_window_ms, args.batch_max, args.batch_runners)
 
     runs, max_streams = [], None
     for n in plan:
@@ -374,7 +482,11 @@ def main() -> int:
         "mode": mode_name,
         "smoke": duration_s < 60,
         "environment": environment(),
-        "config": {"model": model, "workers": args.workers, "sample_fps": args.sample_fps,
+        "config": {"model": choice.name, "precision": choice.precision, "precision_reason": choice.reason,
+                   "batching": None if args.batch_window_ms is None else {
+                       "window_ms": args.batch_window_ms, "runners": args.batch_runners, "max_batch": args.batch_max,
+                       "stats": vars(detector.stats()) if isinstance(detector, BatchingDetector) else None},
+                   "workers": args.workers, "sample_fps": args.sample_fps,
                    "duration_s": duration_s, "motion_gate": args.motion_gate,
                    "keep_classes": sorted(c.strip() for c in args.keep_classes.split(",") if c.strip()),
                    "footage": f"people-walking.mp4, first {args.clip_s:g} s looped",

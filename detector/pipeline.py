@@ -29,7 +29,7 @@ from detector.verify import SecondLook, SecondLookVerdict
 if TYPE_CHECKING:
     from detector.runtime import OnnxDetector, TilingConfig
 
-__all__ = ["CameraPipeline", "PipelineStep"]
+__all__ = ["CameraPipeline", "PipelineStep", "STAGES"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,13 @@ class PipelineStep:
         motion: The motion gate's decision, or None without a gate.
         verdicts: The second look's verdict on each ``opened`` event of this frame that had one, by violation id.
         looks: Every second look taken on this frame, refused ones included (for counting).
+        stage_ms: Wall milliseconds per stage that ran on this frame, by name (`STAGES`: "motion",
+            "preprocess", "inference", "postprocess", "tracking", "rules", "second_look"); tiled inference, and
+            a detector with only ``detect`` (a test double), count all the detector's time as "inference".
+        stage_cpu_ms: The same stages in CPU milliseconds of the calling thread (`time.thread_time`): what each
+            stage cost a core, where wall time also counts waiting for a busy core. onnxruntime with one
+            intra-op thread runs in the caller; with more, or with a `BatchingDetector`, inference runs in
+            other threads and is missing here.
     """
 
     frame: Frame
@@ -57,6 +64,12 @@ class PipelineStep:
     motion: MotionDecision | None = None
     verdicts: dict[str, SecondLookVerdict] = field(default_factory=dict)
     looks: tuple[SecondLookVerdict, ...] = ()
+    stage_ms: Mapping[str, float] = field(default_factory=dict)
+    stage_cpu_ms: Mapping[str, float] = field(default_factory=dict)
+
+
+#: The pipeline's stages, in order (`PipelineStep.stage_ms`); decoding happens before, in the source.
+STAGES = ("motion", "preprocess", "inference", "postprocess", "tracking", "rules", "second_look")
 
 
 class CameraPipeline:
@@ -95,8 +108,9 @@ class CameraPipeline:
     `stationary_since_s` columns only change on inferred samples (at the latest every
     ``reverify_interval_s``). Because the tracker drops a moving (not yet stationary) track unseen for
     ``max_missing_s``, inference is also forced once half that time has passed while such tracks exist,
-    so a stall that has just been set up is not lost before it counts as stationary, and on every sample
-    while a tentative track waits for its confirming hits.
+    so a stall that has just been set up is not lost before it counts as stationary, on every sample
+    while a tentative track waits for its confirming hits, and on every sample while such a track was missed
+    by the last inference (one missed detection must not end it).
 
     Raises:
         ValueError: The gate's ``reverify_interval_s`` is not below the tracker's
@@ -134,14 +148,31 @@ class CameraPipeline:
 
     def detect(self, frame: Frame) -> Detections:
         """Detections of the kept classes, with pipeline class names, before tracking."""
+        return self._detect_timed(frame, _StageClock())
+
+    def _detect_timed(self, frame: Frame, clock: "_StageClock") -> Detections:
+        """`detect`, lapping `clock` after preprocess, inference and postprocess."""
+        detector = self.detector
         if self.tiling is not None:
             from detector.runtime import detect_tiled
 
-            raw, _ = detect_tiled(self.detector, frame.image, self.tiling, self.min_score)
+            raw, _ = detect_tiled(detector, frame.image, self.tiling, self.min_score)
+            last_stage = "inference"
+        elif hasattr(detector, "run_raw"):
+            # OnnxDetector.detect in its three steps, so each is timed (BatchingDetector has the same three).
+            tensor, transforms = detector.preprocess([frame.image])
+            clock.lap("preprocess")
+            output = detector.run_raw(tensor)
+            clock.lap("inference")
+            raw = detector.postprocess(output, transforms, self.min_score)[0]
+            last_stage = "postprocess"
         else:
-            raw = self.detector.detect(frame.image, self.min_score)
+            raw = detector.detect(frame.image, self.min_score)
+            last_stage = "inference"
         kept = raw[self._keep[raw.class_id]]
-        return kept.with_columns(class_name=self._pipeline_names[kept.class_id])
+        kept = kept.with_columns(class_name=self._pipeline_names[kept.class_id])
+        clock.lap(last_stage)
+        return kept
 
     def process(self, frame: Frame) -> PipelineStep:
         """Detect, track and apply the rules to one frame; frames must come in time order."""
@@ -150,23 +181,33 @@ class CameraPipeline:
                              f"previous one ({self._last_ts.isoformat()})")
         self._last_ts = frame.ts
         decision = None
+        # Per-stage wall and CPU time: two clock reads per stage, so an operator sees where a core's
+        # milliseconds go (service metrics, benchmarks/streams.py).
+        clock = _StageClock()
         if self.motion_gate is not None:
             decision = self.motion_gate.update(frame.image, frame.ts_s, force=self._moving_tracks_due(frame.ts_s))
+            clock.lap("motion")
             if not decision.infer and self._last_tracked is not None:
                 events = self.engine.update(frame.ts, self._last_tracked, (frame.width_px, frame.height_px))
+                clock.lap("rules")
                 events, verdicts, looks = self._look_again(frame, events)
+                if looks:
+                    clock.lap("second_look")
                 return PipelineStep(frame, self._last_tracked, events, 0.0, inferred=False, motion=decision,
-                                    verdicts=verdicts, looks=looks)
-        started = time.perf_counter()
-        detections = self.detect(frame)
-        inference_ms = (time.perf_counter() - started) * 1000
+                                    verdicts=verdicts, looks=looks, stage_ms=clock.wall_ms, stage_cpu_ms=clock.cpu_ms)
+        detections = self._detect_timed(frame, clock)
+        inference_ms = sum(clock.wall_ms.get(k, 0.0) for k in ("preprocess", "inference", "postprocess"))
         tracked = self.tracker.update(detections, frame.ts_s)
+        clock.lap("tracking")
         events = self.engine.update(frame.ts, tracked, (frame.width_px, frame.height_px))
+        clock.lap("rules")
         if self.motion_gate is not None:
             self._last_tracked = tracked
         events, verdicts, looks = self._look_again(frame, events)
+        if looks:
+            clock.lap("second_look")
         return PipelineStep(frame, tracked, events, inference_ms, inferred=True, motion=decision, verdicts=verdicts,
-                            looks=looks)
+                            looks=looks, stage_ms=clock.wall_ms, stage_cpu_ms=clock.cpu_ms)
 
     def _look_again(self, frame: Frame, events: list[Violation]
                     ) -> tuple[list[Violation], dict[str, SecondLookVerdict], tuple[SecondLookVerdict, ...]]:
@@ -204,7 +245,10 @@ class CameraPipeline:
 
         A tentative track needs its next hits as soon as possible (it is confirmed, and reported, no later
         than without gating; one that was a false positive expires after ``max_missing_s``). A track that is
-        not stationary would be dropped after ``max_missing_s`` unseen, so it is re-checked after half that.
+        not stationary would be dropped after ``max_missing_s`` unseen, so it is re-checked after half that;
+        and when the last inference missed it, on every sample until it is seen again: a far, small bike is
+        found in about 9 of 10 frames, and at the re-check pace alone a single miss would end its track (and
+        restart its dwell) where without gating the next frames bridge it.
         """
         last_s = self.motion_gate.last_inferred_s
         if last_s is None:
@@ -212,9 +256,12 @@ class CameraPipeline:
         tracks = self.tracker.tracks
         if any(track.state == TrackState.TENTATIVE for track in tracks):
             return True
+        moving = [track for track in tracks if not track.stationary]
+        if any(track.last_seen_s < last_s for track in moving):
+            return True
         if ts_s - last_s < 0.5 * self.tracker.config.max_missing_s:
             return False
-        return any(not track.stationary for track in tracks)
+        return bool(moving)
 
     def finish(self, ts: datetime) -> list[Violation]:
         """Close every open violation (end of a file or flight); violations the second look held back never
@@ -222,3 +269,19 @@ class CameraPipeline:
         events = [e for e in self.engine.finish(ts) if e.violation_id not in self._held]
         self._held.clear()
         return events
+
+
+class _StageClock:
+    """Wall (`time.perf_counter`) and thread-CPU (`time.thread_time`) milliseconds per stage of one frame."""
+
+    def __init__(self) -> None:
+        self.wall_ms: dict[str, float] = {}
+        self.cpu_ms: dict[str, float] = {}
+        self._wall_s, self._cpu_s = time.perf_counter(), time.thread_time()
+
+    def lap(self, stage: str) -> None:
+        """Add the time since the previous lap (or the start) to `stage`."""
+        wall_s, cpu_s = time.perf_counter(), time.thread_time()
+        self.wall_ms[stage] = self.wall_ms.get(stage, 0.0) + (wall_s - self._wall_s) * 1000
+        self.cpu_ms[stage] = self.cpu_ms.get(stage, 0.0) + (cpu_s - self._cpu_s) * 1000
+        self._wall_s, self._cpu_s = wall_s, cpu_s

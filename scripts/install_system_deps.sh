@@ -10,7 +10,10 @@
 #     street names and addresses; the page's CSS names WenQuanYi Micro Hei as well, for hosts that have it),
 #   - postgresql, server and client (scripts/test.sh starts a throw-away cluster with scripts/pg_test_server.sh
 #     so that the store tests run on PostgreSQL as well as SQLite; without it scripts/test.sh fails),
-#   - mosquitto (the MQTT outbox adapter is tested against a real broker the tests start on loopback).
+#   - mosquitto (the MQTT outbox adapter is tested against a real broker the tests start on loopback),
+#   - opencv-data (OpenCV's Haar cascade files: service.privacy blurs faces and plates with them; OpenCV 5 wheels
+#     no longer ship them; without them evidence is not served, 503, unless privacy.blur_faces/blur_plates are
+#     off).
 # Idempotent: installs only what is missing, uses sudo only when not root. Without these packages the
 # RTSP tests skip with a reason naming them; everything else still runs.
 set -euo pipefail
@@ -29,6 +32,7 @@ PACKAGES=(
   fonts-noto-cjk
   postgresql
   mosquitto
+  opencv-data
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then

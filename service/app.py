@@ -15,8 +15,9 @@ cases expires by policy (`service.retention`, a thread while the app runs camera
 
 Routes: ``/api/v1/cases``, ``/api/v1/cameras`` (create, update, delete, zones, snapshot; frames pushed to
 ``/api/v1/cameras/{id}/frames``), ``/api/v1/outbox``, ``/api/v1/flights`` (drone flight jobs: upload, progress,
-cancel, report), ``/api/v1/me``, and ``/health``, ``/metrics`` and the signed evidence links
-``/evidence/{case_id}/{file}`` (no key) at the root. Camera and zone changes are written
+cancel, report), ``/api/v1/me``, ``/api/v1/export`` (cases as a zip, `service.export`), and ``/health``,
+``/metrics`` and the signed evidence links ``/evidence/{case_id}/{file}`` (no key) at the root. Every evidence
+image served is its blurred copy (`service.privacy`; admins may ask for the original). Camera and zone changes are written
 back to ``settings.config_path`` (kept in memory only when there is none). Drone flights run one at a time in
 the `service.flights.FlightWorker` thread when ``settings.run_flights``.
 
@@ -31,7 +32,7 @@ import os
 import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 from fastapi import FastAPI
 
@@ -40,15 +41,18 @@ from service.api.deps import Services
 from service.api.errors import install_error_handlers
 from service.api.limits import BodyLimitMiddleware, BodyLimits, RouteLimit
 from service.api.ratelimit import FailedAuthLimiter
-from service.api.routers import cameras, cases, docs, evidence, flights, kinds, me, outbox, system, web
+from service.api.routers import cameras, cases, docs, evidence, export, flights, kinds, me, outbox, system, web
 from service.cases import CaseSettings, CaseStore, utc_now
 from service.config import AppConfig, load_config
 from service.db import DatabaseSettings, make_engine, make_session_factory, upgrade_schema
 from service.evidence_guard import EvidenceGuard
 from service.flights import FlightStore, FlightWorker, ReportLinks
 from service.metrics import PushCounters
+from service.adapters.base import MQTT_ADAPTER
+from service.adapters.mqtt import CameraAvailability, MqttAdapter, camera_online, install_case_events, mqtt_settings
 from service.outbox import OutboxWorker
 from service.pipeline import make_push_source
+from service.privacy import PrivacyPolicy, PublicCopies
 from service.retention import RetentionWorker
 from service.serving import install_log_redaction
 from service.evidence_links import EvidenceLinks, load_or_create_secret
@@ -79,6 +83,8 @@ def create_app(settings: Settings, config: AppConfig | None = None) -> FastAPI:
                                           busy_timeout_s=settings.busy_timeout_s))
     upgrade_schema(engine)
     session_factory = make_session_factory(engine)
+    if settings.outbox.mqtt is not None:
+        install_case_events(session_factory)  # each case change queues its MQTT event in its own transaction
     case_settings = CaseSettings.from_config(config, adapters=effective_adapters(settings),
                                              undo_window_s=settings.review.undo_window_s)
     links = build_evidence_links(settings)
@@ -98,6 +104,7 @@ def create_app(settings: Settings, config: AppConfig | None = None) -> FastAPI:
                                        settings.auth_limit.max_clients),
         evidence_guard=EvidenceGuard(evidence_dir, settings.evidence_min_free_bytes),
         evidence_links=links,
+        public_copies=PublicCopies(PrivacyPolicy.from_settings(settings.privacy)),
     )
 
     @asynccontextmanager
@@ -112,8 +119,13 @@ def create_app(settings: Settings, config: AppConfig | None = None) -> FastAPI:
                                 detectors=DetectorPool(settings.inference_threads), stop=threading.Event(),
                                 evidence_interval_s=settings.evidence_interval_s,
                                 file_speed=settings.file_camera_speed)
+            cluster = None
+            if settings.run_cameras and settings.engine != "local":
+                from service.cluster.engine import RayCameraEngine  # imports Ray: only with the Ray engine
+
+                cluster = RayCameraEngine(settings, lambda: services.config, services.runtimes)
             workers = ServiceWorkers(ctx, services.runtimes, services.outbox if o.deliver else None, o.poll_s,
-                                     cameras=settings.run_cameras).start()
+                                     cameras=settings.run_cameras, cluster=cluster).start()
             services.workers = workers
         flight_worker = None
         if settings.run_flights:
@@ -126,6 +138,7 @@ def create_app(settings: Settings, config: AppConfig | None = None) -> FastAPI:
         r = settings.retention
         if settings.run_cameras and (r.rejected_days is not None or r.confirmed_days is not None):
             retention = RetentionWorker(services.session_factory, r, evidence_dir, utc_now).start()
+        stop_mqtt = _start_mqtt(settings, services)
         try:
             yield
         finally:
@@ -137,6 +150,7 @@ def create_app(settings: Settings, config: AppConfig | None = None) -> FastAPI:
                 flight_worker.stop()
             if workers is not None:
                 workers.stop()
+            stop_mqtt()  # after the outbox thread: publishes the service offline and disconnects
             for source in services.push_sources.values():
                 source.stop()
             services.engine.dispose()
@@ -158,6 +172,7 @@ def create_app(settings: Settings, config: AppConfig | None = None) -> FastAPI:
     app.include_router(kinds.router, prefix=API_PREFIX)
     app.include_router(flights.router, prefix=API_PREFIX)
     app.include_router(me.router, prefix=API_PREFIX)
+    app.include_router(export.router, prefix=API_PREFIX)
     app.include_router(system.router)
     app.include_router(evidence.router)
     app.include_router(web.router)
@@ -202,4 +217,26 @@ def build_adapters(settings: Settings) -> dict:
         adapters["open311"] = Open311Adapter(Open311Settings(
             endpoint=c.endpoint, api_key=c.api_key, service_codes=dict(c.service_codes),
             jurisdiction_id=c.jurisdiction_id, idempotency_attribute=c.idempotency_attribute, timeout_s=c.timeout_s))
+    if o.mqtt is not None:
+        adapters[MQTT_ADAPTER] = MqttAdapter(mqtt_settings(o.mqtt))
     return adapters
+
+
+def _start_mqtt(settings: Settings, services: Services) -> Callable[[], None]:
+    """Start publishing camera availability when this process delivers MQTT and runs cameras; returns what
+    stops it and closes the broker connection (a no-op without MQTT)."""
+    adapter = services.outbox.adapters.get(MQTT_ADAPTER)
+    if not isinstance(adapter, MqttAdapter):
+        return lambda: None
+    adapter.start()
+    cameras = None
+    if settings.run_cameras and settings.outbox.mqtt is not None:
+        cameras = CameraAvailability(adapter, lambda: {
+            camera_id: camera_online(rt.state, rt.source_health.connected if rt.source_health else None)
+            for camera_id, rt in list(services.runtimes.items())}, settings.outbox.mqtt.camera_interval_s).start()
+
+    def stop() -> None:
+        if cameras is not None:
+            cameras.stop()
+        adapter.close()
+    return stop

@@ -21,8 +21,8 @@ from detector.zones import ZoneKind
 from service.config import CameraConfig, ZoneConfig
 from service.kinds import KINDS
 
-__all__ = ["ZONE_COLORS", "EvidenceWriteError", "annotate", "draw_zones", "evidence_url", "file_sha256", "kind_color", "save_evidence",
-           "zone_color"]
+__all__ = ["ZONE_COLORS", "EvidenceWriteError", "annotate", "draw_zones", "evidence_media_type", "evidence_url",
+           "file_sha256", "kind_color", "save_evidence", "write_evidence_jpeg", "zone_color"]
 
 # BGR per zone kind: forbidden red, allowed green, bike parking blue, watch areas amber, exclusions grey.
 ZONE_COLORS: dict[str, tuple[int, int, int]] = {
@@ -124,6 +124,13 @@ def _write_jpeg(path: Path, image: np.ndarray, quality: int) -> None:
     path.chmod(0o600)  # evidence shows people and plates: readable by the service's user only
 
 
+def write_evidence_jpeg(path: Path, image: np.ndarray, quality: int = 90) -> None:
+    """Write one more evidence image (a time-lapse strip, `service.timelapse`) through the same checks as
+    `save_evidence`'s: its folder made owner-only, the file owner-only, `EvidenceWriteError` when not written."""
+    _make_private_dirs(path.parent)
+    _write_jpeg(path, image, quality)
+
+
 def save_evidence(out_dir: Path, violation: Violation, frame: Frame, camera: CameraConfig,
                   detections: Detections, stem: str | None = None) -> dict[str, str]:
     """Write the annotated full frame, the original frame and a crop of the violation's boxes.
@@ -180,6 +187,21 @@ def file_sha256(path: Path | str) -> str | None:
 
     path = Path(path)
     return sha256_of(path) if path.is_file() else None
+
+
+# What the evidence endpoints answer with, by file suffix: JPEG frames and strips, PNG, MP4 clips (a <video>
+# element needs video/mp4 to play a clip served by URL).
+_MEDIA_TYPES = {".png": "image/png", ".mp4": "video/mp4"}
+
+
+def evidence_media_type(path: Path | str) -> str:
+    """The content type of an evidence file by its suffix (``image/jpeg`` unless it is a PNG or an MP4).
+
+    Example:
+        >>> evidence_media_type("cam-1-v3.clip.mp4"), evidence_media_type("cam-1-v3.strip.jpg")
+        ('video/mp4', 'image/jpeg')
+    """
+    return _MEDIA_TYPES.get(Path(path).suffix.lower(), "image/jpeg")
 
 
 def evidence_url(base_url: str, case_id: int, evidence_id: int) -> str:

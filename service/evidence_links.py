@@ -11,6 +11,10 @@ for a bad or expired signature and 404 for an evidence file the case does not ha
 delivery is sent (the outbox row keeps file names only), so a retried delivery carries fresh links; a link
 stored by the city stops working `ttl_s` after it was sent.
 
+A link serves the blurred copy of the image (people, faces and plates; `service.privacy`), never the original.
+The payload's ``sha256`` stays that of the original, which the service keeps as the evidence; the copy matches
+it byte for byte only when nothing had to be blurred.
+
 The secret comes from the settings or, when they give none, from a file made on first start beside the
 evidence folder, readable by its owner only, so links survive restarts.
 

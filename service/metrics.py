@@ -9,6 +9,10 @@ metric families; nothing is counted twice and no metric object lives outside the
   (`service.workers.CameraRuntime`), outbox delivery outcomes, evidence writes.
 - ``streetwatch_camera_inference_seconds``: a histogram of detector time per camera (`SecondsHistogram`,
   filled by the camera worker).
+- ``streetwatch_camera_stage_seconds`` (wall time per sample, a histogram) and
+  ``streetwatch_camera_stage_cpu_seconds_total`` (CPU seconds, a counter): where each camera's time goes, per
+  stage (decode, motion, preprocess, inference, postprocess, tracking, rules, second_look;
+  `detector.pipeline.STAGES`).
 - ``streetwatch_build_info``: version, git commit (when known) and the models the cameras run.
 - ``process_*`` and ``python_info`` from prometheus_client's process and platform collectors.
 
@@ -45,7 +49,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.models import CASE_STATUSES, FLIGHT_STATUSES, OUTBOX_STATUSES, Case, Flight, OutboxMessage
 
-__all__ = ["CONTENT_TYPE", "INFERENCE_BUCKETS_S", "BuildInfo", "HistogramSnapshot", "PushCounters",
+__all__ = ["CONTENT_TYPE", "INFERENCE_BUCKETS_S", "STAGE_BUCKETS_S", "BuildInfo", "HistogramSnapshot", "PushCounters",
            "SecondsHistogram", "StreetwatchCollector", "git_commit", "metrics_registry", "read_build_info",
            "render_metrics"]
 
@@ -54,6 +58,8 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
 # Detector time per sample: a quantised CPU model takes a few ms, a large model on a busy CPU seconds.
 INFERENCE_BUCKETS_S: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# One pipeline stage per sample: tracking and rules take well under a millisecond, decoding a keyframe a few.
+STAGE_BUCKETS_S: tuple[float, ...] = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 _REPO_DIR = Path(__file__).resolve().parents[1]
 
@@ -123,6 +129,15 @@ class SecondsHistogram:
         self._bounds = bounds
         self._counts = [0] * (len(bounds) + 1)  # per bucket, not cumulative; the last is above every bound
         self._sum_s = 0.0
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        # Picklable without its lock: camera actors on a Ray cluster send their health to the API process.
+        with self._lock:
+            return {"_bounds": self._bounds, "_counts": list(self._counts), "_sum_s": self._sum_s}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
         self._lock = threading.Lock()
 
     def observe(self, value_s: float) -> None:
@@ -318,6 +333,20 @@ class StreetwatchCollector(Collector):
             snap = rt.inference_s.snapshot()
             inference.add_metric([c], snap.buckets(), sum_value=snap.sum_s)
         yield inference
+        stages = HistogramMetricFamily("streetwatch_camera_stage_seconds",
+                                       "Time per sample in each stage: decode (in the source, the sampled picture "
+                                       "and everything decoded to reach it), motion, preprocess, inference, "
+                                       "postprocess, tracking, rules, second_look.", labels=["camera_id", "stage"])
+        for c, rt in rts:
+            for stage, histogram in sorted(dict(getattr(rt, "stage_s", {})).items()):
+                snap = histogram.snapshot()
+                stages.add_metric([c, stage], snap.buckets(), sum_value=snap.sum_s)
+        yield stages
+        yield _counter("streetwatch_camera_stage_cpu_seconds_total",
+                       "CPU seconds spent in each stage (rate: cores per stage; decode is the source's reader "
+                       "thread, the others the camera worker's).", ["camera_id", "stage"],
+                       (([c, stage], cpu_s) for c, rt in rts
+                        for stage, cpu_s in sorted(dict(getattr(rt, "stage_cpu_s", {})).items())))
         yield _gauge("streetwatch_camera_queue_depth", "Sampled frames waiting for the pipeline.", cam,
                      (([c], rt.queue_depth) for c, rt in rts))
         yield _gauge("streetwatch_camera_lag_seconds",

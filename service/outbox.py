@@ -42,6 +42,9 @@ What is guaranteed, and how:
 - **Webhooks**: every attempt of a row carries the same ``webhook-id`` (Standard Webhooks; also
   ``Idempotency-Key``), signed; the receiver must honour it (deduplicate), so a post in doubt is simply posted
   again.
+- **MQTT case events** (`service.adapters.mqtt`): rows of the event adapters (`EVENT_ADAPTERS`) are delivered
+  the same way (sent on PUBACK; consumers deduplicate by ``event_id``) but are notifications, not deliveries:
+  they never make a case ``posted`` or ``post_failed``.
 
 `retry(outbox_id)` puts a ``dead`` row back in the queue (the manual retry endpoint); a post still in doubt is
 reconciled first even then.
@@ -62,8 +65,8 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from detector.errors import StreetwatchError
-from service.adapters.base import (Adapter, OutboundMessage, OutcomeUnknownError, PermanentSendError, ReconcileError,
-                                   Reconciler, SendError)
+from service.adapters.base import (EVENT_ADAPTERS, Adapter, OutboundMessage, OutcomeUnknownError, PermanentSendError,
+                                   ReconcileError, Reconciler, SendError)
 from service.cases import set_case_status, utc_now
 from service.db.models import AuditEntry, Case, OutboxMessage
 from service.evidence_links import EvidenceLinks, with_evidence_urls
@@ -404,10 +407,13 @@ class OutboxWorker:
     @staticmethod
     def _update_case(session: Session, case_id: int, adapter: str, action: str, now: datetime,
                      remote_id: str | None, error: str | None) -> None:
+        if adapter in EVENT_ADAPTERS:
+            return  # an event notification (MQTT), not a delivery to a case system: it never moves the case
         case = session.get_one(Case, case_id)
         if action == "sent":
             unsent = session.scalar(select(func.count()).select_from(OutboxMessage).where(
-                OutboxMessage.case_id == case_id, OutboxMessage.status != "sent"))
+                OutboxMessage.case_id == case_id, OutboxMessage.status != "sent",
+                OutboxMessage.adapter.not_in(EVENT_ADAPTERS)))
             if unsent == 0 and case.status in ("confirmed", "post_failed"):
                 set_case_status(session, case_id, "posted", "outbox", now, adapter=adapter, remote_id=remote_id)
         elif action == "dead" and case.status == "confirmed":

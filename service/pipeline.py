@@ -30,6 +30,7 @@ from detector.motion import MotionGate
 from detector.pipeline import CameraPipeline
 from detector.rules import RULES, Rule, RuleEngine, make_rule
 from detector.runtime import OnnxDetector, RuntimeOptions, TilingConfig, resolve_card
+from detector.runtime.precision import choose_precision
 from detector.schedule import WeeklySchedule
 from detector.sources.push import PushSource
 from detector.tracking import Tracker
@@ -148,13 +149,17 @@ def make_push_source(settings: "Settings", camera: CameraConfig) -> PushSource:
 
 
 def load_camera_model(selection: ModelSelection, threads: int = 0) -> OnnxDetector:
-    """The detector a camera's model selection names, at its ``input_wh`` when it sets one.
+    """The detector a camera's model selection names (its int8 copy where ``precision`` and the cards allow it),
+    at its ``input_wh`` when it sets one.
 
     Raises:
         ModelLoadError / ModelCardError: The model is missing, or its network has a fixed input size other
             than ``input_wh`` (the message names both).
     """
-    card = resolve_card(selection.name)
+    # The int8 copy where its card allows it (precision "auto"; detector.runtime.precision): not for tiled or
+    # resized cameras, whose small-object accuracy the int8 card does not measure.
+    native = not selection.tile and selection.input_wh is None
+    card = resolve_card(choose_precision(selection.name, selection.precision, native_input=native).name)
     if selection.input_wh is not None:
         w, h = selection.input_wh
         card = card.model_copy(update={"input": card.input.model_copy(update={"width_px": w, "height_px": h})})

@@ -29,6 +29,7 @@ from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.models import AuditEntry, Case, Evidence, OutboxMessage
+from service.privacy import remove_public_copies
 from service.settings import RetentionSettings
 
 __all__ = ["RetentionWorker", "SweepReport", "sweep_evidence"]
@@ -101,6 +102,7 @@ def sweep_evidence(session_factory: sessionmaker[Session], policy: RetentionSett
                 if path.is_file():
                     path.unlink()
                     files += 1
+                remove_public_copies(path)  # its blurred copies (service.privacy) go with it
             except OSError as exc:
                 errors.append(f"{path}: {exc.strerror or exc}")
                 continue

@@ -28,18 +28,22 @@ from typing import TYPE_CHECKING, Callable
 
 from detector.errors import StreetwatchError
 from detector.rules import Violation
+from detector.schedule import load_timezone
 from detector.sources import SourceBase, SourceHealth, open_source
 from detector.sources.base import one_line
+from detector.track_history import TrackHistory
 from detector.types import Detections, Frame
-from service.evidence import save_evidence
+from service.evidence import kind_color, save_evidence
 from service.evidence_guard import EvidenceGuard
-from service.metrics import SecondsHistogram
+from service.metrics import STAGE_BUCKETS_S, SecondsHistogram
 from service.pipeline import build_pipeline, camera_case_origin, load_camera_model
+from service.timelapse import save_timelapse
 
 if TYPE_CHECKING:
     from detector.pipeline import CameraPipeline
     from detector.runtime import OnnxDetector
     from service.cases import CaseStore
+    from service.cluster.engine import RayCameraEngine
     from service.config import AppConfig, CameraConfig, ModelSelection
     from service.outbox import OutboxWorker
 
@@ -87,6 +91,10 @@ class CameraRuntime:
         restarts: Times the worker started again after a failure.
         last_error: One line, the latest failure.
         second_look: Second looks taken before cases, by verdict reason (`detector.verify.VERDICT_REASONS`).
+        stage_s: Wall time per sample in each stage (decode, then `detector.pipeline.STAGES`), in histogram
+            buckets (/metrics).
+        stage_cpu_s: CPU seconds spent in each stage since the service started (/metrics: where each camera's
+            core-milliseconds go; wall time also counts waiting for a busy core).
     """
 
     camera_id: str
@@ -104,6 +112,15 @@ class CameraRuntime:
     last_frame_ts: datetime | None = None
     source_health: SourceHealth | None = None
     queue_depth: int = 0
+    stage_s: dict[str, SecondsHistogram] = field(default_factory=dict)
+    stage_cpu_s: dict[str, float] = field(default_factory=dict)
+
+    def observe_stage(self, stage: str, wall_s: float, cpu_s: float) -> None:
+        histogram = self.stage_s.get(stage)
+        if histogram is None:
+            histogram = self.stage_s[stage] = SecondsHistogram(STAGE_BUCKETS_S)
+        histogram.observe(wall_s)
+        self.stage_cpu_s[stage] = self.stage_cpu_s.get(stage, 0.0) + cpu_s
 
     def median_inference_ms(self) -> float | None:
         values = sorted(self.inference_ms)
@@ -116,11 +133,12 @@ class DetectorPool:
 
     def __init__(self, threads: int = 0) -> None:
         self._lock = threading.Lock()
-        self._detectors: dict[tuple[str, tuple[int, int] | None], "OnnxDetector"] = {}
+        self._detectors: dict[tuple[str, str, bool, tuple[int, int] | None], "OnnxDetector"] = {}
         self.threads = threads
 
     def get(self, selection: "ModelSelection") -> "OnnxDetector":
-        key = (selection.name, selection.input_wh)
+        # Precision and tiling choose the file (a tiled camera keeps the float model under "auto").
+        key = (selection.name, selection.precision, selection.tile, selection.input_wh)
         with self._lock:  # two cameras starting together must not load the model twice
             if key not in self._detectors:
                 self._detectors[key] = load_camera_model(selection, self.threads)
@@ -186,6 +204,11 @@ class CameraWorker:
         self._thread: threading.Thread | None = None
         self._source: SourceBase | None = None
         self._last_evidence_s: dict[str, float] = {}
+        # Crops of each track over its life for the time-lapse strip and clip (bounds: `TrackHistory`), kept for
+        # the tracker they were taken under: a new tracker numbers its tracks afresh.
+        self._history = TrackHistory()
+        self._history_of: object | None = None
+        self._decode_seen = None  # the source's decode totals at the last sample (per-sample decode time)
         self._stop = threading.Event()  # this worker only (camera deleted, disabled or its source changed)
         camera = _camera_of(ctx.config(), camera_id)
         # What the running source was opened with: a change of these needs a new source (see ServiceWorkers.sync).
@@ -271,6 +294,7 @@ class CameraWorker:
         self.runtime.model = _model_label(detector)
         source, owned = self._open(camera)
         self._source = source
+        self._decode_seen = None
         self.runtime.state = "running"
         try:
             while not self.stopping:
@@ -311,6 +335,9 @@ class CameraWorker:
 
     def _step(self, pipeline: "CameraPipeline", camera: "CameraConfig", frame: Frame, source: SourceBase) -> None:
         step = pipeline.process(frame)
+        if self._history_of is not pipeline.tracker:
+            self._history, self._history_of = TrackHistory(), pipeline.tracker
+        self._history.update(frame.ts_s, frame.image, step.detections)
         if not self.stopping:  # a deleted camera's last frame must not come back
             self.ctx.latest_frames.put(self.camera_id, frame)
         rt = self.runtime
@@ -320,12 +347,26 @@ class CameraWorker:
             rt.inferred += 1
             rt.inference_ms.append(step.inference_ms)
             rt.inference_s.observe(step.inference_ms / 1000.0)
+        for stage, ms in step.stage_ms.items():
+            rt.observe_stage(stage, ms / 1000.0, step.stage_cpu_ms.get(stage, 0.0) / 1000.0)
+        self._observe_decode(source)
         if source.live:
             rt.lag_s = max(0.0, time.time() - frame.ts_s)
         rt.queue_depth = source.queue_depth()
         for verdict in step.looks:
             rt.second_look[verdict.reason] += 1
         self._handle(step.events, camera, frame, step.detections, step.verdicts)
+
+    def _observe_decode(self, source: SourceBase) -> None:
+        """What the source spent decoding since the previous sample (sources that decode video count it)."""
+        timing = getattr(source, "decode_timing", None)
+        if timing is None:
+            return
+        totals = timing.snapshot()
+        if self._decode_seen is not None:
+            spent = totals.minus(self._decode_seen)
+            self.runtime.observe_stage("decode", spent.decode_s + spent.convert_s, spent.cpu_s)
+        self._decode_seen = totals
 
     def _handle(self, events: list[Violation], camera: "CameraConfig", frame: Frame | None,
                 detections: Detections | None, verdicts: dict | None = None) -> None:
@@ -377,9 +418,23 @@ class CameraWorker:
             log.error("camera %s: evidence for %s not written: %s", self.camera_id, event.violation_id,
                       one_line(exc))
             return {}
+        try:  # the strip and clip of the object's dwell: their failure is counted too, the frame's files are kept
+            paths.update(self._save_timelapse(event, frame, camera, Path(paths["annotated"])))
+        except OSError as exc:
+            if guard is not None:
+                guard.failed(one_line(exc))
+            log.error("camera %s: time-lapse of %s not written: %s", self.camera_id, event.violation_id,
+                      one_line(exc))
+            return paths
         if guard is not None:
             guard.written()
         return paths
+
+    def _save_timelapse(self, event: Violation, frame: Frame, camera: "CameraConfig",
+                        annotated: Path) -> dict[str, str]:
+        stem = annotated.name.removesuffix(".jpg")
+        return save_timelapse(annotated.parent, stem, event, frame, self._history, load_timezone(camera.timezone),
+                              kind_color(event.kind), self.camera_id)
 
     def _save_evidence(self, event: Violation, frame: Frame, camera: "CameraConfig",
                        detections: Detections) -> dict[str, str]:
@@ -398,11 +453,15 @@ class ServiceWorkers:
         outbox: The delivering outbox worker, or None when another process delivers.
         outbox_poll_s: Sleep between outbox polls when nothing was due.
         cameras: Whether to run the camera pipelines (False: delivery only).
+        cluster: Run the cameras on a Ray cluster instead of threads here (`service.cluster.engine`).
     """
 
     def __init__(self, ctx: WorkerContext, runtimes: dict[str, CameraRuntime],
-                 outbox: "OutboxWorker | None" = None, outbox_poll_s: float = 1.0, cameras: bool = True) -> None:
-        self.run_cameras = cameras
+                 outbox: "OutboxWorker | None" = None, outbox_poll_s: float = 1.0, cameras: bool = True,
+                 cluster: "RayCameraEngine | None" = None) -> None:
+        # With a cluster engine the cameras run there (`service.cluster`): start, sync and stop go to it.
+        self.cluster = cluster
+        self.run_cameras = cameras and cluster is None
         self.ctx = ctx
         self.runtimes = runtimes
         self.outbox = outbox
@@ -412,6 +471,8 @@ class ServiceWorkers:
         self._lock = threading.Lock()
 
     def start(self) -> "ServiceWorkers":
+        if self.cluster is not None:
+            self.cluster.start()
         with self._lock:
             for camera in (self.ctx.config().cameras if self.run_cameras else []):
                 runtime = self.runtimes.setdefault(camera.id, CameraRuntime(camera.id))
@@ -433,6 +494,8 @@ class ServiceWorkers:
         next frame (`CameraWorker._reconfigure`). A replaced worker reports into a fresh `CameraRuntime`, so
         the old thread, finishing its last read, cannot overwrite the new one's state. Returns at once.
         """
+        if self.cluster is not None and not self.ctx.stop.is_set():
+            self.cluster.sync()
         if not self.run_cameras or self.ctx.stop.is_set():
             return
         with self._lock:
@@ -475,6 +538,8 @@ class ServiceWorkers:
     def stop(self, timeout_s: float = 10.0) -> None:
         self.ctx.stop.set()
         deadline = time.monotonic() + timeout_s
+        if self.cluster is not None:
+            self.cluster.stop(timeout_s)
         with self._lock:
             workers = list(self.cameras.values())
         for worker in workers:

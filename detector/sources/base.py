@@ -27,8 +27,41 @@ from detector.types import Frame
 
 __all__ = [
     "Source", "SourceState", "SourceHealth", "SourceError", "SampleClock", "SourceBase", "LiveSourceBase",
-    "one_line", "redact_url",
+    "one_line", "redact_url", "DEFAULT_BACKOFF_S", "MAX_RECONNECT_WAIT_S", "reconnect_wait_s",
 ]
+
+#: The longest wait between two reconnect attempts of a live source, jitter included. Recovery promise: a camera
+#: that comes back is tried again within this wait plus one attempt (bounded by the source's open timeout), so
+#: with the defaults (5 s each) frames resume within about 10 s of the stream's return, however long the outage.
+#: (A ladder that grew to 15 s ±20 % once made a recovery take 16.8 s: issue 17.)
+MAX_RECONNECT_WAIT_S = 5.0
+
+#: Default reconnect ladder of the live sources: quick first retries (a camera that restarts is back at once),
+#: then 4 s (its largest jittered wait, 4.8 s, stays under `MAX_RECONNECT_WAIT_S`). The rung repeats so that the
+#: whole ladder, which decides when a source is reported "failed", spans about 8 s of attempts.
+DEFAULT_BACKOFF_S: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 4.0)
+
+
+def reconnect_wait_s(failures: int, backoff_s: Sequence[float], jitter: float, u: float) -> float:
+    """Seconds to wait before the next connection attempt of a live source.
+
+    Args:
+        failures: Consecutive attempts that produced no frame (0 after a session that delivered frames).
+        backoff_s: The ladder; rung ``failures - 1`` is used (rung 0 for 0 failures), the last one repeats.
+        jitter: Relative spread: the rung is scaled by ``1 + jitter * (2u - 1)``, within [1 - jitter, 1 + jitter].
+        u: A uniform random number in [0, 1] (the caller's random generator; tests pass fixed values).
+
+    Returns:
+        The jittered rung, never above `MAX_RECONNECT_WAIT_S`.
+
+    Example:
+        >>> [reconnect_wait_s(f, DEFAULT_BACKOFF_S, 0.2, 0.5) for f in range(7)]
+        [0.5, 0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+        >>> reconnect_wait_s(9, (4.5,), 0.2, 1.0)  # 5.4 s jittered, clamped
+        5.0
+    """
+    rung_s = backoff_s[min(max(failures - 1, 0), len(backoff_s) - 1)]
+    return min(rung_s * (1.0 + jitter * (2.0 * u - 1.0)), MAX_RECONNECT_WAIT_S)
 
 
 class SourceError(StreetwatchError):
@@ -553,9 +586,10 @@ class LiveSourceBase(SourceBase):
         stale_after_s: Data arrives but no usable frame for this long (beyond one sample interval) → "stale",
             reconnect. (A silent connection is caught by the subclass's read timeout.)
         backoff_s: Waits between consecutive failed attempts; the last one repeats. After the whole ladder
-            fails the state is "failed" (the source still retries at the last back-off).
+            fails the state is "failed" (the source still retries at the last back-off). Each rung is at most
+            `MAX_RECONNECT_WAIT_S`, so a camera that returns is tried again within that long.
         jitter: Each wait is scaled by a random factor in [1 - jitter, 1 + jitter] so cameras that dropped
-            together do not reconnect in lock-step.
+            together do not reconnect in lock-step (and clamped to `MAX_RECONNECT_WAIT_S`).
     """
 
     NETWORK_ERRORS: ClassVar[tuple[type[BaseException], ...]] = (OSError, EOFError, TimeoutError)
@@ -566,8 +600,9 @@ class LiveSourceBase(SourceBase):
         if not stale_after_s > 0:
             raise ValueError(f"stale_after_s must be > 0, got {stale_after_s}")
         backoff_s = tuple(float(b) for b in backoff_s)
-        if not backoff_s or min(backoff_s) < 0:
-            raise ValueError(f"backoff_s must be a non-empty sequence of seconds >= 0, got {backoff_s}")
+        if not backoff_s or min(backoff_s) < 0 or max(backoff_s) > MAX_RECONNECT_WAIT_S:
+            raise ValueError(f"backoff_s must be a non-empty sequence of seconds within [0, {MAX_RECONNECT_WAIT_S:g}] "
+                             f"(a returning camera must be tried again soon), got {backoff_s}")
         if not 0 <= jitter < 1:
             raise ValueError(f"jitter must be within [0, 1), got {jitter}")
         self.stale_after_s = float(stale_after_s)
@@ -609,8 +644,7 @@ class LiveSourceBase(SourceBase):
             failures = 0 if self._session_emitted else failures + 1
             state = SourceState.FAILED if failures >= len(self.backoff_s) else SourceState.RECONNECTING
             self._set_state(state, connected=False, error=error)
-            delay_s = self.backoff_s[min(max(failures - 1, 0), len(self.backoff_s) - 1)]
-            if self._wait(delay_s * self._rng.uniform(1 - self.jitter, 1 + self.jitter)):
+            if self._wait(reconnect_wait_s(failures, self.backoff_s, self.jitter, self._rng.random())):
                 break
             if state is SourceState.FAILED:
                 continue  # stays "failed" while retrying at the longest back-off

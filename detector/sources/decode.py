@@ -7,20 +7,104 @@ reference); when keyframes are sparser, every packet is decoded and only the sam
 to BGR. The choice is re-made at every keyframe from the intervals actually seen, so a camera that changes
 its GOP is followed. After a (re)connect or a decode error nothing is decoded until the next keyframe, so the
 grey smears a decoder produces from missing references never come out.
+
+What decoding costs is counted in a `DecodeTiming` (sums of `time.perf_counter` and of the reader thread's CPU
+time, `time.thread_time`: about a microsecond per picture), so a service can show where each camera's
+core-milliseconds go (measured in benchmarks/results/streams.md: a 1280x720 25 fps stream
+sampled at 1 fps costs about 7 ms of a core per second with a 1 s GOP, keyframes only, and about 26 ms when the
+GOP is longer than the sample interval and every picture has to be decoded; converting every picture to BGR
+as well would cost 45 ms).
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import OrderedDict, deque
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
 from detector.sources.base import SampleClock, SourceError
 
-__all__ = ["VideoDecoder", "require_av", "DECODE_MODES"]
+__all__ = ["DecodeTiming", "DecodeTotals", "VideoDecoder", "require_av", "DECODE_MODES"]
 
 DECODE_MODES = ("auto", "keyframes", "all")
+
+
+@dataclass(frozen=True)
+class DecodeTotals:
+    """What decoding one stream has cost so far (a snapshot of `DecodeTiming`).
+
+    Attributes:
+        decode_s: Wall seconds inside the codec (``codec.decode``).
+        convert_s: Wall seconds converting sampled pictures to BGR (``frame.to_ndarray``).
+        packets: Packets fed to `VideoDecoder.feed`.
+        decoded: Pictures the codec produced.
+        converted: Pictures converted to BGR (the sampled ones).
+        decode_cpu_s: CPU seconds of the reader thread inside the codec (one decoding thread: all of it);
+            on a busy machine wall time also counts the time other threads held the core, this does not.
+        convert_cpu_s: CPU seconds of the conversions.
+    """
+
+    decode_s: float = 0.0
+    convert_s: float = 0.0
+    packets: int = 0
+    decoded: int = 0
+    converted: int = 0
+    decode_cpu_s: float = 0.0
+    convert_cpu_s: float = 0.0
+
+    @property
+    def cpu_s(self) -> float:
+        """CPU seconds of decoding and conversion together."""
+        return self.decode_cpu_s + self.convert_cpu_s
+
+    def minus(self, earlier: "DecodeTotals") -> "DecodeTotals":
+        """The cost between `earlier` and this snapshot.
+
+        Example:
+            >>> DecodeTotals(0.5, 0.1, 30, 2, 2).minus(DecodeTotals(0.2, 0.05, 5, 1, 1)).packets
+            25
+        """
+        return DecodeTotals(*(a - b for a, b in zip(self._values(), earlier._values())))
+
+    def plus(self, other: "DecodeTotals") -> "DecodeTotals":
+        """Both together (several sources)."""
+        return DecodeTotals(*(a + b for a, b in zip(self._values(), other._values())))
+
+    def _values(self) -> tuple:
+        return (self.decode_s, self.convert_s, self.packets, self.decoded, self.converted, self.decode_cpu_s,
+                self.convert_cpu_s)
+
+
+class DecodeTiming:
+    """Running sums of decoding cost; written by one reader thread, read by anyone (`snapshot`).
+
+    One per source: a reconnected stream gets a new `VideoDecoder` but keeps adding to the same sums.
+
+    Example:
+        >>> timing = DecodeTiming()
+        >>> timing.add(DecodeTotals(decode_s=0.006, convert_s=0.001, packets=25, decoded=1, converted=1))
+        >>> timing.snapshot().decoded
+        1
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._totals = DecodeTotals()
+
+    def add(self, cost: DecodeTotals) -> None:
+        with self._lock:
+            self._totals = self._totals.plus(cost)
+
+    def snapshot(self) -> DecodeTotals:
+        with self._lock:
+            return self._totals
+
+
+_ONE_PACKET = DecodeTotals(packets=1)
 
 
 def require_av() -> Any:
@@ -45,6 +129,7 @@ class VideoDecoder:
         decode_mode: "auto" (keyframes only when they are frequent enough), "keyframes" (always; the sample
             rate then follows the GOP) or "all" (decode every packet).
         first_index: Index of the first frame of this stream (live sources continue across reconnects).
+        timing: Where decoding cost is added up (a new `DecodeTiming` when None; see `timing`).
 
     Example:
         >>> import av  # doctest: +SKIP
@@ -59,7 +144,8 @@ class VideoDecoder:
     KEYFRAME_HISTORY = 3
 
     def __init__(self, stream: Any, clock: SampleClock, to_ts_s: Callable[[float], float],
-                 reject: Callable[[str], None], decode_mode: str = "auto", first_index: int = 0):
+                 reject: Callable[[str], None], decode_mode: str = "auto", first_index: int = 0,
+                 timing: DecodeTiming | None = None):
         if decode_mode not in DECODE_MODES:
             raise ValueError(f"decode_mode must be one of {DECODE_MODES}, got {decode_mode!r}")
         self._av = require_av()
@@ -83,6 +169,7 @@ class VideoDecoder:
         self._packets = first_index
         self._out_index = first_index
         self._key_index_by_pts: OrderedDict[int, int] = OrderedDict()
+        self.timing = timing if timing is not None else DecodeTiming()
 
     @property
     def mode(self) -> str:
@@ -108,6 +195,7 @@ class VideoDecoder:
             return self.flush()
         index = self._packets
         self._packets += 1
+        self.timing.add(_ONE_PACKET)
         if packet.is_corrupt:
             # The demuxer knows this packet is damaged (lost RTP/TS data): everything predicted from it
             # would be smeared, so stop decoding until the next keyframe.
@@ -178,6 +266,7 @@ class VideoDecoder:
 
     def _decode(self, packet: Any, drain: bool = False, key_index: int | None = None, slack_s: float = 0.0
                 ) -> list[tuple[int, float, np.ndarray]]:
+        started_s, started_cpu_s = time.perf_counter(), time.thread_time()
         try:
             frames = list(self.codec.decode(packet))
             if drain:
@@ -187,10 +276,14 @@ class VideoDecoder:
                     frames = list(self.codec.decode(None))
                 self.codec.flush_buffers()
         except self._av.FFmpegError:
+            self.timing.add(DecodeTotals(decode_s=time.perf_counter() - started_s,
+                                         decode_cpu_s=time.thread_time() - started_cpu_s))
             self.reject("decode_error")
             self._need_keyframe = True
             self.codec.flush_buffers()
             return []
+        self.timing.add(DecodeTotals(decode_s=time.perf_counter() - started_s, decoded=len(frames),
+                                     decode_cpu_s=time.thread_time() - started_cpu_s))
         out = []
         for frame in frames:
             if key_index is not None:
@@ -212,6 +305,12 @@ class VideoDecoder:
             ts_s = self.to_ts_s(self.pts_s(frame.pts))
             if not self.clock.offer(ts_s, slack_s):
                 continue
-            out.append((index, ts_s, frame.to_ndarray(format="bgr24")))
+            # Only the sampled picture is converted (a 720p YUV→BGR conversion costs about as much as decoding
+            # a P-frame); its timestamp is its own pts, never the time the sample was due.
+            convert_started_s, convert_started_cpu_s = time.perf_counter(), time.thread_time()
+            image = frame.to_ndarray(format="bgr24")
+            self.timing.add(DecodeTotals(convert_s=time.perf_counter() - convert_started_s, converted=1,
+                                         convert_cpu_s=time.thread_time() - convert_started_cpu_s))
+            out.append((index, ts_s, image))
         return out
 

@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlsplit
 
 from detector.errors import ImageReadError
 from detector.imageio import decode_image
-from detector.sources.base import LiveSourceBase, SampleClock, StaleStream, redact_url
+from detector.sources.base import DEFAULT_BACKOFF_S, LiveSourceBase, SampleClock, StaleStream, redact_url
 from detector.sources.guard import FrameGuard
 from detector.types import Frame
 
@@ -138,7 +138,9 @@ class MjpegHttpSource(LiveSourceBase):
         open_timeout_s: Limit for connecting and receiving the response headers.
         read_timeout_s: Limit for one blocking read (a silent camera is "stale" after it).
         stale_after_s: No usable frame for this long (plus one sample interval) → "stale", reconnect.
-        backoff_s: Waits between failed attempts (the last repeats), scaled by ±`jitter`.
+        backoff_s: Waits between failed attempts (the last repeats), scaled by ±`jitter`; each at most
+            `MAX_RECONNECT_WAIT_S` (5 s), so a camera that comes back is streaming again within about
+            that plus `open_timeout_s` (issue 17: recovery ≤ 10 s, however long the outage was).
         source_id: Id on each frame; default the URL without credentials.
         max_part_bytes: Larger parts are a protocol error (reconnect), bounding memory.
         queue_size: Output queue capacity; when full the oldest frame is dropped (counted).
@@ -155,7 +157,7 @@ class MjpegHttpSource(LiveSourceBase):
 
     def __init__(self, url: str, sample_fps: float | None = 1.0, open_timeout_s: float = 5.0,
                  read_timeout_s: float = 5.0, stale_after_s: float = 5.0,
-                 backoff_s: Sequence[float] = (1, 2, 4, 8, 15), *, source_id: str | None = None,
+                 backoff_s: Sequence[float] = DEFAULT_BACKOFF_S, *, source_id: str | None = None,
                  max_part_bytes: int = 8_000_000, queue_size: int = 2, jitter: float = 0.2,
                  guard: FrameGuard | None = None, stop_event: threading.Event | None = None):
         super().__init__(source_id or redact_url(url), stale_after_s=stale_after_s, backoff_s=backoff_s,

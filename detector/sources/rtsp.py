@@ -8,8 +8,8 @@ import time
 from typing import Sequence
 from urllib.parse import urlsplit
 
-from detector.sources.base import LiveSourceBase, SampleClock, StaleStream, redact_url
-from detector.sources.decode import DECODE_MODES, VideoDecoder, require_av
+from detector.sources.base import DEFAULT_BACKOFF_S, LiveSourceBase, SampleClock, StaleStream, redact_url
+from detector.sources.decode import DECODE_MODES, DecodeTiming, VideoDecoder, require_av
 from detector.sources.guard import FrameGuard
 from detector.types import Frame
 
@@ -102,7 +102,9 @@ class RtspSource(LiveSourceBase):
         stale_after_s: Data arrives but no usable frame came out (decode errors, black or frozen pictures)
             for this long, plus one sample interval and one keyframe interval (keyframe decoding and sparse
             GOPs space frames out) → "stale", close and reconnect.
-        backoff_s: Waits between failed attempts (the last repeats), scaled by ±`jitter`.
+        backoff_s: Waits between failed attempts (the last repeats), scaled by ±`jitter`; each at most
+            `MAX_RECONNECT_WAIT_S` (5 s), so a camera that comes back is streaming again within about
+            that plus `open_timeout_s` (issue 17: recovery ≤ 10 s, however long the outage was).
         source_id: Id on each frame; default the URL without credentials.
         decode_mode: "auto", "keyframes" or "all" (see `VideoDecoder`).
         queue_size: Output queue capacity; when full the oldest frame is dropped (counted).
@@ -123,7 +125,7 @@ class RtspSource(LiveSourceBase):
 
     def __init__(self, url: str, sample_fps: float | None = 1.0, transport: str = "tcp", open_timeout_s: float = 5.0,
                  read_timeout_s: float = 5.0, stale_after_s: float = 5.0,
-                 backoff_s: Sequence[float] = (1, 2, 4, 8, 15), *, source_id: str | None = None,
+                 backoff_s: Sequence[float] = DEFAULT_BACKOFF_S, *, source_id: str | None = None,
                  decode_mode: str = "auto", queue_size: int = 2, jitter: float = 0.2, guard: FrameGuard | None = None,
                  stop_event: threading.Event | None = None, options: dict[str, str] | None = None):
         super().__init__(source_id or redact_url(url), stale_after_s=stale_after_s, backoff_s=backoff_s,
@@ -143,6 +145,8 @@ class RtspSource(LiveSourceBase):
         self.decode_mode = decode_mode
         self._clock = SampleClock(sample_fps)
         self._next_index = 0
+        # What decoding has cost, over every session (per-stage timing: service.workers, benchmarks/streams.py).
+        self.decode_timing = DecodeTiming()
         self.NETWORK_ERRORS = (OSError, EOFError, TimeoutError, av.FFmpegError)
         self.options = {
             "rtsp_transport": transport,
@@ -176,7 +180,7 @@ class RtspSource(LiveSourceBase):
             stream = container.streams.video[0]
             clock = StreamClock()
             decoder = VideoDecoder(stream, self._clock, clock.ts_s, self._reject, self.decode_mode,
-                                   first_index=self._next_index)
+                                   first_index=self._next_index, timing=self.decode_timing)
             if self.stopping:
                 return
             self._set_connected(True)

@@ -20,6 +20,7 @@ from service.evidence_links import EvidenceLinks
 from service.flights import FlightStore, FlightWorker, ReportLinks
 from service.metrics import BuildInfo, PushCounters, read_build_info
 from service.outbox import OutboxWorker
+from service.privacy import PublicCopies
 from service.settings import Settings
 from service.workers import CameraRuntime, LatestFrames, ServiceWorkers
 
@@ -60,6 +61,9 @@ class Services:
     evidence_guard: EvidenceGuard | None = None
     # Version and git commit for streetwatch_build_info, read once when the app is made.
     build: BuildInfo = field(default_factory=read_build_info)
+    # The blurred (public) copies of evidence images served outside the service (`service.privacy`); None: made
+    # under the default policy (never the originals).
+    public_copies: PublicCopies | None = None
 
 
 def get_services(request: Request) -> Services:

@@ -18,7 +18,7 @@ __all__ = [
     "ErrorPublic", "EvidencePublic", "FlightFromPath", "FlightLinks", "FlightProgressPublic", "FlightPublic",
     "FlightsPublic", "FrameAccepted", "HealthPublic", "MePublic", "OutboxPublic", "OutboxResolve", "OutboxRetried",
     "OutboxesPublic",
-    "DbId", "ReportLinkPublic", "ZonesPublic", "ZonesUpdate",
+    "DbId", "ReportLinkPublic", "ZonesPublic", "ZonesUpdate", "error_responses",
     "DecisionPublic", "HistoryEntryPublic", "HistoryPublic", "UndoPublic",
 ]
 
@@ -50,6 +50,33 @@ class ErrorPublic(BaseModel):
     """Every error response: ``detail`` is a message, or a list of problems (422, 413, 415)."""
 
     detail: str | list[ErrorItem]
+
+
+# What each error status means on this API; the routes document theirs with `error_responses` so that the OpenAPI
+# lists every status a route can answer (schemathesis checks the answers against it: tests/service/
+# test_schemathesis.py).
+_ERROR_MEANINGS = {
+    400: "Malformed request: a body that cannot be parsed (not UTF-8, say), or a Content-Length that is not a "
+         "byte count.",
+    401: "No API key, or an unknown one (header WWW-Authenticate: Bearer).",
+    403: "The key's role (or camera, or owner) may not do this.",
+    404: "No such resource (`detail` names which).",
+    409: "The resource's state does not allow this now (`detail` says why).",
+    413: "The body exceeds this route's limit; refused before it is read, and before the key is checked.",
+    415: "The body's Content-Type is not one this route accepts.",
+    422: "Invalid parameters or body: `detail` lists each field and the reason.",
+    429: "Too many failed authentications from this address: try again after Retry-After seconds.",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` entries of a route for error `codes`: the error model and what the status means.
+
+    Example:
+        >>> sorted(error_responses(401, 429))
+        [401, 429]
+    """
+    return {code: {"model": ErrorPublic, "description": _ERROR_MEANINGS[code]} for code in codes}
 
 
 class CasesPublic(BaseModel):

@@ -6,6 +6,7 @@
 * `service.cli.dataset`: ``dataset ACTION``
 * `service.cli.drone`: ``drone`` (a flight: video + SRT, or geotagged stills)
 * `service.cli.backup`: ``backup``, ``restore`` (case database and evidence)
+* `service.cli.export`: ``export`` (cases with blurred evidence as a zip)
 
 Each job module exposes ``add_parsers(subparsers)`` and its ``cmd_*`` functions; `build_parser` asks every
 module in `JOBS` to add its commands, so a new job (``streetwatch drone``) is one module plus one entry there.
@@ -28,12 +29,12 @@ import argparse
 import os
 from typing import Callable, Sequence
 
-from service.cli import backup, dataset, detect, drone, serve, train
+from service.cli import backup, dataset, detect, drone, export, serve, train
 from service.cli.common import EXIT_OK, EXIT_USER_ERROR, _error
 
 __all__ = ["EXIT_OK", "EXIT_USER_ERROR", "JOBS", "build_parser", "main"]
 
-JOBS = (detect, train, serve, drone, dataset, backup)
+JOBS = (detect, train, serve, drone, dataset, backup, export)
 """The job modules, in the order their commands are listed by ``streetwatch --help``."""
 
 

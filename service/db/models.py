@@ -16,14 +16,16 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
     "AuditEntry", "Base", "Camera", "Case", "CaseViolation", "Evidence", "Flight", "OutboxMessage", "UTCDateTime",
-    "CASE_STATUSES", "OUTBOX_STATUSES", "EVIDENCE_KINDS", "FLIGHT_STATUSES", "ONE_ORIGIN_SQL",
+    "CASE_STATUSES", "OUTBOX_STATUSES", "EVIDENCE_KINDS", "TIMELAPSE_KINDS", "FLIGHT_STATUSES", "ONE_ORIGIN_SQL",
 ]
 
 CASE_STATUSES = ("pending", "confirmed", "rejected", "posted", "post_failed", "merged")
 # needs_check: the outcome of a post is unknown and the receiver could not be asked (migration 0005): a person
 # decides (POST /outbox/{id}/resolve); never posted again automatically.
 OUTBOX_STATUSES = ("pending", "sending", "sent", "dead", "needs_check")
-EVIDENCE_KINDS = ("annotated", "original", "crop")
+# strip, clip: the time-lapse of a camera case's dwell (`service.timelapse`): a JPEG strip and an H.264 MP4.
+TIMELAPSE_KINDS = ("strip", "clip")
+EVIDENCE_KINDS = ("annotated", "original", "crop", *TIMELAPSE_KINDS)
 # queued → running → done | failed | cancelled (a drone job; a flight first met through ingest is "done").
 FLIGHT_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 # A case comes from exactly one origin: a camera or a flight (CHECK ck_cases_one_origin, migration 0003).
@@ -203,7 +205,7 @@ class Evidence(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     violation_id: Mapped[Optional[str]] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(16))  # annotated | original | crop
+    kind: Mapped[str] = mapped_column(String(16))  # annotated | original | crop | strip | clip
     path: Mapped[str] = mapped_column(String(2000))
     ts: Mapped[datetime]
     sha256: Mapped[Optional[str]] = mapped_column(String(64))

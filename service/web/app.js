@@ -421,6 +421,46 @@
     }
     if (main) fetchInto(main, img, function () { img.hidden = false; img.dataset.loaded = String(c.id); drawBoxes(); });
     if (cropEv) fetchInto(cropEv, crop, function () { $("crop-figure").hidden = false; drawBoxes(); });
+    loadTimelapse(c, token);
+  }
+
+  // The strip and the clip of the dwell (the latest of each: a case gets new ones as the violation goes on). A clip
+  // that cannot be had (e.g. refused while privacy blurring is on) says why in its caption, not as a page error.
+  function loadTimelapse(c, token) {
+    var strip = $("strip-img"), video = $("clip-video"), note = $("clip-note");
+    var stripEv = latest(c, "strip"), clipEv = latest(c, "clip");
+    strip.removeAttribute("src"); delete strip.dataset.loaded;
+    video.removeAttribute("src"); delete video.dataset.loaded; video.load();
+    note.textContent = "";
+    $("strip-figure").hidden = true; $("clip-figure").hidden = true;
+    $("timelapse").hidden = !(stripEv || clipEv);
+    function fetchBlob(ev) {
+      return api("/cases/" + c.id + "/evidence/" + ev.id, { blob: true }).then(function (blob) {
+        if (token !== state.loadToken) return null;
+        var url = URL.createObjectURL(blob);
+        state.blobUrls.push(url);
+        return url;
+      });
+    }
+    if (stripEv) {
+      fetchBlob(stripEv).then(function (url) {
+        if (!url) return;
+        strip.onload = function () { $("strip-figure").hidden = false; strip.dataset.loaded = String(c.id); };
+        strip.src = url;
+      }).catch(function (err) { $("case-error").textContent = describe(err); });
+    }
+    if (clipEv) {
+      fetchBlob(clipEv).then(function (url) {
+        if (!url) return;
+        video.onloadedmetadata = function () { video.dataset.loaded = String(c.id); };
+        video.src = url;
+        $("clip-figure").hidden = false;
+      }).catch(function (err) {
+        if (token !== state.loadToken) return;
+        note.textContent = t("clipUnavailable") + ": " + describe(err);
+        $("clip-figure").hidden = false;
+      });
+    }
   }
 
   function clearCanvas() {

@@ -528,8 +528,8 @@ def test_openapi_lists_every_route_with_schemas(client):
     spec = client.get("/openapi.json").json()
     operations = [(path, method, op) for path, ops in spec["paths"].items() for method, op in ops.items()]
     # 20 before GET /api/v1/kinds; 8 flight routes and GET /api/v1/me since; GET /api/v1/cases/history and POST
-    # .../undo (issue 18); 3 more of issue 18's other parts
-    assert len(operations) == 35
+    # .../undo (issue 18); 3 more of issue 18's other parts; GET /api/v1/export (issue 18's bulk export)
+    assert len(operations) == 36
     for path, method, op in operations:
         assert op.get("summary"), (path, method)
         ok = next(code for code in op["responses"] if code.startswith("2"))

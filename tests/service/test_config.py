@@ -339,7 +339,8 @@ def test_motion_settings_mirror_the_detector_config():
 
 
 @pytest.mark.parametrize("default, camera_override, expect_gate, reverify_s", [
-    ({}, None, False, None),                                            # off unless asked for
+    ({}, None, True, 30.0),                                             # on, as by default (issue 19)
+    ({"enabled": False}, None, False, None),                            # off when asked
     ({"enabled": True}, None, True, 30.0),                              # the example's default interval
     ({"enabled": True}, {"enabled": False}, False, None),               # one camera opts out
     ({}, {"enabled": True, "reverify_interval_s": 15}, True, 15.0),     # one camera opts in, own interval

@@ -231,7 +231,8 @@ def test_zone_edits_are_bounded_by_total_cost(client, n_zones, n_points, status)
     elapsed_s = time.monotonic() - started
     assert response.status_code == status, response.text[:300]
     if status in (413, 422):
-        assert elapsed_s < 1.0  # refused before any polygon is examined
+        # refused before any polygon is examined (examining them took 65 s); 3 s leaves room for a busy CI machine
+        assert elapsed_s < 3.0
     assert elapsed_s < 10.0
     assert client.get("/health").status_code == 200
 

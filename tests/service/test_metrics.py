@@ -192,3 +192,23 @@ def test_metrics_endpoint_serves_the_collector(tmp_path):
     assert got[("streetwatch_camera_inference_seconds_bucket", (("camera_id", "cam-9"), ("le", "0.025")))] == 1
     build = next(labels for (name, labels) in got if name == "streetwatch_build_info")
     assert dict(build)["models"] == "street@1" and dict(build)["version"] == app.state.services.build.version
+
+
+def test_stage_time_and_cpu_per_camera_in_the_exposition(session_factory):
+    # Where each camera's time goes (issue 19): wall time per sample and stage as a histogram, CPU seconds per
+    # stage as a counter (decode from the source's reader thread, the rest from the worker).
+    rt = runtime()
+    for stage, wall_s, cpu_s in [("decode", 0.006, 0.005), ("decode", 0.008, 0.007), ("inference", 0.03, 0.016),
+                                 ("rules", 0.0004, 0.0003)]:
+        rt.observe_stage(stage, wall_s, cpu_s)
+    text = scrape(session_factory, {"cam-1": rt})
+    assert "# TYPE streetwatch_camera_stage_seconds histogram" in text
+    assert "# TYPE streetwatch_camera_stage_cpu_seconds_total counter" in text
+    got = samples(text)
+    cam = ("camera_id", "cam-1")
+    assert got[("streetwatch_camera_stage_seconds_count", (cam, ("stage", "decode")))] == 2
+    assert got[("streetwatch_camera_stage_seconds_bucket", (cam, ("le", "0.005"), ("stage", "decode")))] == 0
+    assert got[("streetwatch_camera_stage_seconds_bucket", (cam, ("le", "0.01"), ("stage", "decode")))] == 2
+    assert got[("streetwatch_camera_stage_seconds_bucket", (cam, ("le", "0.0005"), ("stage", "rules")))] == 1
+    assert got[("streetwatch_camera_stage_cpu_seconds_total", (cam, ("stage", "decode")))] == pytest.approx(0.012)
+    assert got[("streetwatch_camera_stage_cpu_seconds_total", (cam, ("stage", "inference")))] == pytest.approx(0.016)

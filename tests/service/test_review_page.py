@@ -15,6 +15,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import cv2
 import httpx
@@ -727,3 +728,97 @@ def test_evidence_legend_labels_history_and_undo(reviewed):
             ("system", "created"), ("reviewer-wang", "reject"), ("reviewer-wang", "undo")]
         refused = api.post(f"/api/v1/cases/{admins_id}/undo")
         assert refused.status_code == 409 and "only they can undo it" in refused.json()["detail"]
+
+
+# --- the dwell as a time-lapse strip and clip (issue 18) ---------------------------------------------------------
+
+@pytest.fixture
+def timelapsed(tmp_path):
+    """A misparked-bikes case whose evidence has a strip and a clip made from a watched track (service.timelapse):
+    a bike that changes colour every five minutes, watched for 15 minutes."""
+    from detector.track_history import TrackHistory
+    from service.evidence import save_evidence
+    from service.kinds import KINDS
+    from service.timelapse import save_timelapse
+    from tests.service.test_timelapse import BIKE, OTHER_BIKE, bikes_event, tracked, watched
+
+    evidence = tmp_path / "evidence"
+    # Privacy blurring off here: the public (blurred) copies of service.privacy cover JPEG and PNG only, and a clip
+    # is refused (403) on the reviewers' route while blurring is on; the page then says so under the clip.
+    settings = Settings(database_path=tmp_path / "cases.db", evidence_dir=evidence, run_cameras=False,
+                        run_flights=False, outbox={"deliver": False}, adapters=(),
+                        privacy={"blur_people": False, "blur_faces": False, "blur_plates": False},
+                        api_keys=[{"name": "reviewer-wang", "role": "reviewer", "key": REVIEWER_KEY}])
+    camera = make_camera("cam-1").model_dump()
+    camera["zones"] = [{"id": "z2", "kind": "bike_parking", "name": "地铁口停车区",
+                        "polygon": [[0.3, 0.3], [0.6, 0.3], [0.6, 0.9]]}]
+    config = AppConfig.model_validate({"config_version": 1, "cameras": [camera]})
+    app = create_app(settings, config)
+    history = TrackHistory()
+    frame = watched(history, 900.0)
+    event = bikes_event()
+    paths = save_evidence(evidence / "cam-1", event, frame, config.cameras[0], tracked((1, BIKE), (2, OTHER_BIKE)),
+                          stem="v1")
+    paths.update(save_timelapse(evidence / "cam-1", "v1", event, frame, history, ZoneInfo("Asia/Shanghai"),
+                                KINDS["bike_misparked"].color_bgr, "cam-1"))
+    case = app.state.services.cases.ingest(event, paths, origin=make_origin("cam-1"))
+    with ServerThread(app) as server:
+        yield server.url, case
+
+
+@pytest.mark.timeout(120)
+def test_the_case_shows_its_strip_and_plays_its_clip_at_the_columns_width(timelapsed):
+    import av
+
+    url, case = timelapsed
+    clip = next(e for e in case.evidence if e.kind == "clip")
+    with av.open(clip.path) as container:  # what the page must report: the file's own length
+        clip_s = float(container.duration) / av.time_base
+    with httpx.Client(base_url=url, headers=REVIEWER, timeout=10) as api:
+        served_clip = api.get(f"/api/v1/cases/{case.id}/evidence/{clip.id}")
+        assert served_clip.status_code == 200 and served_clip.headers["content-type"] == "video/mp4"
+    expect = sync_api.expect
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai",
+                                       viewport={"width": 1280, "height": 800}).new_page()
+            page.set_default_timeout(15_000)
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(f"{url}/?key={REVIEWER_KEY}")
+            expect(page.locator("#case-body")).to_have_attribute("data-case-id", str(case.id))
+            expect(page.locator("#strip-img")).to_have_attribute("data-loaded", str(case.id))
+            expect(page.locator("#clip-video")).to_have_attribute("data-loaded", str(case.id))
+            expect(page.locator("#strip-figure figcaption")).to_contain_text("首次发现、中途、最后发现")
+            video = page.locator("#clip-video")
+            for attribute in ("controls", "muted", "playsinline"):
+                assert video.get_attribute(attribute) is not None, attribute
+            # the clip decodes in Chromium: its length is the file's, and it plays
+            state = page.evaluate("""() => { const v = document.getElementById('clip-video');
+                return {ready: v.readyState, duration: v.duration, w: v.videoWidth, h: v.videoHeight,
+                        error: v.error && v.error.code}; }""")
+            assert state["error"] is None and state["ready"] >= 1, state
+            assert abs(state["duration"] - clip_s) < 0.3 and (state["w"], state["h"]) == (480, 408), state
+            page.evaluate("document.getElementById('clip-video').play()")
+            page.wait_for_function("() => document.getElementById('clip-video').currentTime > 0.5")
+            page.evaluate("document.getElementById('clip-video').pause()")
+            for width, height in ((1280, 800), (1920, 1080)):
+                page.set_viewport_size({"width": width, "height": height})
+                page.wait_for_timeout(100)
+                sizes = page.evaluate("""() => { const w = id => document.getElementById(id).getBoundingClientRect().width;
+                    return {body: document.getElementById('case-body').clientWidth, strip: w('strip-img'),
+                            video: w('clip-video'), natural: document.getElementById('strip-img').naturalWidth}; }""")
+                # the strip at the column's width (wider than it was made on a large screen), the clip up to 640 px
+                assert abs(sizes["strip"] - sizes["body"]) <= 2 and sizes["natural"] >= 600, (width, sizes)
+                assert abs(sizes["video"] - min(640, sizes["body"])) <= 2, (width, sizes)
+            page.set_viewport_size({"width": 1280, "height": 800})
+            # the case as a reviewer scrolls through it: the frame, the strip and the clip (below the buttons)
+            page.locator("#case-body").screenshot(path=str(SCREENSHOTS / "evidence-strip-clip.png"))
+            page.click("#lang-toggle")
+            expect(page.locator("#strip-figure figcaption")).to_have_text(
+                "Time-lapse: first sight, midway, last sight (camera local time)")
+            assert errors == [], errors
+        finally:
+            browser.close()

@@ -22,7 +22,8 @@ from service.api.auth import Principal
 from service.api.deps import AdminDep, CameraPusherDep, ReviewerDep, Services, ServicesDep
 from service.api.errors import problem
 from service.api.schemas import (CameraCreate, CameraDeleted, CameraHealth, CameraPublic, CamerasPublic,
-                                 CameraSaved, CameraUpdate, ErrorPublic, FrameAccepted, ZonesPublic, ZonesUpdate)
+                                 CameraSaved, CameraUpdate, ErrorPublic, FrameAccepted, ZonesPublic, ZonesUpdate,
+                                 error_responses)
 from service.config import AppConfig, CameraConfig, ConfigError
 from service.config_edit import ConfigRejected, config_document, validate_config, write_config_file
 from service.pipeline import make_push_source
@@ -31,8 +32,8 @@ from service.snapshot import draw_zones, encode_jpeg
 router = APIRouter(prefix="/cameras", tags=["cameras"])
 audit_log = logging.getLogger("streetwatch.audit")
 
-_ERRORS = {401: {"model": ErrorPublic}, 403: {"model": ErrorPublic}, 404: {"model": ErrorPublic}}
-_WRITE_ERRORS = {**_ERRORS, 422: {"model": ErrorPublic},
+_ERRORS = error_responses(401, 403, 404, 429)
+_WRITE_ERRORS = {**error_responses(400, 401, 403, 404, 413, 422, 429),
                  500: {"model": ErrorPublic, "description": "The configuration file could not be written; nothing "
                                                             "was changed."}}
 # Camera fields a PATCH may set to null: the camera then falls back to the defaults.

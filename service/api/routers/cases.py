@@ -13,10 +13,13 @@ from starlette.concurrency import run_in_threadpool
 from service.api.deps import ReviewerDep, ServicesDep
 from service.api.errors import case_error_to_http, problem
 from service.api.schemas import (AuditsPublic, CaseClassChange, CaseMerge, CasePublic, CaseReject, CasesPublic,
-                                 DbId, DecisionPublic, ErrorPublic, HistoryEntryPublic, HistoryPublic, UndoPublic)
+                                 DbId, DecisionPublic, HistoryEntryPublic, HistoryPublic, UndoPublic,
+                                 error_responses)
 from service.cases import CaseError, CaseFilter, CaseNotFoundError
 from service.db.models import CASE_STATUSES
+from service.evidence import evidence_media_type
 from service.evidence_links import served_evidence_path
+from service.api.routers.evidence import public_evidence_file
 from service.settings import flights_dir
 from service.undo import DECIDED_STATUSES
 
@@ -24,8 +27,8 @@ router = APIRouter(prefix="/cases", tags=["cases"])
 
 CaseStatus = Literal[CASE_STATUSES]  # type: ignore[valid-type]
 DecidedStatus = Literal[DECIDED_STATUSES]  # type: ignore[valid-type]
-_ERRORS = {401: {"model": ErrorPublic}, 403: {"model": ErrorPublic}, 404: {"model": ErrorPublic}}
-_ACTION_ERRORS = {**_ERRORS, 409: {"model": ErrorPublic}, 422: {"model": ErrorPublic}}
+_ERRORS = error_responses(401, 403, 404, 422, 429)
+_ACTION_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422, 429)
 
 
 @router.get("", response_model=CasesPublic, summary="List cases, newest first", responses=_ERRORS)
@@ -150,9 +153,14 @@ def case_audit(case_id: DbId, services: ServicesDep, _: ReviewerDep) -> AuditsPu
 
 
 @router.get("/{case_id}/evidence/{evidence_id}", response_class=FileResponse, response_model=None,
-            summary="Download one evidence image of a case",
-            responses={200: {"content": {"image/jpeg": {}}, "description": "The image file."}, **_ERRORS})
-async def case_evidence(case_id: DbId, evidence_id: DbId, services: ServicesDep, _: ReviewerDep) -> FileResponse:
+            summary="Download one evidence image (or time-lapse clip) of a case",
+            responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "video/mp4": {}},
+                             "description": "The image file, or the MP4 clip of a `clip` row."}, **_ERRORS})
+async def case_evidence(
+    case_id: DbId, evidence_id: DbId, services: ServicesDep, caller: ReviewerDep,
+    original: Annotated[bool, Query(description="Admins only: the unblurred original instead of the copy with "
+                                                "people, faces and plates blurred (`privacy` settings).")] = False,
+) -> FileResponse:
     try:
         case = await run_in_threadpool(services.cases.get, case_id)
     except CaseError as exc:
@@ -166,5 +174,10 @@ async def case_evidence(case_id: DbId, evidence_id: DbId, services: ServicesDep,
         raise HTTPException(status.HTTP_404_NOT_FOUND,
                             detail=f"evidence {evidence_id} of case {case_id}: file missing or not under the "
                                    "evidence folder")
-    media_type = "image/png" if path.suffix.lower() == ".png" else "image/jpeg"
-    return FileResponse(path, media_type=media_type, filename=path.name)
+    if original and caller.role != "admin":
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            detail="original: only admins see unblurred evidence; reviewers see the blurred copy")
+    if not original:  # reviewers, and admins by default, see what leaves the service: the blurred copy
+        path = await run_in_threadpool(public_evidence_file, services, path, evidence.kind, evidence.boxes)
+    media_type = evidence_media_type(path)  # image/jpeg, image/png, or video/mp4 for a clip
+    return FileResponse(path, media_type=media_type, filename=evidence.file)

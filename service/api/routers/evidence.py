@@ -8,7 +8,8 @@ does not have (any more) is 404.
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path as PathParam, Query, status
 from fastapi.responses import FileResponse
@@ -18,7 +19,9 @@ from starlette.concurrency import run_in_threadpool
 from service.api.deps import ServicesDep
 from service.api.schemas import MAX_DB_ID, ErrorPublic
 from service.db.models import Evidence
+from service.evidence import evidence_media_type
 from service.evidence_links import evidence_file_name, served_evidence_path
+from service.privacy import PrivacyError, PrivacyPolicy, PrivacyUnavailableError, PublicCopies
 from service.settings import flights_dir
 
 router = APIRouter(tags=["evidence"])
@@ -39,19 +42,40 @@ async def signed_evidence(
     links = services.evidence_links
     if links is None or not links.verify(case_id, file, exp, sig):
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="sig: invalid or expired evidence link")
-    path = await run_in_threadpool(_find, services, case_id, file)
-    if path is None:
+    found = await run_in_threadpool(_find, services, case_id, file)
+    if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"file: case {case_id} has no evidence {file!r}")
-    media_type = "image/png" if path.suffix.lower() == ".png" else "image/jpeg"
-    return FileResponse(path, media_type=media_type, filename=path.name)
+    # Case systems get the blurred copy only (people, faces, plates; `service.privacy`), never the original.
+    path = await run_in_threadpool(public_evidence_file, services, *found)
+    media_type = evidence_media_type(path)  # image/jpeg, image/png, or video/mp4 for a clip
+    return FileResponse(path, media_type=media_type, filename=file)
+
+
+def public_evidence_file(services: ServicesDep, path: Path, kind: str, boxes: list[Any] | None) -> Path:
+    """The blurred copy of an evidence file to serve instead of it (made once; `service.privacy`).
+
+    Raises:
+        HTTPException: 403 naming the file when it cannot be blurred (not a JPEG, PNG or MP4, or it does not
+            decode): such a file is not served outside the service rather than served unblurred; 503 when the host lacks a
+            detector the privacy settings ask for (a Haar cascade file).
+    """
+    copies = services.public_copies or PublicCopies(PrivacyPolicy())
+    try:
+        return copies.public_path(path, kind, boxes)
+    except PrivacyUnavailableError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from None
+    except PrivacyError as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"file: {exc}") from None
 
 
 def _find(services: ServicesDep, case_id: int, file: str):
+    """(path, evidence kind, stored boxes) of the case's evidence file named `file`, or None."""
     with services.session_factory() as session:
-        stored = [p for p in session.scalars(select(Evidence.path).where(Evidence.case_id == case_id))
-                  if evidence_file_name(p) == file]
-    for path in stored:
-        found = served_evidence_path(path, services.settings.evidence_dir, (flights_dir(services.settings),))
+        stored = [row for row in session.execute(select(Evidence.path, Evidence.kind, Evidence.boxes)
+                                                 .where(Evidence.case_id == case_id))
+                  if evidence_file_name(row.path) == file]
+    for row in stored:
+        found = served_evidence_path(row.path, services.settings.evidence_dir, (flights_dir(services.settings),))
         if found is not None:
-            return found
+            return found, row.kind, row.boxes
     return None

@@ -31,8 +31,8 @@ from starlette.concurrency import run_in_threadpool
 from service.api.auth import Principal
 from service.api.deps import AdminDep, FlightReaderDep, FlightUploaderDep, ReviewerDep, Services, ServicesDep
 from service.api.errors import problem, validation_items
-from service.api.schemas import (ErrorPublic, FlightFromPath, FlightLinks, FlightProgressPublic, FlightPublic,
-                                 FlightsPublic, ReportLinkPublic)
+from service.api.schemas import (FlightFromPath, FlightLinks, FlightProgressPublic, FlightPublic, FlightsPublic,
+                                 ReportLinkPublic, error_responses)
 from service.api.uploads import UploadRejected, UploadTooLarge, receive_multipart
 from service.db.models import FLIGHT_STATUSES
 from service.flights import (FlightJob, FlightNotFoundError, FlightSource, FlightStateError, StillsError,
@@ -43,7 +43,7 @@ router = APIRouter(prefix="/flights", tags=["flights"])
 audit_log = logging.getLogger("streetwatch.audit")
 
 FlightStatus = Literal[FLIGHT_STATUSES]  # type: ignore[valid-type]
-_ERRORS = {401: {"model": ErrorPublic}, 403: {"model": ErrorPublic}, 404: {"model": ErrorPublic}}
+_ERRORS = error_responses(401, 403, 404, 429)
 _MAX_JSON_BYTES = 64 * 1024
 _MEDIA_TYPES = {".html": "text/html; charset=utf-8", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
                 ".png": "image/png", ".json": "application/json", ".geojson": "application/geo+json"}
@@ -68,7 +68,8 @@ _UPLOAD_BODY = {
                                                                                "(instead of a video)."},
                 "name": {"type": "string", "maxLength": 200, "description": "Name of the flight."},
             }}},
-        "application/json": {"schema": {"$ref": "#/components/schemas/FlightFromPath"}},
+        # Inline: no route declares the model, so FastAPI would not list it in components and a $ref would dangle.
+        "application/json": {"schema": FlightFromPath.model_json_schema()},
     },
 }
 
@@ -233,6 +234,9 @@ async def _from_path(request: Request, services: Services, principal: Principal)
         spec = FlightFromPath.model_validate(json.loads(body or b"null"))
     except json.JSONDecodeError as exc:
         raise problem(422, "body", f"not JSON ({exc.msg} at {exc.pos})", "json_invalid", ["body"]) from None
+    except UnicodeDecodeError as exc:  # json.loads of bytes decodes them first (found by schemathesis: was a 500)
+        raise problem(422, "body", f"not JSON (not UTF-8 text at byte {exc.start})", "json_invalid",
+                      ["body"]) from None
     except ValidationError as exc:
         raise HTTPException(422, detail=validation_items(
             [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()])) from None
@@ -251,8 +255,7 @@ async def _from_path(request: Request, services: Services, principal: Principal)
 
 @router.post("", response_model=FlightPublic, status_code=status.HTTP_202_ACCEPTED,
              summary="Submit a drone flight (upload, or a server path for admins); it is queued",
-             responses={**_ERRORS, 413: {"model": ErrorPublic}, 415: {"model": ErrorPublic},
-                        422: {"model": ErrorPublic}},
+             responses={**_ERRORS, **error_responses(413, 415, 422)},
              openapi_extra={"requestBody": _UPLOAD_BODY})
 async def submit_flight(request: Request, response: Response, services: ServicesDep,
                         principal: FlightUploaderDep) -> FlightPublic:
@@ -285,7 +288,7 @@ async def submit_flight(request: Request, response: Response, services: Services
 # --- read ------------------------------------------------------------------------------------------------
 
 @router.get("", response_model=FlightsPublic, summary="List flights, newest first (pilots: their own)",
-            responses={401: {"model": ErrorPublic}, 403: {"model": ErrorPublic}})
+            responses=error_responses(401, 403, 422, 429))
 def list_flights(
     services: ServicesDep, principal: FlightReaderDep,
     status_: Annotated[FlightStatus | None, Query(alias="status", description="Only flights in this status.")] = None,
@@ -305,7 +308,7 @@ def get_flight(flight_id: str, services: ServicesDep, principal: FlightReaderDep
 
 
 @router.post("/{flight_id}/cancel", response_model=FlightPublic, summary="Cancel a queued or running flight",
-             responses={**_ERRORS, 409: {"model": ErrorPublic}})
+             responses={**_ERRORS, **error_responses(409)})
 def cancel_flight(flight_id: str, services: ServicesDep, admin: AdminDep) -> FlightPublic:
     try:
         job = services.flights.request_cancel(flight_id)

@@ -10,7 +10,7 @@ from fastapi import APIRouter
 
 from detector.zones import ZoneKind
 from service.api.deps import ReviewerDep, ServicesDep
-from service.api.schemas import ErrorPublic, KindPublic, KindsPublic, ZoneKindPublic
+from service.api.schemas import KindPublic, KindsPublic, ZoneKindPublic, error_responses
 from service.evidence import zone_color
 from service.kinds import kinds_public
 
@@ -23,7 +23,7 @@ def _hex(bgr: tuple[int, int, int]) -> str:
 
 
 @router.get("", response_model=KindsPublic, summary="Violation kinds (titles, category codes, colours) and zone kinds",
-            responses={401: {"model": ErrorPublic}, 403: {"model": ErrorPublic}})
+            responses=error_responses(401, 403, 429))
 def list_kinds(services: ServicesDep, _: ReviewerDep) -> KindsPublic:
     return KindsPublic(
         data=[KindPublic(**row) for row in kinds_public(services.config.category_codes)],

@@ -9,18 +9,18 @@ from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy import select
 
 from service.api.deps import AdminDep, ServicesDep
-from service.api.schemas import DbId, ErrorPublic, OutboxesPublic, OutboxPublic, OutboxResolve, OutboxRetried
+from service.api.schemas import DbId, OutboxesPublic, OutboxPublic, OutboxResolve, OutboxRetried, error_responses
 from service.db.models import OUTBOX_STATUSES, OutboxMessage
 from service.outbox import OutboxError
 
 router = APIRouter(prefix="/outbox", tags=["outbox"])
 
 OutboxStatus = Literal[OUTBOX_STATUSES]  # type: ignore[valid-type]
-_ERRORS = {401: {"model": ErrorPublic}, 403: {"model": ErrorPublic}}
+_ERRORS = error_responses(401, 403, 429)
 
 
 @router.get("", response_model=OutboxesPublic, summary="List deliveries to case systems, newest first",
-            responses={**_ERRORS, 422: {"model": ErrorPublic}})
+            responses={**_ERRORS, **error_responses(422)})
 def list_outbox(
     services: ServicesDep, _: AdminDep,
     status_: Annotated[OutboxStatus | None, Query(alias="status", description="Only rows in this status "
@@ -46,7 +46,7 @@ def list_outbox(
 
 
 @router.post("/{outbox_id}/retry", response_model=OutboxRetried, summary="Queue a dead delivery again",
-             responses={**_ERRORS, 404: {"model": ErrorPublic}, 409: {"model": ErrorPublic}})
+             responses={**_ERRORS, **error_responses(404, 409, 422)})
 def retry_outbox(outbox_id: DbId, services: ServicesDep, admin: AdminDep) -> OutboxRetried:
     with services.session_factory() as session:
         if session.get(OutboxMessage, outbox_id) is None:
@@ -60,8 +60,7 @@ def retry_outbox(outbox_id: DbId, services: ServicesDep, admin: AdminDep) -> Out
 
 @router.post("/{outbox_id}/resolve", response_model=OutboxRetried,
              summary="Settle a needs_check delivery by hand (sent with the receiver's id, or repost)",
-             responses={**_ERRORS, 404: {"model": ErrorPublic}, 409: {"model": ErrorPublic},
-                        422: {"model": ErrorPublic}})
+             responses={**_ERRORS, **error_responses(400, 404, 409, 413, 422)})
 def resolve_outbox(outbox_id: DbId, body: OutboxResolve, services: ServicesDep, admin: AdminDep) -> OutboxRetried:
     """A person looked at the receiver: the case is there (``sent`` + its id) or is not (``repost``)."""
     with services.session_factory() as session:

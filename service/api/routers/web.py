@@ -6,8 +6,8 @@ decisions with undo (history.js, ``/#history``), the zone editor (zones.js, ``/#
 
 Plain HTML, CSS and JavaScript with no build step; the page itself is public (it holds no data) and calls the
 API with the key the reviewer pastes. Only the files of `STATIC_FILES` are served (no directory walking), with a
-Content-Security-Policy that admits this origin's scripts and styles and blob: images (evidence fetched with the
-key). The routes stay out of the OpenAPI schema.
+Content-Security-Policy that admits this origin's scripts and styles and blob: images and clips (evidence fetched
+with the key). The routes stay out of the OpenAPI schema.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ STATIC_FILES = {
 _HEADERS = {
     "Cache-Control": "no-cache",
     "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; script-src 'self'; "
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
+                               "script-src 'self'; "
                                "style-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
                                "frame-ancestors 'none'",
     "Referrer-Policy": "no-referrer",
