@@ -65,7 +65,7 @@ from service.kinds import default_category_codes, kind_title
 from service.origin import CaseLocation, CaseOrigin
 from service.undo import DECIDED_STATUSES, DECISION_ACTIONS, Decision, Delivery, UndoVerdict, undo_verdict
 
-__all__ = [
+__all__ = ["filter_cases",
     "CaseError", "CaseFilter", "CaseNotFoundError", "CasePublic", "CaseSettings", "CaseStore", "CasesPage",
     "HistoryEntry", "HistoryPage", "UndoRefusedError",
     "AuditPublic", "CaseLocation", "CaseOrigin", "DedupeCandidate", "EvidencePublic", "InvalidTransitionError",
@@ -891,18 +891,7 @@ class CaseStore:
         query = select(Case).order_by(Case.id.desc()).limit(limit + 1)
         if cursor is not None:
             query = query.where(Case.id < cursor)
-        if f.status is not None:
-            query = query.where(Case.status == f.status)
-        if f.camera_id is not None:
-            query = query.where(Case.camera_id == f.camera_id)
-        if f.flight_id is not None:
-            query = query.where(Case.flight_id == f.flight_id)
-        if f.kind is not None:
-            query = query.where(Case.kind == f.kind)
-        if f.seen_from is not None:
-            query = query.where(Case.last_seen >= f.seen_from)
-        if f.seen_to is not None:
-            query = query.where(Case.first_seen < f.seen_to)
+        query = filter_cases(query, f)
         with self._sessions() as session:
             rows = list(session.scalars(query))
             more = len(rows) > limit
@@ -970,3 +959,21 @@ def _haversine_m(lat1_deg: float, lon1_deg: float, lat2_deg: float, lon2_deg: fl
 
 def _main_class(class_names: Sequence[str]) -> str | None:
     return Counter(class_names).most_common(1)[0][0] if class_names else None
+
+
+def filter_cases(query: Any, f: "CaseFilter") -> Any:
+    """`query` (a select over `Case`) narrowed to the cases `f` names: the one place the case filters of the
+    list API and of the bulk export (`service.export`) are turned into SQL."""
+    if f.status is not None:
+        query = query.where(Case.status == f.status)
+    if f.camera_id is not None:
+        query = query.where(Case.camera_id == f.camera_id)
+    if f.flight_id is not None:
+        query = query.where(Case.flight_id == f.flight_id)
+    if f.kind is not None:
+        query = query.where(Case.kind == f.kind)
+    if f.seen_from is not None:
+        query = query.where(Case.last_seen >= f.seen_from)
+    if f.seen_to is not None:
+        query = query.where(Case.first_seen < f.seen_to)
+    return query

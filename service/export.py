@@ -34,7 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from detector.errors import StreetwatchError
-from service.cases import CaseFilter, CasePublic, CaseStore, EvidencePublic
+from service.cases import CaseFilter, CasePublic, CaseStore, EvidencePublic, filter_cases
 from service.db.models import Case
 from service.evidence_links import served_evidence_path
 from service.privacy import PrivacyError, PublicCopies
@@ -79,19 +79,7 @@ def select_case_ids(session_factory: sessionmaker[Session], filters: CaseFilter,
     Raises:
         TooManyCasesError: More than `max_cases` match (only `max_cases` + 1 ids are read to find out).
     """
-    query = select(Case.id).order_by(Case.id).limit(max_cases + 1)
-    if filters.status is not None:
-        query = query.where(Case.status == filters.status)
-    if filters.camera_id is not None:
-        query = query.where(Case.camera_id == filters.camera_id)
-    if filters.flight_id is not None:
-        query = query.where(Case.flight_id == filters.flight_id)
-    if filters.kind is not None:
-        query = query.where(Case.kind == filters.kind)
-    if filters.seen_from is not None:
-        query = query.where(Case.last_seen >= filters.seen_from)
-    if filters.seen_to is not None:
-        query = query.where(Case.first_seen < filters.seen_to)
+    query = filter_cases(select(Case.id).order_by(Case.id).limit(max_cases + 1), filters)
     with session_factory() as session:
         ids = list(session.scalars(query))
     if len(ids) > max_cases:
