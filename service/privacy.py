@@ -44,6 +44,7 @@ import cv2
 import numpy as np
 
 from detector.errors import StreetwatchError
+from detector.rules.base import components
 
 __all__ = ["BlurMethod", "HaarCascade", "PrivacyError", "PrivacyPolicy", "PrivacyUnavailableError", "PublicCopies", "RedactionCounts", "blur_regions",
            "crop_origin_xy", "expand_boxes", "is_image_file", "public_copy_paths", "redact_image",
@@ -602,25 +603,12 @@ def group_rectangles(rects_xywh: np.ndarray, min_neighbors: int, eps: float) -> 
     n = len(rects)
     if n == 0:
         return np.zeros((0, 4))
-    parent = list(range(n))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
     x1, y1, w, h = rects.T
     x2, y2 = x1 + w, y1 + h
-    for i in range(n):
-        delta = eps * (np.minimum(w[i], w[i + 1:]) + np.minimum(h[i], h[i + 1:])) * 0.5
-        similar = ((np.abs(x1[i] - x1[i + 1:]) <= delta) & (np.abs(y1[i] - y1[i + 1:]) <= delta)
-                   & (np.abs(x2[i] - x2[i + 1:]) <= delta) & (np.abs(y2[i] - y2[i + 1:]) <= delta))
-        for j in np.nonzero(similar)[0] + i + 1:
-            a, b = root(i), root(int(j))
-            if a != b:
-                parent[b] = a
-    labels = np.array([root(i) for i in range(n)])
+    delta = eps * (np.minimum(w[:, None], w[None, :]) + np.minimum(h[:, None], h[None, :])) * 0.5
+    similar = ((np.abs(x1[:, None] - x1[None, :]) <= delta) & (np.abs(y1[:, None] - y1[None, :]) <= delta)
+               & (np.abs(x2[:, None] - x2[None, :]) <= delta) & (np.abs(y2[:, None] - y2[None, :]) <= delta))
+    labels = components(similar)  # the project's one union-find (detector.rules.base)
     groups = []
     for label in np.unique(labels):
         members = rects[labels == label]
